@@ -37,12 +37,12 @@ build: deps-node
 
 lint: deps
 	npm run lint
-	$(PYTHON) -m black --check --quiet training test/training bench
-	$(PYTHON) -m flake8 training test/training bench
+	$(PYTHON) -m black --check --quiet training test bench
+	$(PYTHON) -m flake8 training test bench
 
 format: deps
 	npm run format
-	$(PYTHON) -m black --quiet training test/training bench
+	$(PYTHON) -m black --quiet training test bench
 
 test-node: deps build
 	npm test
