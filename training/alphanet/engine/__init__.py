@@ -1,0 +1,1 @@
+"""Training, BN recalibration, evaluation and architecture search loops."""
