@@ -43,7 +43,9 @@ def _images_of(batch: object) -> torch.Tensor:
         return batch
     if isinstance(batch, Sequence) and batch and isinstance(batch[0], torch.Tensor):
         return batch[0]
-    raise TypeError(f"calibration batches must be tensors or (images, labels) pairs, got {type(batch).__name__}")
+    raise TypeError(
+        f"calibration batches must be tensors or (images, labels) pairs, got {type(batch).__name__}"
+    )
 
 
 def cache_batches(loader: Iterable, num_batches: int) -> list[torch.Tensor]:

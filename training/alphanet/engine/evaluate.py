@@ -47,7 +47,9 @@ def evaluate(model: nn.Module, loader: Iterable, max_batches: int | None = None)
         images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         logits = model(images)
         if logits.dim() != 2 or logits.shape[0] != targets.shape[0]:
-            raise ValueError(f"expected [N, classes] logits for {targets.shape[0]} labels, got {tuple(logits.shape)}")
+            raise ValueError(
+                f"expected [N, classes] logits for {targets.shape[0]} labels, got {tuple(logits.shape)}"
+            )
         counts[0] += topk_hits(logits, targets, 1).sum()
         counts[1] += topk_hits(logits, targets, 5).sum()
         counts[2] += targets.shape[0]

@@ -65,7 +65,11 @@ def find_conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[nn.C
 @torch.no_grad()
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Rewrite ``conv`` in place so that ``conv(x) == bn(conv_old(x))`` in eval mode."""
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    scale = (
+        bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        if bn.affine
+        else 1.0 / torch.sqrt(bn.running_var + bn.eps)
+    )
     shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     old_bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     conv.weight.mul_(scale.reshape(-1, 1, 1, 1))

@@ -141,7 +141,11 @@ def build_manifest(
     created_at: str | None = None,
 ) -> dict[str, Any]:
     """A whole manifest (validated)."""
-    zoo: dict[str, Any] = {"name": zoo_name, "description": description, "createdAt": created_at or utc_now_iso()}
+    zoo: dict[str, Any] = {
+        "name": zoo_name,
+        "description": description,
+        "createdAt": created_at or utc_now_iso(),
+    }
     if source:
         zoo["source"] = dict(source)
     manifest: dict[str, Any] = {"schemaVersion": SCHEMA_VERSION, "zoo": zoo}
@@ -202,7 +206,9 @@ class _Checker:
             return False
         return True
 
-    def number(self, value: Any, where: str, low: float | None = None, high: float | None = None, positive=False):
+    def number(
+        self, value: Any, where: str, low: float | None = None, high: float | None = None, positive=False
+    ):
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             self.fail(where, "must be a finite number")
             return False
@@ -228,7 +234,18 @@ def _check_file_name(check: _Checker, value: Any, where: str) -> None:
 
 
 def _check_input(check: _Checker, value: Any, where: str) -> None:
-    keys = ("name", "size", "channels", "mean", "std", "resizeShortSide", "crop", "interpolation", "layout", "dtype")
+    keys = (
+        "name",
+        "size",
+        "channels",
+        "mean",
+        "std",
+        "resizeShortSide",
+        "crop",
+        "interpolation",
+        "layout",
+        "dtype",
+    )
     if not check.obj(value, where, keys):
         return
     check.string(value.get("name"), f"{where}/name")
@@ -260,7 +277,19 @@ def _check_input(check: _Checker, value: Any, where: str) -> None:
 
 
 def _check_model(check: _Checker, model: Any, where: str) -> None:
-    required = ("name", "file", "sha256", "mflops", "params", "top1", "input", "resolution", "labels", "arch", "opset")
+    required = (
+        "name",
+        "file",
+        "sha256",
+        "mflops",
+        "params",
+        "top1",
+        "input",
+        "resolution",
+        "labels",
+        "arch",
+        "opset",
+    )
     optional = ("top5", "evaluation", "latencyMs", "reference")
     if not check.obj(model, where, required, optional):
         return

@@ -54,9 +54,7 @@ def _dim_values(value_info: onnx.ValueInfoProto) -> list[int | str]:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in dims]
 
 
-def verify_onnx_model(
-    model: onnx.ModelProto, channels: int, size: int, num_classes: int
-) -> tuple[str, ...]:
+def verify_onnx_model(model: onnx.ModelProto, channels: int, size: int, num_classes: int) -> tuple[str, ...]:
     """Check an exported graph against the contract; returns the sorted set of node op types.
 
     Raises:
@@ -134,4 +132,6 @@ def export_onnx(
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
-    return OnnxExport(path=path, opset=opset, folded_batchnorms=num_folded, num_classes=num_classes, node_types=node_types)
+    return OnnxExport(
+        path=path, opset=opset, folded_batchnorms=num_folded, num_classes=num_classes, node_types=node_types
+    )
