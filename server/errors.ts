@@ -71,7 +71,8 @@ export const ERROR_DEFINITIONS = [
   {
     code: 'MODEL_NOT_READY',
     statusCode: 503,
-    description: 'The named model exists but is not serving (still warming up, or failed to load: see `reason`).',
+    description:
+      'The named model exists but is not serving (still warming up, or failed to load: see `reason`).',
   },
   {
     code: 'NOT_READY',
