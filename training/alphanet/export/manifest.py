@@ -30,7 +30,8 @@ ZOO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
-MIN_OPSET = 17
+# The schema accepts any opset from 7; this project's exporter (export/onnx.py) writes 17 or later.
+MIN_OPSET = 7
 
 
 class ManifestError(ValueError):
@@ -97,12 +98,15 @@ def build_model_entry(
     space_name: str,
     arch: ArchConfig,
     opset: int,
-    top1: float | None = None,
+    top1: float,
+    evaluation: Mapping[str, Any],
     top5: float | None = None,
-    evaluation: Mapping[str, Any] | None = None,
     reference_file: str | None = None,
 ) -> dict[str, Any]:
-    """One ``models[]`` entry; ``onnx_file`` must already be written (its sha256 is computed)."""
+    """One ``models[]`` entry; ``onnx_file`` must already be written (its sha256 is computed).
+
+    ``evaluation`` = ``{dataset, split, samples[, runtime]}``: where ``top1``/``top5`` were measured.
+    """
     onnx_file = Path(onnx_file)
     entry: dict[str, Any] = {
         "name": name,
@@ -111,12 +115,10 @@ def build_model_entry(
         "mflops": round(float(mflops), 4),
         "params": int(params),
     }
-    if top1 is not None:
-        entry["top1"] = float(top1)
+    entry["top1"] = float(top1)
     if top5 is not None:
         entry["top5"] = float(top5)
-    if evaluation is not None:
-        entry["evaluation"] = dict(evaluation)
+    entry["evaluation"] = dict(evaluation)
     entry["input"] = input_contract(data)
     entry["resolution"] = int(resolution)
     entry["labels"] = [str(label) for label in labels]
@@ -284,13 +286,14 @@ def _check_model(check: _Checker, model: Any, where: str) -> None:
         "mflops",
         "params",
         "top1",
+        "evaluation",
         "input",
         "resolution",
         "labels",
         "arch",
         "opset",
     )
-    optional = ("top5", "evaluation", "latencyMs", "reference")
+    optional = ("top5", "latencyMs", "reference")
     if not check.obj(model, where, required, optional):
         return
     check.string(model.get("name"), f"{where}/name", MODEL_NAME_RE)
@@ -301,7 +304,7 @@ def _check_model(check: _Checker, model: Any, where: str) -> None:
     check.number(model.get("top1"), f"{where}/top1", 0.0, 1.0)
     if "top5" in model:
         check.number(model["top5"], f"{where}/top5", 0.0, 1.0)
-    if "evaluation" in model:
+    if "evaluation" in model:  # required: its absence is reported by obj() above
         evaluation = model["evaluation"]
         if check.obj(evaluation, f"{where}/evaluation", ("dataset", "split", "samples"), ("runtime",)):
             check.string(evaluation.get("dataset"), f"{where}/evaluation/dataset")
@@ -311,12 +314,12 @@ def _check_model(check: _Checker, model: Any, where: str) -> None:
                 check.string(evaluation["runtime"], f"{where}/evaluation/runtime")
     if "latencyMs" in model:
         latency = model["latencyMs"]
-        if check.obj(latency, f"{where}/latencyMs", ("p50", "p95", "batchSize"), ("host",)):
-            check.number(latency.get("p50"), f"{where}/latencyMs/p50", positive=True)
-            check.number(latency.get("p95"), f"{where}/latencyMs/p95", positive=True)
+        if check.obj(latency, f"{where}/latencyMs", ("p50", "p95", "batchSize", "host")):
+            check.number(latency.get("p50"), f"{where}/latencyMs/p50", low=0.0)
+            check.number(latency.get("p95"), f"{where}/latencyMs/p95", low=0.0)
             check.integer(latency.get("batchSize"), f"{where}/latencyMs/batchSize", minimum=1)
-            if "host" in latency:
-                check.string(latency["host"], f"{where}/latencyMs/host")
+            if not isinstance(latency.get("host"), str):
+                check.fail(f"{where}/latencyMs/host", "must be a string")
     _check_input(check, model.get("input"), f"{where}/input")
     check.integer(model.get("resolution"), f"{where}/resolution", minimum=1)
     labels = model.get("labels")
