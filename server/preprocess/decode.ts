@@ -1,0 +1,119 @@
+/**
+ * Untrusted image bytes → 8-bit sRGB pixels, with sharp (libvips, off the event loop).
+ *
+ * - Formats: JPEG, PNG, WebP, GIF, TIFF and AVIF only, detected from the bytes (the declared
+ *   Content-Type only chose the body parser). libvips reads more (SVG, PDF, HEIC, JPEG 2000, …);
+ *   those are refused before any pixel is decoded.
+ * - Safety: the pixel count is checked against MAX_IMAGE_PIXELS from the header before decoding
+ *   (`limitInputPixels` guards the decoder too); `failOn: 'error'` rejects truncated or corrupt
+ *   data but tolerates benign encoder warnings (odd markers, trailing bytes) that real cameras emit.
+ * - Animated GIF/WebP and multi-page TIFF: the first frame/page only.
+ * - EXIF orientation is applied, so the pixels are upright as a viewer shows them (Pillow's
+ *   ImageOps.exif_transpose).
+ * - Alpha is composited onto black: `floor(colour · alpha / 255)`. Evaluation images have no alpha
+ *   (Fashion-MNIST draws light garments on a black background); a black matte keeps a cut-out
+ *   garment on the background the models were trained on, and equals Pillow's convert('RGB') for
+ *   the common case of encoders that store fully transparent pixels as black.
+ * - Grey inputs are expanded to three equal channels; 16-bit inputs are reduced to 8 bits; an
+ *   embedded ICC profile is honoured when converting to sRGB.
+ */
+import sharp, { type Metadata } from 'sharp'
+import { apiError } from '../errors.js'
+import type { PixelBuffer } from './resample.js'
+
+export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const
+export type ImageFormat = (typeof ACCEPTED_FORMATS)[number]
+
+export interface DecodeOptions {
+  /** Largest accepted width × height (MAX_IMAGE_PIXELS). */
+  maxPixels: number
+}
+
+export interface DecodedImage extends PixelBuffer {
+  channels: 3
+  format: ImageFormat
+}
+
+/** The accepted format of libvips' metadata, or undefined (AVIF is HEIF with AV1 compression). */
+function acceptedFormat(metadata: Metadata): ImageFormat | undefined {
+  switch (metadata.format) {
+    case 'jpeg':
+    case 'png':
+    case 'webp':
+    case 'gif':
+    case 'tiff':
+      return metadata.format
+    case 'heif':
+      return metadata.compression === 'av1' ? 'avif' : undefined
+    default:
+      return undefined
+  }
+}
+
+function isPixelLimitError(error: unknown): boolean {
+  return error instanceof Error && /exceeds pixel limit/i.test(error.message)
+}
+
+function decodeFailure(error: unknown) {
+  if (isPixelLimitError(error)) {
+    return apiError(
+      'IMAGE_TOO_LARGE',
+      'the image has more pixels than this server accepts',
+      {},
+      { cause: error },
+    )
+  }
+  const reason = error instanceof Error ? error.message.trim() : String(error)
+  return apiError('IMAGE_DECODE_FAILED', `the image could not be decoded: ${reason}`, {}, { cause: error })
+}
+
+export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+  const image = sharp(bytes, {
+    failOn: 'error',
+    limitInputPixels: options.maxPixels,
+    autoOrient: true,
+    pages: 1,
+  })
+
+  let metadata: Metadata
+  try {
+    metadata = await image.metadata()
+  } catch (error) {
+    throw decodeFailure(error)
+  }
+  const format = acceptedFormat(metadata)
+  if (!format) {
+    const found = metadata.format === 'heif' ? `heif/${metadata.compression ?? 'unknown'}` : metadata.format
+    throw apiError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `image format ${found} is not accepted (accepted: ${ACCEPTED_FORMATS.join(', ')})`,
+      { format: found },
+    )
+  }
+  const pixels = metadata.width * metadata.height
+  if (pixels > options.maxPixels) {
+    throw apiError(
+      'IMAGE_TOO_LARGE',
+      `the image is ${metadata.width}×${metadata.height} = ${pixels} pixels; at most ${options.maxPixels} are accepted`,
+      { width: metadata.width, height: metadata.height, maxPixels: options.maxPixels },
+    )
+  }
+
+  try {
+    const { data, info } = await image
+      .flatten({ background: { r: 0, g: 0, b: 0 } })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true })
+    if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`)
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+      channels: 3,
+      format,
+    }
+  } catch (error) {
+    throw decodeFailure(error)
+  }
+}
