@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { resolveConfig, type AppConfig } from './config.js'
 import './decorators.js'
 import health from './routes/health.js'
+import zooRuntime from './runtime/plugin.js'
 import apiRoutes from './routes/index.js'
 
 export async function buildApp(options: Partial<AppConfig> = {}): Promise<FastifyInstance> {
@@ -18,6 +19,8 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
     forceCloseConnections: 'idle',
   })
   app.decorate('config', config)
+
+  await app.register(zooRuntime)
 
   await app.register(health)
   await app.register(apiRoutes)

@@ -4,6 +4,7 @@
  * worker pool. Both always refer to the same zoo generation, which `reload` swaps atomically.
  */
 import type { AppConfig } from './config.js'
+import type { ReloadResult } from './runtime/serving-zoo.js'
 import type { ModelEntry } from './zoo/model-entry.js'
 
 export interface ZooView {
@@ -35,10 +36,17 @@ export interface InferenceRunner {
   run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult>
 }
 
+/** Swaps in a freshly loaded zoo (for an admin route or SIGHUP); the old one serves until then. */
+export interface ZooReloader {
+  /** Rejects with ReloadError, leaving the current zoo serving, if the new one cannot serve. */
+  reload(zooDir?: string): Promise<ReloadResult>
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     config: AppConfig
     zoo: ZooView
     inference: InferenceRunner
+    zooManager: ZooReloader
   }
 }
