@@ -1,0 +1,239 @@
+"""Evolutionary search operators, archive/front/target logic, constraints, latency table."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from alphanet.engine.latency_table import (
+    LatencyTable,
+    arch_units,
+    measure_latency_ms,
+    space_units,
+)
+from alphanet.engine.search import (
+    Candidate,
+    EvolutionarySearch,
+    SearchSettings,
+    best_under,
+    crossover,
+    flops_bin,
+    mutate,
+    pareto_front,
+)
+from alphanet.errors import UserError
+from alphanet.export.bn_folding import fold_batchnorm
+from alphanet.models import StaticAlphaNet, complexity
+from alphanet.space import load_space
+
+SPACE = load_space("fashion_mnist")  # 2.23 .. 12.05 MFLOPs
+
+
+def synthetic_fitness(arch):
+    """Deterministic, arch-dependent accuracy: more FLOPs and bigger kernels score higher."""
+    mflops = complexity(SPACE, arch).mflops
+    top1 = min(1.0, 0.5 + mflops / 40 + sum(arch.kernel_size) / 500)
+    return {"top1": top1, "top5": 1.0, "samples": 100}
+
+
+def small_settings(**overrides) -> SearchSettings:
+    values = dict(
+        min_mflops=3.0,
+        max_mflops=8.0,
+        population_size=6,
+        mutate_size=4,
+        crossover_size=4,
+        iterations=4,
+        flops_step=0.25,
+        seed=0,
+    )
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+# ---- operators ---------------------------------------------------------------------------------
+
+
+def test_mutation_with_probability_one_changes_every_gene_that_can_change():
+    rng = random.Random(0)
+    arch = SPACE.sample(rng)
+    child = mutate(SPACE, arch, 1.0, rng)
+    for gene, before, after in zip(SPACE.choices(), SPACE.encode(arch), SPACE.encode(child)):
+        if len(gene.options) > 1:
+            assert after != before and after in gene.options
+        else:
+            assert after == before
+    assert mutate(SPACE, arch, 0.0, rng) == arch
+
+
+def test_mutation_draws_uniformly_among_the_other_values():
+    rng = random.Random(1)
+    arch = SPACE.min_arch()  # mb5 widths {48, 56, 64}: the min is 48
+    counts = {56: 0, 64: 0}
+    for _ in range(600):
+        counts[mutate(SPACE, arch, 1.0, rng).width[5]] += 1
+    assert set(counts) == {56, 64} and 240 < counts[56] < 360
+
+
+def test_crossover_takes_each_gene_from_a_parent():
+    rng = random.Random(2)
+    a, b = SPACE.min_arch(), SPACE.max_arch()
+    assert crossover(SPACE, a, b, 1.0, rng) == a
+    assert crossover(SPACE, a, b, 0.0, rng) == b
+    child = crossover(SPACE, a, b, 0.5, rng)
+    for x, y, z in zip(SPACE.encode(a), SPACE.encode(b), SPACE.encode(child)):
+        assert z in (x, y)
+    assert child not in (a, b)  # 41 genes at p=0.5: taking all from one parent is ~1e-12
+
+
+# ---- archive, front, targets ---------------------------------------------------------------------
+
+
+def _candidate(mflops: float, top1: float) -> Candidate:
+    return Candidate(SPACE.min_arch(), mflops, 1, None, "random", 0, top1=top1)
+
+
+def test_bins_front_and_targets():
+    assert flops_bin(203.39, 10) == 200 and flops_bin(206, 10) == 210 and flops_bin(3.13, 0.25) == 3.25
+    cands = [_candidate(3.0, 0.80), _candidate(3.5, 0.79), _candidate(4.0, 0.85), _candidate(4.0, 0.86)]
+    cands += [_candidate(6.0, 0.84), _candidate(7.0, 0.90)]
+    front = pareto_front(cands)
+    assert [(c.mflops, c.top1) for c in front] == [(3.0, 0.80), (4.0, 0.86), (7.0, 0.90)]
+    assert best_under(cands, 2.9) is None
+    assert best_under(cands, 3.9).top1 == 0.80
+    assert best_under(cands, 6.5).top1 == 0.86
+    assert best_under(cands, 100).top1 == 0.90
+
+
+# ---- the search loop ---------------------------------------------------------------------------
+
+
+def test_search_respects_constraints_and_keeps_the_best_per_bin():
+    settings = small_settings()
+    result = EvolutionarySearch(SPACE, settings, synthetic_fitness).run()
+    assert len(result.history) == settings.iterations
+    assert result.evaluated[0].origin == "min" or complexity(SPACE, SPACE.min_arch()).mflops < 3.0
+    for cand in result.evaluated:
+        assert settings.min_mflops <= cand.mflops <= settings.max_mflops
+        assert cand.top1 == synthetic_fitness(cand.arch)["top1"]
+    for key, best in result.archive.items():
+        same_bin = [c for c in result.evaluated if flops_bin(c.mflops, 0.25) == key]
+        assert best.top1 == max(c.top1 for c in same_bin)
+    origins = {c.origin for c in result.evaluated}
+    assert {"random", "mutation", "crossover"} <= origins
+    # Evolution improves on the initial population's best for this monotone fitness.
+    assert result.history[-1]["bestTop1"] >= result.history[0]["bestTop1"]
+
+
+def test_search_is_deterministic_and_serialisable():
+    first = EvolutionarySearch(SPACE, small_settings(), synthetic_fitness).run()
+    second = EvolutionarySearch(SPACE, small_settings(), synthetic_fitness).run()
+    assert [c.arch for c in first.evaluated] == [c.arch for c in second.evaluated]
+    data = json.loads(json.dumps(first.to_dict(targets=[4.0, 6.0, 1.0])))
+    assert data["settings"]["flopsStep"] == 0.25 and data["evaluatedCount"] == len(first.evaluated)
+    picks = data["targets"]
+    assert (
+        picks[0]["pick"]["mflops"] <= 4.0 and picks[1]["pick"]["mflops"] <= 6.0 and picks[2]["pick"] is None
+    )
+    assert set(picks[0]["pick"]["arch"]) == {
+        "space",
+        "resolution",
+        "width",
+        "depth",
+        "kernelSize",
+        "expandRatio",
+    }
+    fronts = [c["mflops"] for c in data["paretoFront"]]
+    assert fronts == sorted(fronts)
+
+
+def test_a_population_of_one_still_evolves():
+    # The reference evaluates len(pop)//world_size*world_size candidates and crashes on an empty
+    # archive; here a single-member population is enough.
+    settings = small_settings(population_size=1, mutate_size=1, crossover_size=0, iterations=3)
+    result = EvolutionarySearch(SPACE, settings, synthetic_fitness).run()
+    assert [h["population"] for h in result.history] == [1, 1, 1]
+    assert result.archive
+
+
+def test_min_arch_seeds_the_population_only_when_feasible():
+    low = complexity(SPACE, SPACE.min_arch()).mflops
+    inside = EvolutionarySearch(SPACE, small_settings(min_mflops=low), synthetic_fitness).initial_population()
+    assert inside[0].arch == SPACE.min_arch() and inside[0].origin == "min"
+    outside = EvolutionarySearch(SPACE, small_settings(min_mflops=low + 0.5), synthetic_fitness)
+    assert all(c.origin == "random" for c in outside.initial_population())
+
+
+def test_infeasible_and_invalid_settings_are_user_errors():
+    with pytest.raises(UserError, match="outside the space"):
+        EvolutionarySearch(SPACE, small_settings(min_mflops=50, max_mflops=60), synthetic_fitness).run()
+    with pytest.raises(UserError, match="population_size"):
+        EvolutionarySearch(SPACE, small_settings(population_size=0), synthetic_fitness)
+    with pytest.raises(UserError, match="mutate_size"):
+        EvolutionarySearch(SPACE, small_settings(mutate_size=0, crossover_size=0), synthetic_fitness)
+    with pytest.raises(UserError, match="latency"):
+        EvolutionarySearch(SPACE, small_settings(max_latency_ms=1.0), synthetic_fitness)
+    tight = small_settings(min_mflops=11.9, max_mflops=11.95, max_sampling_attempts=20)
+    with pytest.raises(UserError, match="after 20 attempts"):
+        EvolutionarySearch(SPACE, tight, synthetic_fitness).run()
+
+
+# ---- latency table -----------------------------------------------------------------------------
+
+
+def fake_table() -> LatencyTable:
+    """Unit latency = a distinct function of the unit, so sums are checkable exactly."""
+    table = LatencyTable(batch_size=1, threads=1, host="test")
+    for unit in space_units(SPACE):
+        table.entries[unit.key] = 0.001 * (len(unit.key) + sum(v for _, v in unit.values))
+    return table
+
+
+def test_space_units_cover_every_arch_and_predictions_are_exact_sums(tmp_path):
+    table = fake_table()
+    rng = random.Random(4)
+    for _ in range(50):
+        arch = SPACE.sample(rng)
+        units = arch_units(SPACE, arch)
+        assert table.predict(SPACE, arch) == pytest.approx(sum(table.entries[u.key] for u in units))
+    arch = SPACE.min_arch()
+    kinds = [u.kind for u in arch_units(SPACE, arch)]
+    assert kinds == ["resize", "stem"] + ["block"] * sum(arch.depth) + ["head"]  # min resolution 20 != 28
+    table.save(tmp_path / "table.json")
+    loaded = LatencyTable.load(tmp_path / "table.json")
+    assert loaded.entries == table.entries and loaded.host == "test"
+    del loaded.entries[arch_units(SPACE, arch)[1].key]
+    with pytest.raises(UserError, match="lacks 1 unit"):
+        loaded.predict(SPACE, arch)
+    (tmp_path / "bad.json").write_text('{"formatVersion": 99}')
+    with pytest.raises(UserError, match="invalid latency table"):
+        LatencyTable.load(tmp_path / "bad.json")
+
+
+def test_latency_constraint_is_enforced_exactly():
+    table = fake_table()
+    latencies = sorted(table.predict(SPACE, SPACE.sample(random.Random(i))) for i in range(40))
+    limit = latencies[len(latencies) // 2]
+    settings = small_settings(min_mflops=0.0, max_mflops=20.0, max_latency_ms=limit)
+    search = EvolutionarySearch(SPACE, settings, synthetic_fitness, lambda a: table.predict(SPACE, a))
+    result = search.run()
+    assert all(c.latency_ms <= limit for c in result.evaluated)
+    assert all(c.latency_ms == table.predict(SPACE, c.arch) for c in result.evaluated)
+    assert "latencyMs" in result.to_dict()["archive"][0]
+
+
+def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():
+    torch.manual_seed(0)
+    arch = SPACE.max_arch()
+    table = LatencyTable(batch_size=1)
+    measured_units = table.measure(arch_units(SPACE, arch), warmup=2, repeats=15)
+    assert measured_units == len({u.key for u in arch_units(SPACE, arch)})
+    predicted = table.predict(SPACE, arch)
+    inputs = torch.rand(1, 1, 28, 28)
+    network, _ = fold_batchnorm(StaticAlphaNet(SPACE, arch), inputs)
+    actual = measure_latency_ms(network, inputs, warmup=2, repeats=15)
+    # Timing on a shared CPU is noisy; additivity only has to hold roughly.
+    assert 0.4 < predicted / actual < 2.5, (predicted, actual)
