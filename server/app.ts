@@ -1,28 +1,38 @@
 /**
- * Builds the service as a Fastify instance without listening: config, zoo + inference runtime,
- * error handling, OpenAPI and routes. main.ts listens; tests drive it with supertest/inject.
+ * Builds the service as a Fastify instance without listening: config, error handling, the zoo
+ * and its inference runtime, then the routes. main.ts listens; tests drive it with supertest/inject.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { resolveConfig, type AppConfig } from './config.js'
 import './decorators.js'
+import { registerErrorHandlers } from './error-handler.js'
 import health from './routes/health.js'
-import zooRuntime from './runtime/plugin.js'
 import apiRoutes from './routes/index.js'
+import zooRuntime from './runtime/plugin.js'
 
+/**
+ * @param options settings over the defaults (main.ts passes the environment + flags already
+ *   merged; tests pass what they need). Throws ConfigError for invalid settings; app.ready()
+ *   rejects when the zoo cannot serve (see runtime/plugin.ts).
+ */
 export async function buildApp(options: Partial<AppConfig> = {}): Promise<FastifyInstance> {
   const { config } = resolveConfig({ overrides: options })
   const app = Fastify({
     logger: { level: config.logLevel },
     bodyLimit: config.maxBodyBytes,
-    // Requests that arrive once close() has begun get 503 while in-flight ones finish.
-    return503OnClosing: true,
+    // Draining is handled by registerErrorHandlers: new requests during close() get a coded
+    // SHUTTING_DOWN 503 while in-flight ones finish (Fastify's own variant has no code).
+    return503OnClosing: false,
+    // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
     forceCloseConnections: 'idle',
   })
   app.decorate('config', config)
+  registerErrorHandlers(app)
 
   await app.register(zooRuntime)
-
-  await app.register(health)
+  // The API plugin registers OpenAPI collection first, so routes registered after it (health) are
+  // documented too.
   await app.register(apiRoutes)
+  await app.register(health)
   return app
 }

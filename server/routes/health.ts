@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { Type } from 'typebox'
+import { apiError } from '../errors.js'
 
 const Live = Type.Object({ status: Type.Literal('ok') })
 const Ready = Type.Object({
@@ -36,12 +37,8 @@ const health: FastifyPluginAsync = async (app) => {
     },
     async (_request, reply) => {
       if (app.zoo.isReady()) return { status: 'ready' as const, models: app.zoo.readyModels().length }
-      return reply.code(503).send({
-        statusCode: 503 as const,
-        code: 'NOT_READY' as const,
-        error: 'Service Unavailable',
-        message: 'no model is loaded and warm yet',
-      })
+      const error = apiError('NOT_READY', 'no model is loaded and warm, or the server is shutting down')
+      return reply.code(503).send(error.toBody())
     },
   )
 }
