@@ -1,0 +1,155 @@
+/**
+ * POST /v1/classify — classify one image with the model the budget selects.
+ *
+ * The image is the raw body (Content-Type image/jpeg, image/png, image/webp, image/gif,
+ * image/tiff or image/avif) or the file part `image` of a multipart/form-data body; either way at
+ * most MAX_BODY_BYTES. The budget and options are query parameters. Steps: read the image →
+ * select the model (errors before any decoding) → decode + preprocess per the model's input
+ * contract → run in the worker pool → softmax + top-K.
+ */
+import multipart from '@fastify/multipart'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { apiError, isApiError } from '../errors.js'
+import { rankPredictions } from '../postprocess.js'
+import { preprocessImage } from '../preprocess/preprocess.js'
+import {
+  ClassifyQuerySchema,
+  ClassifyResponseSchema,
+  DEFAULT_TOP_K,
+  type ClassifyResponse,
+} from '../schemas/classify.js'
+import { errorResponses } from '../schemas/common.js'
+import { strictQuery } from '../schemas/strict-query.js'
+import { selectModel } from '../selection/selector.js'
+import { budgetView, selectionError, selectionRequest, servedModel } from './selection-view.js'
+
+export const IMAGE_CONTENT_TYPES = [
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'image/gif',
+  'image/tiff',
+  'image/avif',
+] as const
+
+const IMAGE_FIELD = 'image'
+
+/** Reads the one `image` file part; any other part is refused rather than ignored. */
+async function readMultipartImage(request: FastifyRequest): Promise<Buffer> {
+  let image: Buffer | undefined
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file' && part.fieldname === IMAGE_FIELD && image === undefined) {
+        image = await part.toBuffer()
+        continue
+      }
+      const what = part.type === 'file' ? 'file' : 'field'
+      throw apiError(
+        'INVALID_PARAMETER',
+        `unexpected multipart ${what} "${part.fieldname}": send exactly one file part named "${IMAGE_FIELD}" (options go in the query string)`,
+        { parameter: part.fieldname, location: 'body' },
+      )
+    }
+  } catch (error) {
+    // Limit and protocol errors carry a code the error handler maps; busboy's own framing errors
+    // ("Unexpected end of form", "Malformed part header") do not, and are the client's fault.
+    if (isApiError(error) || (error as { code?: unknown }).code !== undefined) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw apiError('MALFORMED_BODY', `the multipart body cannot be parsed: ${reason}`, {}, { cause: error })
+  }
+  if (!image || image.length === 0) {
+    throw apiError('MISSING_IMAGE', `the multipart body has no non-empty file part named "${IMAGE_FIELD}"`)
+  }
+  return image
+}
+
+async function readImage(request: FastifyRequest): Promise<Buffer> {
+  if (request.isMultipart()) return readMultipartImage(request)
+  const body = request.body
+  if (Buffer.isBuffer(body) && body.length > 0) return body
+  throw apiError(
+    'MISSING_IMAGE',
+    `no image: send it as the raw body with Content-Type ${IMAGE_CONTENT_TYPES.join(' | ')}, or as the multipart/form-data file part "${IMAGE_FIELD}"`,
+  )
+}
+
+const classify: FastifyPluginAsync = async (app) => {
+  const maxBytes = app.config.maxBodyBytes
+  // Only image bodies here: JSON or text would otherwise be parsed and then fail obscurely.
+  app.removeAllContentTypeParsers()
+  await app.register(multipart, {
+    limits: { fileSize: maxBytes, files: 1, fields: 0, parts: 1, headerPairs: 100 },
+  })
+  app.addContentTypeParser(
+    [...IMAGE_CONTENT_TYPES],
+    { parseAs: 'buffer', bodyLimit: maxBytes },
+    (_req, body, done) => {
+      done(null, body)
+    },
+  )
+
+  const api = app.withTypeProvider<TypeBoxTypeProvider>()
+  api.post(
+    '/v1/classify',
+    {
+      bodyLimit: maxBytes,
+      schema: {
+        tags: ['inference'],
+        summary: 'Classify an image with the model a budget selects',
+        description: `Send the image as the raw body (${IMAGE_CONTENT_TYPES.join(', ')}) or as the multipart/form-data file part "${IMAGE_FIELD}". Without a budget the default model serves; with one, the most accurate ready model satisfying every constraint (ties: lower latency, fewer MFLOPs, name). Images are EXIF-oriented, alpha is composited onto black, animations contribute their first frame.`,
+        querystring: ClassifyQuerySchema,
+        consumes: [...IMAGE_CONTENT_TYPES, 'multipart/form-data'],
+        response: { 200: ClassifyResponseSchema, ...errorResponses(400, 404, 413, 415, 422, 500, 503) },
+      },
+      preValidation: strictQuery(ClassifyQuerySchema),
+    },
+    async (request, reply): Promise<ClassifyResponse> => {
+      const image = await readImage(request)
+
+      const selection = selectionRequest(request.query, app.zoo.defaultModelName())
+      const outcome = selectModel(app.zoo.list(), selection)
+      const failure = selectionError(outcome, selection)
+      if (failure) throw failure
+      if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')
+      const model = outcome.model
+
+      const classes = model.labels.length
+      const topK = request.query.topK ?? Math.min(DEFAULT_TOP_K, classes)
+      if (topK > classes) {
+        throw apiError(
+          'INVALID_PARAMETER',
+          `query parameter "topK" is ${topK} but ${model.name} has ${classes} classes`,
+          { parameter: 'topK', location: 'querystring' },
+        )
+      }
+
+      const decodeStart = performance.now()
+      const input = await preprocessImage(image, model.input, { maxPixels: app.config.maxImagePixels })
+      const decodeMs = performance.now() - decodeStart
+
+      const result = await app.inference.run(model.name, input.tensor, input.dims)
+      if (result.logits.length !== classes) {
+        throw apiError(
+          'INFERENCE_FAILED',
+          `${model.name} returned ${result.logits.length} values for ${classes} classes`,
+        )
+      }
+      return {
+        model: servedModel(model),
+        predictions: rankPredictions(result.logits, model.labels, topK),
+        budget: budgetView(selection, outcome.budgetMet),
+        selection: { reason: outcome.reason, explanation: outcome.explanation },
+        timing: {
+          decodeMs,
+          queueMs: result.queueMs,
+          inferenceMs: result.inferenceMs,
+          totalMs: reply.elapsedTime,
+          predictedLatencyMs: outcome.predictedLatencyMs,
+        },
+      }
+    },
+  )
+}
+
+export default classify

@@ -1,0 +1,108 @@
+/**
+ * Between the pure selector and HTTP: request fields → SelectionRequest, outcome → response parts,
+ * and non-selections → the catalogue error POST /v1/classify answers (POST /v1/select reports the
+ * same error inside its 200 body).
+ */
+import { apiError, type ApiError } from '../errors.js'
+import type { Alternative, Candidate, ServedModel } from '../schemas/selection.js'
+import type { Budget, OnInfeasible } from '../selection/budget.js'
+import type { CandidateVerdict, SelectionOutcome, SelectionRequest } from '../selection/selector.js'
+import type { ModelEntry } from '../zoo/model-entry.js'
+
+/** The request fields that drive a selection (query of /v1/classify, query or body of /v1/select). */
+export interface SelectionFields {
+  maxMflops?: number
+  maxLatencyMs?: number
+  minTop1?: number
+  model?: string
+  onInfeasible?: OnInfeasible
+}
+
+export function selectionRequest(fields: SelectionFields, defaultModel: string): SelectionRequest {
+  const budget: Budget = {}
+  if (fields.maxMflops !== undefined) budget.maxMflops = fields.maxMflops
+  if (fields.maxLatencyMs !== undefined) budget.maxLatencyMs = fields.maxLatencyMs
+  if (fields.minTop1 !== undefined) budget.minTop1 = fields.minTop1
+  const request: SelectionRequest = { budget, onInfeasible: fields.onInfeasible ?? 'reject' }
+  if (fields.model !== undefined) request.model = fields.model
+  if (defaultModel !== '') request.defaultModel = defaultModel
+  return request
+}
+
+export interface BudgetView extends Budget {
+  onInfeasible: OnInfeasible
+  met: boolean
+}
+
+export function budgetView(request: SelectionRequest, met: boolean): BudgetView {
+  return { ...request.budget, onInfeasible: request.onInfeasible, met }
+}
+
+export function servedModel(entry: ModelEntry): ServedModel {
+  return {
+    name: entry.name,
+    mflops: entry.mflops,
+    top1: entry.top1,
+    resolution: entry.resolution,
+    inputSize: entry.input.size,
+    executionProvider: entry.executionProvider ?? null,
+  }
+}
+
+export function candidateView(verdict: CandidateVerdict<ModelEntry>): Candidate {
+  return {
+    name: verdict.model.name,
+    mflops: verdict.model.mflops,
+    top1: verdict.model.top1,
+    latencyMs: verdict.latencyMs,
+    ready: verdict.model.ready,
+    considered: verdict.considered,
+    accepted: verdict.accepted,
+    violations: verdict.violations,
+  }
+}
+
+export function alternativeView(entry: ModelEntry | undefined): Alternative {
+  if (!entry) return null
+  return { name: entry.name, mflops: entry.mflops, top1: entry.top1, latencyMs: entry.latencyMs?.p50 ?? null }
+}
+
+/** The coded error for an outcome that serves no model; undefined when a model was selected. */
+export function selectionError(
+  outcome: SelectionOutcome<ModelEntry>,
+  request: SelectionRequest,
+): ApiError | undefined {
+  switch (outcome.kind) {
+    case 'selected':
+      return undefined
+    case 'model-not-found':
+      return apiError('MODEL_NOT_FOUND', `no model named "${outcome.name}" in the zoo (see GET /models)`, {
+        model: outcome.name,
+      })
+    case 'model-not-ready':
+      return apiError('MODEL_NOT_READY', outcome.explanation, {
+        model: outcome.model.name,
+        reason: outcome.model.reason ?? 'warming up',
+      })
+    case 'no-ready-model':
+      return apiError('NOT_READY', 'no model is ready yet; retry once GET /readyz answers 200')
+    case 'infeasible': {
+      const cheapest = outcome.cheapest
+      const fastest = outcome.fastest
+      const hints = [
+        cheapest ? `cheapest ready model: ${cheapest.name} (${cheapest.mflops} MFLOPs)` : undefined,
+        fastest ? `fastest: ${fastest.name} (p50 ${fastest.latencyMs?.p50 ?? '?'} ms)` : undefined,
+      ].filter((h) => h !== undefined)
+      return apiError(
+        'BUDGET_INFEASIBLE',
+        `${outcome.explanation}${hints.length > 0 ? `; ${hints.join(', ')}` : ''}. Relax the budget or pass onInfeasible=smallest.`,
+        {
+          budget: budgetView(request, false),
+          cheapest: alternativeView(cheapest),
+          fastest: alternativeView(fastest),
+          candidates: outcome.candidates.map(candidateView),
+        },
+      )
+    }
+  }
+}

@@ -1,0 +1,66 @@
+/** POST /v1/classify: query and response schemas. */
+import { Type, type Static } from 'typebox'
+import { BudgetEcho, BudgetProperties, ModelName, OnInfeasibleSchema } from './common.js'
+import { SelectionReasonSchema, ServedModelSchema } from './selection.js'
+
+export const DEFAULT_TOP_K = 5
+export const MAX_TOP_K = 1000
+
+export const ClassifyQuerySchema = Type.Object(
+  {
+    ...BudgetProperties,
+    model: Type.Optional({
+      ...ModelName,
+      description:
+        'Serve this model. Budget constraints given with it are checked against it: outside the budget → 422, unless onInfeasible=smallest (then it is served with budget.met=false).',
+    }),
+    topK: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_TOP_K,
+        description: `How many classes to return, best first (at most the model's class count). Default ${DEFAULT_TOP_K}, or the class count if smaller.`,
+      }),
+    ),
+    onInfeasible: Type.Optional(OnInfeasibleSchema),
+  },
+  { additionalProperties: false },
+)
+
+export const PredictionSchema = Type.Object(
+  {
+    label: Type.String(),
+    index: Type.Integer({ description: 'Class index in the model output.' }),
+    score: Type.Number({ description: 'Softmax probability.' }),
+  },
+  { additionalProperties: false },
+)
+
+export const TimingSchema = Type.Object(
+  {
+    decodeMs: Type.Number({ description: 'Decoding and preprocessing the image.' }),
+    queueMs: Type.Number({ description: 'Waiting for a free inference worker.' }),
+    inferenceMs: Type.Number({ description: 'Running the model.' }),
+    totalMs: Type.Number({ description: 'From receiving the request to building the response.' }),
+    predictedLatencyMs: Type.Union([Type.Number(), Type.Null()], {
+      description: "The served model's latency estimate the selection used (p50 on this server), ms.",
+    }),
+  },
+  { additionalProperties: false },
+)
+
+export const ClassifyResponseSchema = Type.Object(
+  {
+    model: ServedModelSchema,
+    predictions: Type.Array(PredictionSchema, { description: 'Top-K classes, highest score first.' }),
+    budget: BudgetEcho,
+    selection: Type.Object(
+      { reason: SelectionReasonSchema, explanation: Type.String() },
+      { additionalProperties: false },
+    ),
+    timing: TimingSchema,
+  },
+  { additionalProperties: false },
+)
+
+export type ClassifyQuery = Static<typeof ClassifyQuerySchema>
+export type ClassifyResponse = Static<typeof ClassifyResponseSchema>
