@@ -1,0 +1,72 @@
+"""``alphanet calibrate``: extract one sub-network, recalibrate its BN statistics, save it.
+
+Examples::
+
+    python3 -m alphanet calibrate --checkpoint runs/fmnist --arch min --out runs/fmnist/min.pt
+    python3 -m alphanet calibrate --official-checkpoint alphanet_pretrained.pth.tar --arch a0 \\
+        --out a0.pt data.root=/data/imagenet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..engine.subnet_eval import calibrate_arch
+from ..errors import UserError
+from ..export.sources import save_static_checkpoint
+from ..models import complexity
+from ._subnet_options import (
+    add_calibration_options,
+    add_source_options,
+    calibration_settings,
+    device_of,
+    load_source,
+    resolve_archs,
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="extract a sub-network and recalibrate its BN statistics",
+        description="Extract one sub-network from a supernet, re-estimate its BatchNorm statistics on "
+        "training images (reference semantics) and save it as a standalone calibrated checkpoint, "
+        "usable by 'evaluate' and 'export' without the supernet.",
+    )
+    add_source_options(parser)
+    parser.add_argument(
+        "--arch",
+        required=True,
+        metavar="SPEC",
+        help="min | max | a named arch (e.g. a0) | a JSON/YAML arch file",
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="PATH", help="calibrated checkpoint to write"
+    )
+    add_calibration_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    source = load_source(args)
+    if source.supernet is None:
+        raise UserError(
+            "--checkpoint is already a calibrated sub-network; calibrate needs a supernet checkpoint"
+        )
+    ((label, arch),) = resolve_archs(source.space, [args.arch])
+    settings = calibration_settings(args, source)
+    static, record = calibrate_arch(source, arch, settings, device_of(source))
+    save_static_checkpoint(args.out, static, source.space, source.cfg, source.classes, record, source.origin)
+    cx = complexity(source.space, arch, static.num_classes)
+    summary = {
+        "out": str(args.out),
+        "arch": {"space": source.space.name, **arch.to_dict()},
+        "mflops": round(cx.mflops, 4),
+        "params": cx.params,
+        "calibration": record,
+    }
+    json.dump(summary, sys.stdout, indent=2)
+    print()
+    return 0

@@ -1,0 +1,84 @@
+"""``alphanet evaluate``: top-1 / top-5 of sub-networks after BN recalibration, as JSON.
+
+Examples::
+
+    python3 -m alphanet evaluate --checkpoint runs/fmnist --arch min --arch max
+    python3 -m alphanet evaluate --checkpoint runs/fmnist/min.pt          # calibrated checkpoint
+    python3 -m alphanet evaluate --official-checkpoint alphanet_pretrained.pth.tar --arch a0 \\
+        data.root=/data/imagenet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..engine.evaluate import evaluate
+from ..engine.subnet_data import evaluation_loader
+from ..engine.subnet_eval import subnet_for
+from ..models import complexity
+from ._subnet_options import (
+    add_calibration_options,
+    add_source_options,
+    calibration_settings,
+    device_of,
+    load_source,
+    resolve_archs,
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="top-1/top-5 of sub-networks (with BN recalibration)",
+        description="Evaluate sub-networks on the evaluation split (Fashion-MNIST test set, or the "
+        "image tree's data.val_dir). Sub-networks of a supernet are recalibrated first; a calibrated "
+        "checkpoint from 'calibrate' is used as is (unless --recalibrate). Prints JSON.",
+    )
+    add_source_options(parser)
+    parser.add_argument(
+        "--arch",
+        action="append",
+        metavar="SPEC",
+        help="min | max | named arch | JSON/YAML arch file; repeatable (required with a supernet)",
+    )
+    parser.add_argument("--max-batches", type=int, metavar="N", help="evaluate only the first N batches")
+    parser.add_argument("--eval-batch-size", type=int, metavar="N", help="default: data.eval_batch_size")
+    parser.add_argument(
+        "--recalibrate", action="store_true", help="recalibrate a calibrated checkpoint again"
+    )
+    parser.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON results here")
+    add_calibration_options(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    source = load_source(args)
+    settings = calibration_settings(args, source)
+    device = device_of(source)
+    loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
+    targets = resolve_archs(source.space, args.arch) or [(None, None)]
+    results = []
+    for label, arch in targets:
+        static, calibration = subnet_for(source, arch, settings, device, recalibrate=args.recalibrate)
+        accuracy = evaluate(static, loader, max_batches=args.max_batches)
+        cx = complexity(source.space, static.arch, static.num_classes)
+        results.append(
+            {
+                "name": label or "checkpoint",
+                "arch": {"space": source.space.name, **static.arch.to_dict()},
+                "mflops": round(cx.mflops, 4),
+                "params": cx.params,
+                **accuracy,
+                "evaluation": {"dataset": split.dataset, "split": split.split},
+                "calibration": calibration,
+            }
+        )
+    output = {"source": source.origin, "results": results}
+    text = json.dumps(output, indent=2)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    return 0

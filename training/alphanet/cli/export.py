@@ -1,0 +1,192 @@
+"""``alphanet export``: calibrated sub-networks -> ONNX + reference pairs + zoo manifest.
+
+Examples::
+
+    python3 -m alphanet export --checkpoint runs/fmnist --arch min --arch max --out-dir zoo/
+    python3 -m alphanet export --checkpoint runs/fmnist --search-results search.json --out-dir zoo/
+    python3 -m alphanet export --official-checkpoint alphanet_pretrained.pth.tar --all-named \\
+        --labels imagenet_labels.txt --out-dir zoo/ data.root=/data/imagenet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ..engine.evaluate import evaluate
+from ..engine.subnet_data import evaluation_loader
+from ..engine.subnet_eval import subnet_for
+from ..errors import UserError
+from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
+from ..export.sources import resolve_labels
+from ..export.zoo_writer import export_model, model_name, write_zoo
+from ..space import ArchConfig, SearchSpace
+from ._subnet_options import (
+    add_calibration_options,
+    add_source_options,
+    calibration_settings,
+    device_of,
+    load_source,
+    resolve_archs,
+)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export calibrated sub-networks to ONNX and a zoo manifest",
+        description="For every selected sub-network: recalibrate BN (unless the checkpoint is already a "
+        "calibrated sub-network), evaluate top-1/top-5 on the evaluation split, export ONNX (BN folded, "
+        "dynamic batch, input 'input', output 'logits'), write a reference input/output pair, and merge "
+        "its entry into OUT_DIR/manifest.json (docs/zoo-contract.md).",
+    )
+    add_source_options(parser)
+    select = parser.add_argument_group("which sub-networks")
+    select.add_argument(
+        "--arch", action="append", metavar="SPEC", help="min | max | named arch | arch file; repeatable"
+    )
+    select.add_argument(
+        "--all-named", action="store_true", help="every named arch of the space (e.g. a0 … a6)"
+    )
+    select.add_argument(
+        "--search-results",
+        type=Path,
+        metavar="JSON",
+        help="a 'search' results file: export its per-target picks",
+    )
+    select.add_argument(
+        "--pareto", action="store_true", help="with --search-results: export the whole Pareto front"
+    )
+    zoo = parser.add_argument_group("zoo")
+    zoo.add_argument(
+        "--out-dir", type=Path, required=True, metavar="DIR", help="zoo directory (created if needed)"
+    )
+    zoo.add_argument("--name-prefix", metavar="TEXT", help="model name prefix (default: '<space>-')")
+    zoo.add_argument("--zoo-name", metavar="NAME", help="zoo name (default: 'alphanet-<space>')")
+    zoo.add_argument("--description", metavar="TEXT", help="zoo description")
+    zoo.add_argument("--default-model", metavar="NAME", help="the manifest's defaultModel")
+    zoo.add_argument("--labels", type=Path, metavar="FILE", help="label names (one per line or a JSON list)")
+    zoo.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, metavar="N", help=f"ONNX opset (>= {MIN_OPSET})"
+    )
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--max-batches", type=int, metavar="N", help="evaluate only the first N batches")
+    evaluation.add_argument("--eval-batch-size", type=int, metavar="N", help="default: data.eval_batch_size")
+    add_calibration_options(parser)
+
+
+def _search_picks(path: Path, space: SearchSpace, pareto: bool) -> list[tuple[str, ArchConfig]]:
+    if not path.is_file():
+        raise UserError(f"search results not found: {path}")
+    try:
+        results = json.loads(path.read_text())
+        if results["space"] != space.name:
+            raise UserError(f"{path} was searched in space '{results['space']}', not '{space.name}'")
+        records = results["paretoFront"] if pareto else [t["pick"] for t in results["targets"] if t["pick"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path} is not a 'search' results file ({exc})") from None
+    if not records:
+        raise UserError(f"{path} has no {'Pareto front' if pareto else 'target picks'} to export")
+    picks, seen = [], set()
+    for record in records:
+        arch = ArchConfig.from_dict(record["arch"])
+        space.validate(arch)
+        if arch not in seen:
+            seen.add(arch)
+            picks.append((f"{round(record['mflops'], 2):g}m", arch))
+    return picks
+
+
+def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig | None]]:
+    space = source.space
+    selected = resolve_archs(space, args.arch)
+    if args.all_named:
+        if not space.archs:
+            raise UserError(f"space '{space.name}' has no named archs")
+        selected += [(name, arch) for name, arch in space.archs.items()]
+    if args.search_results is not None:
+        selected += _search_picks(args.search_results, space, args.pareto)
+    elif args.pareto:
+        raise UserError("--pareto needs --search-results")
+    if source.static is not None:
+        if selected:
+            raise UserError(
+                "a calibrated sub-network checkpoint exports itself; drop --arch/--all-named/--search-results"
+            )
+        return [(Path(source.origin).stem, None)]
+    if not selected:
+        raise UserError("choose sub-networks with --arch, --all-named or --search-results")
+    return selected
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and commit else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.opset < MIN_OPSET:
+        raise UserError(f"--opset must be >= {MIN_OPSET}")
+    source = load_source(args)
+    space = source.space
+    selection = _selection(args, source)
+    prefix = args.name_prefix if args.name_prefix is not None else space.name.replace("_", "-") + "-"
+    names = [model_name(prefix, label) for label, _ in selection]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"duplicate model names {duplicates}; the same arch was selected twice")
+    settings = calibration_settings(args, source)
+    device = device_of(source)
+    loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
+    labels = resolve_labels(source, args.labels, list(getattr(loader.dataset, "classes", []) or []))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, (label, arch) in zip(names, selection):
+        static, _ = subnet_for(source, arch, settings, device)
+        accuracy = evaluate(static, loader, max_batches=args.max_batches)
+        entry = export_model(
+            static,
+            space,
+            name=name,
+            out_dir=args.out_dir,
+            labels=labels,
+            accuracy=accuracy,
+            evaluation={"dataset": split.dataset, "split": split.split, "runtime": "pytorch"},
+            opset=args.opset,
+        )
+        entries.append(entry)
+        print(
+            f"{name}: {entry['mflops']:.2f} MFLOPs, {entry['params']} params, top-1 {accuracy['top1']:.4f} "
+            f"({accuracy['samples']} {split.split} images) -> {entry['file']}",
+            file=sys.stderr,
+        )
+    zoo_source = {"space": space.name, "checkpoint": source.origin}
+    commit = _git_commit()
+    if commit:
+        zoo_source["gitCommit"] = commit
+    manifest = write_zoo(
+        args.out_dir,
+        entries,
+        zoo_name=args.zoo_name or f"alphanet-{space.name.replace('_', '-')}",
+        description=args.description or f"AlphaNet sub-networks of the '{space.name}' space",
+        source=zoo_source,
+        default_model=args.default_model,
+    )
+    print(
+        json.dumps(
+            {
+                "manifest": str(args.out_dir / "manifest.json"),
+                "models": [m["name"] for m in manifest["models"]],
+            }
+        )
+    )
+    return 0
