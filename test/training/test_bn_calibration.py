@@ -145,3 +145,20 @@ def test_calibration_makes_a_model_trained_without_running_stats_accurate():
     accuracy = evaluate(model, test_set)
     assert accuracy["samples"] == 256
     assert accuracy["top1"] >= 0.95
+
+
+def test_channels_last_calibration_and_evaluation_match_the_default_layout():
+    torch.manual_seed(4)
+    space = load_space("fashion_mnist")
+    supernet = AlphaNetSupernet(space)
+    arch = space.sample(random.Random(6))
+    plain = supernet.extract(arch)
+    fast = supernet.extract(arch).to(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(3)
+    batches = [torch.rand(8, 1, 28, 28, generator=generator) for _ in range(2)]
+    calibrate_bn(plain, batches, num_batches=2)
+    calibrate_bn(fast, batches, num_batches=2, channels_last=True)
+    for (name, a), (_, b) in zip(plain.state_dict().items(), fast.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    labelled = [(b, torch.arange(8) % 10) for b in batches]
+    assert evaluate(plain, labelled) == evaluate(fast, labelled, channels_last=True)

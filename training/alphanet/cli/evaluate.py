@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..engine.evaluate import evaluate
 from ..engine.subnet_data import evaluation_loader
-from ..engine.subnet_eval import subnet_for
+from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..models import complexity
 from ._subnet_options import (
     add_calibration_options,
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     results = []
     for label, arch in targets:
         static, calibration = subnet_for(source, arch, settings, device, recalibrate=args.recalibrate)
-        accuracy = evaluate(static, loader, max_batches=args.max_batches)
+        accuracy = evaluate(static, loader, args.max_batches, uses_channels_last(source.cfg))
         cx = complexity(source.space, static.arch, static.num_classes)
         results.append(
             {

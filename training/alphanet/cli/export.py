@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..engine.evaluate import evaluate
 from ..engine.subnet_data import evaluation_loader
-from ..engine.subnet_eval import subnet_for
+from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..errors import UserError
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.sources import resolve_labels
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     entries = []
     for name, (label, arch) in zip(names, selection):
         static, _ = subnet_for(source, arch, settings, device)
-        accuracy = evaluate(static, loader, max_batches=args.max_batches)
+        accuracy = evaluate(static, loader, args.max_batches, uses_channels_last(source.cfg))
         entry = export_model(
             static,
             space,

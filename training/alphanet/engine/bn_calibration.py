@@ -37,6 +37,16 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def to_model_input(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Move a batch to ``device``; channels-last when the model was converted to it (a model in
+    channels-last runs ~1.5-2x faster on CPU only if its inputs are channels-last too, and a
+    1-channel NCHW batch is not recognised as such)."""
+    images = images.to(device, non_blocking=True)
+    if channels_last and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
 def _images_of(batch: object) -> torch.Tensor:
     """The image tensor of a loader batch: ``(images, labels)`` pairs or bare image tensors."""
     if isinstance(batch, torch.Tensor):
@@ -67,13 +77,14 @@ def cache_batches(loader: Iterable, num_batches: int) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def calibrate_bn(model: nn.Module, batches: Iterable, num_batches: int) -> int:
+def calibrate_bn(model: nn.Module, batches: Iterable, num_batches: int, channels_last: bool = False) -> int:
     """Re-estimate the BN running statistics of ``model`` from ``num_batches`` batches.
 
     Args:
         model: a static network or a supernet with its active sub-network set.
         batches: a training loader (training augmentation) or cached image batches.
         num_batches: how many batches to forward (the reference uses 64 x 256 images).
+        channels_last: feed channels-last batches (for a model converted to channels-last).
 
     Returns:
         The number of batches actually forwarded (fewer when ``batches`` runs out).
@@ -99,7 +110,7 @@ def calibrate_bn(model: nn.Module, batches: Iterable, num_batches: int) -> int:
         for batch in batches:
             if used >= num_batches:
                 break
-            model(_images_of(batch).to(device, non_blocking=True))
+            model(to_model_input(_images_of(batch), device, channels_last))
             used += 1
     finally:
         model.eval()

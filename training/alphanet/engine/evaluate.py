@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from ..errors import UserError
-from .bn_calibration import model_device
+from .bn_calibration import model_device, to_model_input
 
 
 class Accuracy(TypedDict):
@@ -30,13 +30,16 @@ def topk_hits(logits: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tens
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, max_batches: int | None = None) -> Accuracy:
+def evaluate(
+    model: nn.Module, loader: Iterable, max_batches: int | None = None, channels_last: bool = False
+) -> Accuracy:
     """Accuracy of ``model`` (put in eval mode) over ``loader`` batches of ``(images, labels)``.
 
     Args:
         model: any classifier returning ``[N, classes]`` logits.
         loader: yields ``(images, labels)``.
         max_batches: stop after this many batches (None = the whole loader).
+        channels_last: feed channels-last batches (for a model converted to channels-last).
     """
     model.eval()
     device = model_device(model)
@@ -44,7 +47,8 @@ def evaluate(model: nn.Module, loader: Iterable, max_batches: int | None = None)
     for index, (images, targets) in enumerate(loader):
         if max_batches is not None and index >= max_batches:
             break
-        images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        images = to_model_input(images, device, channels_last)
+        targets = targets.to(device, non_blocking=True)
         logits = model(images)
         if logits.dim() != 2 or logits.shape[0] != targets.shape[0]:
             raise ValueError(

@@ -14,9 +14,22 @@ from ..errors import UserError
 from ..export.sources import SubnetSource
 from ..models import StaticAlphaNet
 from ..space import ArchConfig
-from .bn_calibration import cache_batches, calibrate_bn
+from .bn_calibration import cache_batches, calibrate_bn, to_model_input
 from .evaluate import Accuracy, evaluate
 from .subnet_data import calibration_loader, dataset_name, holdout_loader, holdout_split
+
+
+def uses_channels_last(cfg: dict[str, Any]) -> bool:
+    """``runtime.channels_last``: NHWC activations (much faster depthwise convs on CPU)."""
+    return bool(cfg["runtime"].get("channels_last", False))
+
+
+def prepare_model(model: StaticAlphaNet, cfg: dict[str, Any], device: torch.device) -> StaticAlphaNet:
+    """Move to ``device`` in the memory format the config asks for."""
+    model = model.to(device)
+    if uses_channels_last(cfg):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 @dataclass(frozen=True)
@@ -51,9 +64,9 @@ def calibrate_arch(
     if source.supernet is None:
         raise UserError("a static sub-network checkpoint holds one arch only; pass a supernet checkpoint")
     settings.validate()
-    static = source.supernet.extract(arch).to(device)
+    static = prepare_model(source.supernet.extract(arch), source.cfg, device)
     loader = calibration_loader(source.cfg, settings.batch_size, settings.seed, dataset=pool)
-    used = calibrate_bn(static, loader, settings.batches)
+    used = calibrate_bn(static, loader, settings.batches, uses_channels_last(source.cfg))
     record = {
         "batches": used,
         "batchSize": settings.batch_size,
@@ -77,10 +90,10 @@ def subnet_for(
     if source.static is not None:
         if arch is not None and arch != source.static.arch:
             raise UserError("--arch does not match the arch stored in the static checkpoint")
-        static = source.static.to(device).eval()
+        static = prepare_model(source.static, source.cfg, device).eval()
         if recalibrate:
             loader = calibration_loader(source.cfg, settings.batch_size, settings.seed)
-            used = calibrate_bn(static, loader, settings.batches)
+            used = calibrate_bn(static, loader, settings.batches, uses_channels_last(source.cfg))
             return static, {"batches": used, "batchSize": settings.batch_size, "seed": settings.seed}
         return static, dict(source.static_info.get("calibration", {}))
     if arch is None:
@@ -121,22 +134,24 @@ class HoldoutFitness:
         space = source.space
         image_bytes = space.in_channels * int(space.data["input_size"]) ** 2 * 4
         calib_loader = calibration_loader(source.cfg, calibration.batch_size, calibration.seed, dataset=pool)
+        self.channels_last = uses_channels_last(source.cfg)
         if calibration.batches * calibration.batch_size * image_bytes <= BATCH_CACHE_BYTES:
-            self.calib_batches: Iterable = [
-                b.to(device) for b in cache_batches(calib_loader, calibration.batches)
-            ]
+            cached = cache_batches(calib_loader, calibration.batches)
+            self.calib_batches: Iterable = [to_model_input(b, device, self.channels_last) for b in cached]
         else:
             self.calib_batches = calib_loader
         eval_loader = holdout_loader(source.cfg, held_out, eval_batch_size)
         if len(held_out) * image_bytes <= BATCH_CACHE_BYTES:
-            self.eval_batches: Iterable = [(x.to(device), y.to(device)) for x, y in eval_loader]
+            self.eval_batches: Iterable = [
+                (to_model_input(x, device, self.channels_last), y.to(device)) for x, y in eval_loader
+            ]
         else:
             self.eval_batches = eval_loader
 
     def __call__(self, arch: ArchConfig) -> Accuracy:
-        static = self.source.supernet.extract(arch).to(self.device)
-        calibrate_bn(static, self.calib_batches, self.calibration.batches)
-        return evaluate(static, self.eval_batches, max_batches=self.max_eval_batches)
+        static = prepare_model(self.source.supernet.extract(arch), self.source.cfg, self.device)
+        calibrate_bn(static, self.calib_batches, self.calibration.batches, self.channels_last)
+        return evaluate(static, self.eval_batches, self.max_eval_batches, self.channels_last)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -103,7 +103,7 @@ def export_onnx(
     """
     if opset < MIN_OPSET:
         raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
-    model = model.to("cpu").eval()
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     if probe is None:
         probe = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
     folded, num_folded = fold_batchnorm(model, probe)

@@ -48,7 +48,7 @@ def _tensor_json(tensor: torch.Tensor) -> str:
 @torch.no_grad()
 def write_reference_pair(model: nn.Module, inputs: torch.Tensor, path: Path) -> torch.Tensor:
     """Run ``model`` (eval mode, CPU) on ``inputs`` and write the pair to ``path``; returns the output."""
-    model = model.to("cpu").eval()
+    model = model.to("cpu", memory_format=torch.contiguous_format).eval()
     outputs = model(inputs)
     text = '{"input":' + _tensor_json(inputs) + ',"output":' + _tensor_json(outputs) + "}\n"
     path = Path(path)

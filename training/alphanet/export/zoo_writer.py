@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import torch
+
 from ..errors import UserError
 from ..models import StaticAlphaNet, complexity
 from ..space import SearchSpace
@@ -54,7 +56,7 @@ def export_model(
         raise UserError(f"invalid model name '{name}' (expected {MODEL_NAME_RE.pattern})")
     out_dir = Path(out_dir)
     data = space.data
-    static = static.to("cpu").eval()
+    static = static.to("cpu", memory_format=torch.contiguous_format).eval()
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(static, onnx_path, channels=space.in_channels, size=int(data["input_size"]), opset=opset)
     reference_file = f"{name}.reference.json"
