@@ -77,7 +77,9 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
 
   let metadata: Metadata
   try {
-    metadata = await image.metadata()
+    // Header only; the limit is checked below so the error can name the dimensions (the decode
+    // itself still enforces limitInputPixels).
+    metadata = await sharp(bytes, { failOn: 'error', limitInputPixels: false, pages: 1 }).metadata()
   } catch (error) {
     throw decodeFailure(error)
   }

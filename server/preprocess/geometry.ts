@@ -1,9 +1,12 @@
 /**
- * Where the resize and the centre crop land, with torchvision's conventions (the evaluation
- * transforms are `Resize(resizeShortSide)` then `CenterCrop(size)` on a PIL image):
- * - the shorter side becomes `shortSide` and the longer one `trunc(shortSide · long / short)`;
- * - the crop offset is `round((extent − size) / 2)` with Python's round, i.e. ties to even
- *   (a 5-pixel margin puts 2 pixels before the crop, a 3-pixel margin also 2).
+ * Where the resize and the centre crop land, exactly as the evaluation transforms compute them
+ * (training/alphanet/data/transforms.py: ResizeShortSide then CenterCrop, on a PIL image):
+ * - an image whose shorter side already equals `shortSide` is left alone; otherwise the shorter
+ *   side becomes `shortSide` and the longer one `round(long · shortSide / short)`;
+ * - the crop offset is `round((extent − size) / 2)`.
+ * Both use Python's round(), which sends ties to the even neighbour (a 5-pixel margin puts 2
+ * pixels before the crop, a 3-pixel margin also 2). torchvision's Resize truncates the longer side
+ * instead; the two differ by one pixel for some aspect ratios, and the evaluation is what counts.
  */
 import type { Window } from './resample.js'
 
@@ -14,8 +17,9 @@ export interface Size {
 
 /** Output size of resizing the shorter side of width×height to `shortSide`, aspect kept. */
 export function resizeShortSide(width: number, height: number, shortSide: number): Size {
-  if (width <= height) return { width: shortSide, height: Math.trunc((shortSide * height) / width) }
-  return { width: Math.trunc((shortSide * width) / height), height: shortSide }
+  if (Math.min(width, height) === shortSide) return { width, height }
+  if (width <= height) return { width: shortSide, height: roundHalfEven((height * shortSide) / width) }
+  return { width: roundHalfEven((width * shortSide) / height), height: shortSide }
 }
 
 /** Rounds half-way values to the even neighbour, like Python 3's round(). */
