@@ -1,0 +1,127 @@
+"""Datasets and loaders from a resolved training config (``cfg["data"]``, ``cfg["space"]``)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import UserError
+from ..space import load_space
+from .fashion_mnist import FashionMNIST
+from .image_folder import ImageFolder
+from .sampler import ShardedEpochSampler
+from .transforms import build_transforms
+
+SPLITS = ("train", "val")
+DATASETS = ("fashion_mnist", "image_folder")
+
+
+class TransformedDataset(Dataset):
+    """Applies a transform with a per-sample RNG; items are ``index`` or ``(index, sample_seed)``."""
+
+    def __init__(self, base: Dataset, transform, default_seed: int = 0):
+        self.base, self.transform, self.default_seed = base, transform, default_seed
+        self.classes = list(base.classes)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, item) -> tuple[torch.Tensor, int]:
+        index, seed = item if isinstance(item, tuple) else (item, self.default_seed * 1_000_003 + item)
+        img, label = self.base[index]
+        return self.transform(img, random.Random(seed)), label
+
+
+def build_dataset(cfg: dict[str, Any], split: str) -> Dataset:
+    """The untransformed dataset of ``split`` (``train`` | ``val``)."""
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
+    data = cfg["data"]
+    kind = data["dataset"]
+    if kind == "fashion_mnist":
+        dataset = FashionMNIST(data["root"], "train" if split == "train" else "test")
+    elif kind == "image_folder":
+        space = load_space(cfg["space"])
+        sub = data["train_dir"] if split == "train" else data["val_dir"]
+        dataset = ImageFolder(Path(data["root"]) / sub, channels=space.in_channels)
+    else:
+        raise UserError(f"data.dataset must be one of {', '.join(DATASETS)}, got '{kind}'")
+    limit = data.get("max_train_samples" if split == "train" else "max_val_samples")
+    if limit is not None and limit < len(dataset):
+        dataset = _Head(dataset, limit)
+    return dataset
+
+
+class _Head(Dataset):
+    """The first ``n`` samples of a dataset (smoke runs and tests)."""
+
+    def __init__(self, base: Dataset, n: int):
+        self.base, self.n = base, n
+        self.classes = list(base.classes)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        return self.base[index]
+
+
+def build_loader(
+    cfg: dict[str, Any],
+    split: str,
+    *,
+    batch_size: int | None = None,
+    shuffle: bool | None = None,
+    augment: bool | None = None,
+    drop_last: bool | None = None,
+    seed: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int | None = None,
+    dataset: Dataset | None = None,
+) -> DataLoader:
+    """A loader of normalised ``[B, C, size, size]`` float batches and int64 labels.
+
+    Defaults: train = shuffled, augmented, full batches only, ``data.batch_size``; val = in order,
+    eval transform, ``data.eval_batch_size``. The sampler (``loader.sampler``) is a
+    `ShardedEpochSampler`: call ``set_epoch`` each epoch; ``skip`` resumes mid-epoch.
+    ``loader.dataset.classes`` lists the label names. Pass ``dataset`` to reuse a loaded one.
+    """
+    train = split == "train"
+    data = cfg["data"]
+    space = load_space(cfg["space"])
+    augment = train if augment is None else augment
+    shuffle = train if shuffle is None else shuffle
+    drop_last = train if drop_last is None else drop_last
+    batch_size = (
+        int(data["batch_size"] if train else data["eval_batch_size"]) if batch_size is None else batch_size
+    )
+    seed = int(cfg.get("seed", 0)) if seed is None else seed
+    base = build_dataset(cfg, split) if dataset is None else dataset
+    transformed = TransformedDataset(base, build_transforms(space.data, train=augment), seed)
+    sampler = ShardedEpochSampler(
+        len(base), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, drop_last=False
+    )
+    if drop_last and sampler.per_rank < batch_size:
+        raise UserError(
+            f"{split} split has {sampler.per_rank} samples per process, fewer than one batch of {batch_size}"
+        )
+    workers = int(data.get("num_workers", 0)) if num_workers is None else num_workers
+    return DataLoader(
+        transformed,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+        # Own generator: creating an iterator must not draw from the global torch RNG (which
+        # drives dropout / drop-connect), or a resumed run would diverge from a straight one.
+        generator=torch.Generator().manual_seed(seed),
+    )

@@ -1,0 +1,233 @@
+"""Train / eval transforms, configured by a space's ``data`` block.
+
+Every transform is called as ``t(img, rng)`` with an explicit `random.Random`: the sampler hands
+each sample its own seed (derived from run seed, epoch and position), so augmentation does not
+depend on worker count or process state, and a resumed run sees exactly the same images.
+Images are PIL images (ImageFolder) or uint8 tensors ``[C, H, W]`` (Fashion-MNIST); the output is a
+normalised float tensor ``[C, size, size]``.
+
+Eval: resize the short side to ``resize_short_side`` (``interpolation``), centre-crop
+``input_size``, normalise -- exactly what the zoo manifest tells the server to do.
+Train (``train_augment.kind``):
+* ``pad_crop``: zero-pad by ``padding`` then random ``input_size`` crop, optional horizontal flip;
+* ``random_resized_crop``: RandomResizedCrop(``scale``, ``ratio``, ``interpolation``), optional
+  horizontal flip, optional AutoAugment (``auto_augment: v0``, the reference's policy).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import UserError
+
+Img = Image.Image | torch.Tensor
+_PIL_INTERP = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def _size(img: Img) -> tuple[int, int]:
+    """(width, height)."""
+    if isinstance(img, torch.Tensor):
+        return img.shape[-1], img.shape[-2]
+    return img.size
+
+
+def _crop(img: Img, left: int, top: int, width: int, height: int) -> Img:
+    if isinstance(img, torch.Tensor):
+        return img[..., top : top + height, left : left + width]
+    return img.crop((left, top, left + width, top + height))
+
+
+def _resize(img: Img, width: int, height: int, interpolation: str) -> Img:
+    if _size(img) == (width, height):
+        return img
+    if isinstance(img, torch.Tensor):
+        dtype = img.dtype
+        out = F.interpolate(
+            img.unsqueeze(0).float(),
+            size=(height, width),
+            mode=interpolation,
+            align_corners=False if interpolation != "nearest" else None,
+        )[0]
+        if dtype == torch.uint8:
+            out = out.round_().clamp_(0, 255).to(torch.uint8)
+        return out
+    return img.resize((width, height), _PIL_INTERP[interpolation])
+
+
+def _hflip(img: Img) -> Img:
+    if isinstance(img, torch.Tensor):
+        return img.flip(-1)
+    return img.transpose(Image.FLIP_LEFT_RIGHT)
+
+
+class Compose:
+    def __init__(self, steps: Sequence[Callable[[Img, random.Random], Img]]):
+        self.steps = list(steps)
+
+    def __call__(self, img: Img, rng: random.Random) -> torch.Tensor:
+        for step in self.steps:
+            img = step(img, rng)
+        return img
+
+
+class ResizeShortSide:
+    def __init__(self, size: int, interpolation: str):
+        self.size, self.interpolation = size, interpolation
+
+    def __call__(self, img: Img, rng: random.Random) -> Img:
+        w, h = _size(img)
+        if min(w, h) == self.size:
+            return img
+        if w <= h:
+            new_w, new_h = self.size, int(round(h * self.size / w))
+        else:
+            new_w, new_h = int(round(w * self.size / h)), self.size
+        return _resize(img, new_w, new_h, self.interpolation)
+
+
+class CenterCrop:
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, img: Img, rng: random.Random) -> Img:
+        w, h = _size(img)
+        if w < self.size or h < self.size:
+            raise ValueError(f"centre crop {self.size} larger than image {w}x{h}")
+        return _crop(
+            img, int(round((w - self.size) / 2)), int(round((h - self.size) / 2)), self.size, self.size
+        )
+
+
+class PadRandomCrop:
+    """Zero-pad every side by ``padding``, then crop ``size`` at a random offset."""
+
+    def __init__(self, size: int, padding: int):
+        self.size, self.padding = size, padding
+
+    def __call__(self, img: Img, rng: random.Random) -> Img:
+        p = self.padding
+        if isinstance(img, torch.Tensor):
+            img = F.pad(img, (p, p, p, p))
+        else:
+            w, h = img.size
+            canvas = Image.new(img.mode, (w + 2 * p, h + 2 * p))
+            canvas.paste(img, (p, p))
+            img = canvas
+        w, h = _size(img)
+        left, top = rng.randint(0, w - self.size), rng.randint(0, h - self.size)
+        return _crop(img, left, top, self.size, self.size)
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, img: Img, rng: random.Random) -> Img:
+        return _hflip(img) if rng.random() < self.p else img
+
+
+class RandomResizedCrop:
+    """Crop a random area fraction ``scale`` and aspect ``ratio``, resize to ``size`` (torchvision rule)."""
+
+    def __init__(self, size: int, scale: Sequence[float], ratio: Sequence[float], interpolation: str):
+        self.size, self.scale, self.ratio, self.interpolation = (
+            size,
+            tuple(scale),
+            tuple(ratio),
+            interpolation,
+        )
+
+    def _params(self, width: int, height: int, rng: random.Random) -> tuple[int, int, int, int]:
+        area = width * height
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            target_area = area * rng.uniform(*self.scale)
+            aspect = math.exp(rng.uniform(*log_ratio))
+            w = int(round(math.sqrt(target_area * aspect)))
+            h = int(round(math.sqrt(target_area / aspect)))
+            if 0 < w <= width and 0 < h <= height:
+                return rng.randint(0, width - w), rng.randint(0, height - h), w, h
+        # Fallback: the whole image, trimmed to the nearest allowed aspect ratio, centred.
+        in_ratio = width / height
+        if in_ratio < min(self.ratio):
+            w, h = width, int(round(width / min(self.ratio)))
+        elif in_ratio > max(self.ratio):
+            w, h = int(round(height * max(self.ratio))), height
+        else:
+            w, h = width, height
+        return (width - w) // 2, (height - h) // 2, w, h
+
+    def __call__(self, img: Img, rng: random.Random) -> Img:
+        left, top, w, h = self._params(*_size(img), rng)
+        return _resize(_crop(img, left, top, w, h), self.size, self.size, self.interpolation)
+
+
+class ToTensorNormalize:
+    """uint8 PIL/tensor -> float tensor [C, H, W] in [0, 1], then (x - mean) / std per channel."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, img: Img, rng: random.Random) -> torch.Tensor:
+        if isinstance(img, torch.Tensor):
+            x = img.float() / 255.0 if img.dtype == torch.uint8 else img.float()
+        else:
+            arr = np.asarray(img, dtype=np.uint8)
+            arr = arr[:, :, None] if arr.ndim == 2 else arr
+            x = torch.from_numpy(arr.transpose(2, 0, 1).copy()).float() / 255.0
+        if x.shape[0] != self.mean.shape[0]:
+            raise ValueError(f"image has {x.shape[0]} channels, normalisation expects {self.mean.shape[0]}")
+        return (x - self.mean) / self.std
+
+
+def _interp(name: Any, where: str) -> str:
+    if name not in _PIL_INTERP:
+        raise UserError(f"{where} must be one of {', '.join(_PIL_INTERP)}, got {name!r}")
+    return name
+
+
+def build_transforms(data_cfg: dict[str, Any], train: bool) -> Compose:
+    """Transforms for a space's ``data`` block (see module docstring)."""
+    size = int(data_cfg["input_size"])
+    normalize = ToTensorNormalize(data_cfg["mean"], data_cfg["std"])
+    if not train:
+        interpolation = _interp(data_cfg["interpolation"], "data.interpolation")
+        return Compose(
+            [ResizeShortSide(int(data_cfg["resize_short_side"]), interpolation), CenterCrop(size), normalize]
+        )
+    aug = data_cfg.get("train_augment") or {"kind": "none"}
+    kind = aug.get("kind")
+    steps: list[Callable[[Img, random.Random], Img]] = []
+    if kind == "pad_crop":
+        steps.append(PadRandomCrop(size, int(aug.get("padding", 0))))
+    elif kind == "random_resized_crop":
+        steps.append(
+            RandomResizedCrop(
+                size,
+                aug.get("scale", (0.08, 1.0)),
+                aug.get("ratio", (3 / 4, 4 / 3)),
+                _interp(aug.get("interpolation", "bicubic"), "train_augment.interpolation"),
+            )
+        )
+    elif kind == "none":
+        interpolation = _interp(data_cfg["interpolation"], "data.interpolation")
+        steps += [ResizeShortSide(int(data_cfg["resize_short_side"]), interpolation), CenterCrop(size)]
+    else:
+        raise UserError(f"train_augment.kind must be pad_crop, random_resized_crop or none, got {kind!r}")
+    if aug.get("horizontal_flip", False):
+        steps.append(RandomHorizontalFlip())
+    policy = aug.get("auto_augment")
+    if policy:
+        from .auto_augment import AutoAugment
+
+        steps.append(AutoAugment(policy, fill=tuple(int(round(m * 255)) for m in data_cfg["mean"])))
+    steps.append(normalize)
+    return Compose(steps)

@@ -1,0 +1,345 @@
+"""Search spaces as data: architecture configs, space definitions loaded from YAML, sampling.
+
+A space (``alphanet/spaces/<name>.yaml``) describes the stem, the seven MBConv stages and the head
+of an AlphaNet/AttentiveNAS supernet: the choices of every per-stage gene, the strides, where SE
+sits, the input resolutions, named architectures and the data contract (input size, channels,
+mean/std, resize, interpolation) that evaluation transforms and the zoo manifest share.
+
+An `ArchConfig` is one sub-network: resolution, 9 widths (stem, mb1..mb7, head), and per-stage
+depth, kernel size and expand ratio (7 each), in the reference's snake_case layout.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from .errors import UserError
+
+SPACES_DIR = Path(__file__).resolve().parent / "spaces"
+NUM_STAGES = 7
+NUM_WIDTHS = NUM_STAGES + 2  # stem, mb1..mb7, head
+ARCH_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
+# The zoo manifest spells these in camelCase; arch files may use either form.
+_CAMEL_TO_SNAKE = {"kernelSize": "kernel_size", "expandRatio": "expand_ratio"}
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` without dropping more than 10%."""
+    min_value = divisor if min_value is None else min_value
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+def mid_channels(in_channels: int, expand_ratio: float) -> int:
+    """Hidden width of an MBConv block (no expand conv, hence no rounding, when t == 1)."""
+    if expand_ratio == 1:
+        return in_channels
+    return make_divisible(round(in_channels * expand_ratio), 8)
+
+
+def se_channels(mid: int) -> int:
+    """Reduced width of a squeeze-excite module."""
+    return make_divisible(mid // 4, 8)
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    """One sub-network of a space (all tuples; hashable)."""
+
+    resolution: int
+    width: tuple[int, ...]
+    depth: tuple[int, ...]
+    kernel_size: tuple[int, ...]
+    expand_ratio: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "width": list(self.width),
+            "depth": list(self.depth),
+            "kernel_size": list(self.kernel_size),
+            "expand_ratio": list(self.expand_ratio),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ArchConfig":
+        """Build from the reference layout (snake_case; camelCase manifest keys accepted)."""
+        if not isinstance(data, dict):
+            raise UserError(
+                f"arch must be a mapping with keys {', '.join(ARCH_KEYS)}, got {type(data).__name__}"
+            )
+        data = {_CAMEL_TO_SNAKE.get(k, k): v for k, v in data.items() if k != "space"}
+        missing = [k for k in ARCH_KEYS if k not in data]
+        unknown = sorted(set(data) - set(ARCH_KEYS))
+        if missing or unknown:
+            raise UserError(f"arch: missing keys {missing or '[]'}, unknown keys {unknown or '[]'}")
+        lengths = {
+            "width": NUM_WIDTHS,
+            "depth": NUM_STAGES,
+            "kernel_size": NUM_STAGES,
+            "expand_ratio": NUM_STAGES,
+        }
+        for key, length in lengths.items():
+            value = data[key]
+            if not isinstance(value, (list, tuple)) or len(value) != length:
+                raise UserError(f"arch.{key} must be a list of {length} integers, got {value!r}")
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise UserError(f"arch.{key} must hold integers, got {value!r}")
+        if not isinstance(data["resolution"], int) or isinstance(data["resolution"], bool):
+            raise UserError(f"arch.resolution must be an integer, got {data['resolution']!r}")
+        return cls(
+            resolution=data["resolution"],
+            width=tuple(data["width"]),
+            depth=tuple(data["depth"]),
+            kernel_size=tuple(data["kernel_size"]),
+            expand_ratio=tuple(data["expand_ratio"]),
+        )
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Choices of one MBConv stage; every block of a stage shares kernel and expand ratio."""
+
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    kernel_sizes: tuple[int, ...]
+    expand_ratios: tuple[int, ...]
+    stride: int
+    se: bool
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One independently chosen value of an arch: ``field`` (and ``index`` for per-stage lists)."""
+
+    field: str
+    index: int | None
+    options: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    in_channels: int
+    num_classes: int
+    resolutions: tuple[int, ...]
+    stem_widths: tuple[int, ...]
+    stem_kernel: int
+    stem_stride: int
+    stages: tuple[StageSpec, ...]
+    head_widths: tuple[int, ...]
+    head_expand: int
+    activation: str
+    archs: dict[str, ArchConfig] = field(hash=False, compare=False)
+    data: dict[str, Any] = field(hash=False, compare=False)
+
+    # ---- choices -------------------------------------------------------------------------
+    def choices(self) -> list[Gene]:
+        """All genes in a fixed order: resolution, widths (9), depths, kernel sizes, expand ratios."""
+        genes = [Gene("resolution", None, self.resolutions), Gene("width", 0, self.stem_widths)]
+        genes += [Gene("width", i + 1, s.widths) for i, s in enumerate(self.stages)]
+        genes.append(Gene("width", NUM_WIDTHS - 1, self.head_widths))
+        genes += [Gene("depth", i, s.depths) for i, s in enumerate(self.stages)]
+        genes += [Gene("kernel_size", i, s.kernel_sizes) for i, s in enumerate(self.stages)]
+        genes += [Gene("expand_ratio", i, s.expand_ratios) for i, s in enumerate(self.stages)]
+        return genes
+
+    def encode(self, arch: ArchConfig) -> list[int]:
+        """Gene values of ``arch`` in the order of `choices()`."""
+        values = []
+        for gene in self.choices():
+            value = getattr(arch, gene.field)
+            values.append(value if gene.index is None else value[gene.index])
+        return values
+
+    def decode(self, values: Sequence[int]) -> ArchConfig:
+        """Inverse of `encode` (validated)."""
+        genes = self.choices()
+        if len(values) != len(genes):
+            raise UserError(f"expected {len(genes)} gene values, got {len(values)}")
+        lists: dict[str, list[int]] = {"width": [0] * NUM_WIDTHS}
+        for key in ("depth", "kernel_size", "expand_ratio"):
+            lists[key] = [0] * NUM_STAGES
+        resolution = 0
+        for gene, value in zip(genes, values):
+            if gene.index is None:
+                resolution = int(value)
+            else:
+                lists[gene.field][gene.index] = int(value)
+        arch = ArchConfig(resolution, *(tuple(lists[k]) for k in ARCH_KEYS[1:]))
+        self.validate(arch)
+        return arch
+
+    def _pick(self, pick) -> ArchConfig:
+        return self.decode([pick(gene.options) for gene in self.choices()])
+
+    def min_arch(self) -> ArchConfig:
+        return self._pick(min)
+
+    def max_arch(self) -> ArchConfig:
+        return self._pick(max)
+
+    def sample(self, rng: random.Random) -> ArchConfig:
+        """Uniform, independent choice of every gene (the reference's random sampler)."""
+        return self._pick(rng.choice)
+
+    # ---- lookup / validation -------------------------------------------------------------
+    def validate(self, arch: ArchConfig) -> None:
+        """Raise `UserError` naming the first field whose value is not a choice of this space."""
+        for gene in self.choices():
+            value = getattr(arch, gene.field)
+            if gene.index is not None:
+                value = value[gene.index]
+            if value not in gene.options:
+                where = gene.field if gene.index is None else f"{gene.field}[{gene.index}]"
+                raise UserError(
+                    f"arch.{where} = {value} is not a choice of space '{self.name}' "
+                    f"(choices: {', '.join(map(str, gene.options))})"
+                )
+
+    def named(self, name: str) -> ArchConfig:
+        if name == "min":
+            return self.min_arch()
+        if name == "max":
+            return self.max_arch()
+        if name not in self.archs:
+            known = ", ".join(["min", "max", *self.archs])
+            raise UserError(f"unknown arch '{name}' in space '{self.name}' (known: {known})")
+        return self.archs[name]
+
+    def resolve(self, spec: str) -> ArchConfig:
+        """``min`` | ``max`` | a named arch | a path to a JSON/YAML arch file (validated)."""
+        if spec in ("min", "max") or spec in self.archs:
+            return self.named(spec)
+        path = Path(spec)
+        if path.suffix.lower() in (".json", ".yaml", ".yml") or path.exists():
+            arch = load_arch_file(path)
+            self.validate(arch)
+            return arch
+        return self.named(spec)
+
+    @property
+    def total_blocks(self) -> int:
+        """Blocks allocated in the supernet (sum of the maximum depths)."""
+        return sum(max(s.depths) for s in self.stages)
+
+
+def load_arch_file(path: Path) -> ArchConfig:
+    """Read an arch from JSON or YAML (top level, or under an ``arch`` key)."""
+    if not path.is_file():
+        raise UserError(f"arch file not found: {path}")
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot parse arch file {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
+        data = data["arch"]
+    try:
+        return ArchConfig.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _int_tuple(value: Any, where: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) for v in value):
+        raise UserError(f"space {where} must be a non-empty list of integers, got {value!r}")
+    return tuple(sorted(set(value)))
+
+
+def _require(mapping: Any, key: str, where: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise UserError(f"space: missing key '{where}.{key}'" if where else f"space: missing key '{key}'")
+    return mapping[key]
+
+
+def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
+    """Validate a parsed space YAML and build the `SearchSpace`."""
+    if not isinstance(raw, dict):
+        raise UserError(f"space '{name}': top level must be a mapping")
+    stem = _require(raw, "stem", "")
+    head = _require(raw, "head", "")
+    raw_stages = _require(raw, "stages", "")
+    if not isinstance(raw_stages, list) or len(raw_stages) != NUM_STAGES:
+        raise UserError(f"space '{name}': 'stages' must list exactly {NUM_STAGES} stages")
+    stages = []
+    for i, st in enumerate(raw_stages):
+        where = f"stages[{i}]"
+        stages.append(
+            StageSpec(
+                widths=_int_tuple(_require(st, "widths", where), f"{where}.widths"),
+                depths=_int_tuple(_require(st, "depths", where), f"{where}.depths"),
+                kernel_sizes=_int_tuple(_require(st, "kernel_sizes", where), f"{where}.kernel_sizes"),
+                expand_ratios=_int_tuple(_require(st, "expand_ratios", where), f"{where}.expand_ratios"),
+                stride=int(_require(st, "stride", where)),
+                se=bool(_require(st, "se", where)),
+            )
+        )
+        if any(k % 2 == 0 for k in stages[-1].kernel_sizes):
+            raise UserError(f"space '{name}': {where}.kernel_sizes must be odd")
+        if min(stages[-1].depths) < 1:
+            raise UserError(f"space '{name}': {where}.depths must be >= 1")
+        ratios = stages[-1].expand_ratios
+        if 1 in ratios and len(ratios) > 1:
+            # A stage either has an expand conv (t > 1) or not; mixing needs two weight layouts.
+            raise UserError(f"space '{name}': {where}.expand_ratios cannot mix 1 with other ratios")
+    activation = raw.get("activation", "swish")
+    if activation != "swish":
+        raise UserError(f"space '{name}': activation '{activation}' is not supported (only swish)")
+    space = SearchSpace(
+        name=name,
+        in_channels=int(_require(raw, "in_channels", "")),
+        num_classes=int(_require(raw, "num_classes", "")),
+        resolutions=_int_tuple(_require(raw, "resolutions", ""), "resolutions"),
+        stem_widths=_int_tuple(_require(stem, "widths", "stem"), "stem.widths"),
+        stem_kernel=int(_require(stem, "kernel", "stem")),
+        stem_stride=int(_require(stem, "stride", "stem")),
+        stages=tuple(stages),
+        head_widths=_int_tuple(_require(head, "widths", "head"), "head.widths"),
+        head_expand=int(_require(head, "expand", "head")),
+        activation=activation,
+        archs={},
+        data=dict(_require(raw, "data", "")),
+    )
+    for key in ("input_size", "channels", "mean", "std", "resize_short_side", "interpolation"):
+        _require(space.data, key, "data")
+    if space.data["channels"] != space.in_channels:
+        raise UserError(f"space '{name}': data.channels must equal in_channels")
+    for arch_name, arch_raw in (raw.get("archs") or {}).items():
+        try:
+            arch = ArchConfig.from_dict(arch_raw)
+            space.validate(arch)
+        except UserError as exc:
+            raise UserError(f"space '{name}', arch '{arch_name}': {exc}") from None
+        space.archs[str(arch_name)] = arch
+    return space
+
+
+def available_spaces() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    """Load a bundled space by name (``imagenet``, ``fashion_mnist``) or a YAML file by path."""
+    path = Path(name_or_path)
+    if path.suffix.lower() not in (".yaml", ".yml"):
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise UserError(f"unknown space '{name_or_path}' (available: {', '.join(available_spaces())})")
+    if not path.is_file():
+        raise UserError(f"space file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot parse space file {path}: {exc}") from None
+    return space_from_dict(path.stem, raw)
