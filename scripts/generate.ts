@@ -1,14 +1,15 @@
 /**
  * Writes the generated, committed artefacts, or with --check verifies they are current:
  *   models/manifest.schema.json  JSON Schema (draft 2020-12) of the zoo manifest, from server/zoo/manifest-schema.ts
- * (the HTTP-API work adds openapi/openapi.json here). test/generate.test.ts runs the check, so a
- * change to a schema without regenerating fails the suite.
+ *   openapi/openapi.json         OpenAPI 3.1 document of the HTTP API, from the route schemas (scripts/openapi-document.ts)
+ * test/generate.test.ts runs the check, so a change to a schema without regenerating fails the suite.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { projectRoot } from '../server/config.js'
 import { ManifestSchema } from '../server/zoo/manifest-schema.js'
+import { openApiDocument } from './openapi-document.js'
 
 export interface GeneratedFile {
   /** Path relative to the project root. */
@@ -29,7 +30,10 @@ export function manifestJsonSchema(): Record<string, unknown> {
 }
 
 export async function generatedFiles(): Promise<GeneratedFile[]> {
-  return [{ path: 'models/manifest.schema.json', content: json(manifestJsonSchema()) }]
+  return [
+    { path: 'models/manifest.schema.json', content: json(manifestJsonSchema()) },
+    { path: 'openapi/openapi.json', content: json(await openApiDocument()) },
+  ]
 }
 
 /** Files whose committed content differs from what would be generated (missing counts as stale). */

@@ -4,7 +4,7 @@
  * onto the catalogue here, so a client never sees a Fastify-internal code and bad input never
  * turns into a 5xx. Anything unexpected becomes INTERNAL_ERROR with the details only in the log.
  */
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ApiError, apiError, type ErrorCode } from './errors.js'
 import { ErrorResponseSchema } from './schemas/common.js'
 
@@ -162,4 +162,18 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     void reply.header('connection', 'close')
     throw apiError('SHUTTING_DOWN', 'the server is shutting down; retry on another instance')
   })
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: errors raised before routing (an undecodable URL such
+ * as `/models/%E0%A4%A`) bypass the error handler and would otherwise get Fastify's uncoded body.
+ */
+export function handleFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  const apiErr = toApiError(error, request)
+  request.log.info({ code: apiErr.code }, apiErr.message)
+  void reply.code(apiErr.statusCode).send(apiErr.toBody())
 }

@@ -71,6 +71,10 @@ const openapi: FastifyPluginAsync = async (app) => {
       const document = documentObject.openapiObject as OpenApiDocument
       const classify = document.paths?.['/v1/classify']?.post
       if (classify) classify.requestBody = classifyRequestBody
+      // The dry run takes its fields as query parameters, a JSON body, or both.
+      const selectBody = document.paths?.['/v1/select']?.post?.requestBody as
+        { required?: boolean } | undefined
+      if (selectBody) selectBody.required = false
       return documentObject.openapiObject
     },
   })

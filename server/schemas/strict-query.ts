@@ -3,8 +3,9 @@
  * budget must not be: it turns "0x10" into 16, " 5 " into 5 and "Infinity" into a number, and a
  * repeated parameter would reach the handler as an array. Here every parameter must be known,
  * given once, and numeric ones must be plain decimals; Ajv then checks types and ranges.
- * JSON bodies get the unknown-field check too: Fastify's default Ajv setup removes unknown
- * properties silently instead of rejecting them.
+ * JSON bodies get the unknown-field check too (Fastify's default Ajv setup removes unknown
+ * properties silently instead of rejecting them), and a type check without coercion: in JSON a
+ * number is a number, and "5" is a client bug worth reporting.
  */
 import type { FastifyRequest } from 'fastify'
 import { apiError } from '../errors.js'
@@ -54,21 +55,35 @@ export function strictQuery(schema: ObjectSchemaLike): (request: FastifyRequest)
   }
 }
 
-/** A preValidation hook refusing JSON body fields that `schema` does not declare. */
+const JSON_TYPES: Readonly<Record<string, (value: unknown) => boolean>> = {
+  number: (value) => typeof value === 'number',
+  integer: (value) => Number.isInteger(value),
+  string: (value) => typeof value === 'string',
+  boolean: (value) => typeof value === 'boolean',
+}
+
+/** A preValidation hook refusing JSON body fields that `schema` does not declare or mistypes. */
 export function strictBody(schema: ObjectSchemaLike): (request: FastifyRequest) => Promise<void> {
   const accepted = Object.keys(schema.properties)
   return async (request) => {
     const body: unknown = request.body
     if (body === null || typeof body !== 'object' || Array.isArray(body)) return
-    for (const key of Object.keys(body)) {
+    for (const [key, value] of Object.entries(body)) {
+      const detail = { parameter: key, location: 'body' }
       if (!Object.hasOwn(schema.properties, key)) {
         throw apiError(
           'INVALID_PARAMETER',
           `unknown body field "${key}" (accepted: ${accepted.join(', ')})`,
-          {
-            parameter: key,
-            location: 'body',
-          },
+          detail,
+        )
+      }
+      const type = (schema.properties[key] as { type?: unknown }).type
+      const check = typeof type === 'string' ? JSON_TYPES[type] : undefined
+      if (check && !check(value)) {
+        throw apiError(
+          'INVALID_PARAMETER',
+          `body field "${key}" must be a JSON ${String(type)}, got ${JSON.stringify(value)}`,
+          detail,
         )
       }
     }
