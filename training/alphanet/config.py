@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
         "momentum": 0.9,
         "nesterov": True,
         "weight_decay": 1.0e-5,
-        "warmup_epochs": 5,
+        "warmup_epochs": 5.0,
         "warmup_start_factor": 0.001,
         "min_lr_factor": 0.0,
     },

@@ -317,8 +317,9 @@ class SandwichTrainer:
             for name in vcfg["subnets"]:
                 arch = self.space.resolve(name)
                 subnet = self.net.extract(arch).to(memory_format=self.memory_format)
-                calibrate_bn(subnet, self.calib_loader, vcfg["calib_batches"])
-                acc = evaluate(subnet, self.val_loader, vcfg["max_batches"])
+                channels_last = self.memory_format == torch.channels_last
+                calibrate_bn(subnet, self.calib_loader, vcfg["calib_batches"], channels_last=channels_last)
+                acc = evaluate(subnet, self.val_loader, vcfg["max_batches"], channels_last=channels_last)
                 cost = complexity(self.space, arch, self.num_classes)
                 results[name] = {**acc, "mflops": round(cost.mflops, 4), "params": cost.params}
                 del subnet
