@@ -37,6 +37,9 @@ export function strictQuery(schema: ObjectSchemaLike): (request: FastifyRequest)
       }
       if (typeof value !== 'string') continue
       const type = (schema.properties[key] as { type?: unknown } | undefined)?.type
+      if (type === 'number' && DECIMAL.test(value) && !Number.isFinite(Number(value))) {
+        throw apiError('INVALID_PARAMETER', `query parameter "${key}" is out of range: ${value}`, detail)
+      }
       if (type === 'number' && !DECIMAL.test(value)) {
         throw apiError(
           'INVALID_PARAMETER',
