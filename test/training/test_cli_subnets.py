@@ -236,6 +236,20 @@ def test_official_layout_import_and_export(tmp_path, capsys):
             ["calibrate", "--checkpoint", "{ckpt}", "--arch", "min", "--out", "x.pt", "--calib-batches", "0"],
             ">= 1",
         ),
+        (
+            [
+                "calibrate",
+                "--checkpoint",
+                "{ckpt}",
+                "--arch",
+                "min",
+                "--out",
+                "{ckpt}/x.pt",
+                "--calib-batches",
+                "1",
+            ],
+            "{ckpt}",
+        ),
         (["export", "--checkpoint", "{ckpt}", "--out-dir", "zoo"], "choose sub-networks"),
         (["export", "--checkpoint", "{ckpt}", "--pareto", "--out-dir", "zoo"], "--pareto needs"),
         (["export", "--checkpoint", "{ckpt}", "--arch", "min", "--opset", "11", "--out-dir", "z"], "--opset"),
@@ -250,6 +264,7 @@ def test_user_errors_are_one_line_with_exit_code_2(
     argv, message, supernet_checkpoint, tmp_path, capsys, monkeypatch
 ):
     argv = [a.replace("{ckpt}", str(supernet_checkpoint)) for a in argv]
+    message = message.replace("{ckpt}", str(supernet_checkpoint))
     if argv[0] != "search":
         monkeypatch.chdir(tmp_path)
     code, _, stderr = run_cli(capsys, *argv)

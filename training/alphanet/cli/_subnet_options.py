@@ -4,7 +4,9 @@ come from, training-config overrides, BN-calibration budget, arch selection."""
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -108,3 +110,20 @@ def resolve_archs(space: SearchSpace, specs: list[str] | None) -> list[tuple[str
         label = Path(spec).stem if spec.lower().endswith((".json", ".yaml", ".yml")) else spec
         resolved.append((label, space.resolve(spec)))
     return resolved
+
+
+def file_errors_are_user_errors(
+    run: Callable[[argparse.Namespace], int]
+) -> Callable[[argparse.Namespace], int]:
+    """Report an unreadable/unwritable path (permissions, full disk, a directory where a file is
+    expected) as one line instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserError(f"{where}{exc.strerror or exc}") from None
+
+    return wrapper

@@ -19,6 +19,7 @@ from ..errors import UserError
 from ..export.sources import save_static_checkpoint
 from ..models import complexity
 from ._subnet_options import (
+    file_errors_are_user_errors,
     add_calibration_options,
     add_source_options,
     calibration_settings,
@@ -49,6 +50,7 @@ def add_parser(subparsers) -> None:
     add_calibration_options(parser)
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     source = load_source(args)
     if source.supernet is None:

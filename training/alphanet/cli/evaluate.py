@@ -20,6 +20,7 @@ from ..engine.subnet_data import evaluation_loader
 from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..models import complexity
 from ._subnet_options import (
+    file_errors_are_user_errors,
     add_calibration_options,
     add_source_options,
     calibration_settings,
@@ -53,6 +54,7 @@ def add_parser(subparsers) -> None:
     add_calibration_options(parser)
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     source = load_source(args)
     settings = calibration_settings(args, source)
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         cx = complexity(source.space, static.arch, static.num_classes)
         results.append(
             {
-                "name": label or "checkpoint",
+                "name": label or Path(source.origin).stem,
                 "arch": {"space": source.space.name, **static.arch.to_dict()},
                 "mflops": round(cx.mflops, 4),
                 "params": cx.params,

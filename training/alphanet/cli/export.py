@@ -25,6 +25,7 @@ from ..export.sources import resolve_labels
 from ..export.zoo_writer import export_model, model_name, write_zoo
 from ..space import ArchConfig, SearchSpace
 from ._subnet_options import (
+    file_errors_are_user_errors,
     add_calibration_options,
     add_source_options,
     calibration_settings,
@@ -133,6 +134,7 @@ def _git_commit() -> str | None:
     return commit if out.returncode == 0 and commit else None
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     if args.opset < MIN_OPSET:
         raise UserError(f"--opset must be >= {MIN_OPSET}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..checkpoint import FORMAT_VERSION, save_checkpoint
 from ..export.official_checkpoint import build_key_mapping
 from ..export.sources import OFFICIAL_SOURCE, load_official_source
+from ._subnet_options import file_errors_are_user_errors
 
 
 def add_parser(subparsers) -> None:
@@ -51,6 +52,7 @@ def add_parser(subparsers) -> None:
     )
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     source = load_official_source(args.checkpoint, args.space, args.config, args.overrides)
     supernet = source.supernet

@@ -18,6 +18,7 @@ import torch
 from ..engine.latency_table import LatencyTable, arch_units, space_units
 from ..errors import UserError
 from ..space import load_space
+from ._subnet_options import file_errors_are_user_errors
 
 
 def add_parser(subparsers) -> None:
@@ -45,6 +46,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs per unit")
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("--batch-size and --repeats must be >= 1, --warmup >= 0")

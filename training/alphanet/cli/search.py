@@ -20,6 +20,7 @@ from ..engine.search import EvolutionarySearch
 from ..engine.search_config import calibration_settings, load_search_config, search_settings
 from ..engine.subnet_eval import HoldoutFitness
 from ..export.sources import load_official_source, load_supernet_source, model_device
+from ._subnet_options import file_errors_are_user_errors
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def add_parser(subparsers) -> None:
     )
 
 
+@file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     cfg = load_search_config(args.config, args.overrides)
     if cfg["checkpoint"] is not None:

@@ -47,6 +47,9 @@ def _with_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 
 def _supernet_source(state: dict[str, Any], path: Path, overrides: Iterable[str]) -> SubnetSource:
+    missing = [k for k in ("space", "num_classes", "config") if k not in state]
+    if missing:
+        raise UserError(f"{path}: supernet checkpoint lacks {', '.join(missing)}")
     cfg = _with_overrides(config_from_dict(state["config"]), overrides)
     space = load_space(state["space"])
     supernet = AlphaNetSupernet(
@@ -109,6 +112,9 @@ def save_static_checkpoint(
 
 
 def load_static_source(state: dict[str, Any], path: Path, overrides: Iterable[str] = ()) -> SubnetSource:
+    missing = [k for k in ("space", "arch", "num_classes", "config") if k not in state]
+    if missing:
+        raise UserError(f"{path}: calibrated checkpoint lacks {', '.join(missing)}")
     space = load_space(state["space"])
     arch = ArchConfig.from_dict(state["arch"])
     space.validate(arch)
