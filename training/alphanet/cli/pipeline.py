@@ -1,0 +1,122 @@
+"""``alphanet pipeline``: train (or load / import) a supernet, pick a family, recalibrate, export,
+validate in onnxruntime-node, publish atomically into the zoo directory, reload the server.
+
+Examples::
+
+    npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml
+    npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml --reload-pid server.pid
+    python3 -m alphanet pipeline --config configs/pipeline/fashion_mnist.yaml \\
+        --checkpoint runs/fmnist family.search.targets_mflops=[3,6,12]
+
+Exit status: 0 published; 1 nothing published (every member refused, or require_all) or the
+server refused the reload; 2 usage / configuration error; 3 training stopped early (rerunning the
+same command resumes it). The report is ``<run_dir>/pipeline-report.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ..pipeline.config import REPO_ROOT, load_pipeline_config
+from ..pipeline.supernet_source import TrainingIncomplete
+
+EXIT_NOT_PUBLISHED = 1
+EXIT_INCOMPLETE = 3
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pipeline",
+        help="train/load a supernet, export a validated model family and publish it as a zoo",
+        description="The training-then-publish pipeline driven by one config file "
+        "(training/configs/pipeline/*.yaml). Progress lines on stderr, a JSON summary on stdout.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Examples::", 1)[1],
+    )
+    parser.add_argument("--config", type=Path, required=True, help="pipeline config YAML")
+    parser.add_argument("--run-dir", type=Path, help="override run_dir (checkpoints, staging, report)")
+    parser.add_argument("--zoo-dir", type=Path, help="override publish.zoo_dir (default: models/)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", type=Path, help="use this supernet checkpoint instead of training")
+    which.add_argument("--official", type=Path, help="import this official AlphaNet checkpoint instead")
+    parser.add_argument(
+        "--reload-pid", metavar="PID|PIDFILE", help="send SIGHUP to this server process after publishing"
+    )
+    parser.add_argument("--reload-url", help="POST here after publishing (token from $ADMIN_TOKEN)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="pipeline-config overrides, e.g. zoo.default_model=a3",
+    )
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path.resolve())
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The npm command that reruns this pipeline (paths relative to the repository root)."""
+    argv = ["npm", "run", "pipeline", "--", "--config", _display(args.config)]
+    for flag in ("run_dir", "zoo_dir", "checkpoint", "official"):
+        value = getattr(args, flag)
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", _display(value)]
+    return shlex.join(argv + list(args.overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline.runner import run_pipeline
+
+    overrides = list(args.overrides)
+    # Flags are relative to the working directory; make them absolute before they join the config.
+    if args.run_dir is not None:
+        overrides.append(f"run_dir={args.run_dir.resolve()}")
+    if args.zoo_dir is not None:
+        overrides.append(f"publish.zoo_dir={args.zoo_dir.resolve()}")
+    if args.checkpoint is not None:
+        overrides += [
+            "source.train.config=null",
+            "source.official=null",
+            f"source.checkpoint={args.checkpoint.resolve()}",
+        ]
+    if args.official is not None:
+        overrides += [
+            "source.train.config=null",
+            "source.checkpoint=null",
+            f"source.official={args.official.resolve()}",
+        ]
+    if args.reload_url is not None:
+        overrides.append(f"publish.reload_url={args.reload_url}")
+    cfg = load_pipeline_config(args.config, overrides)
+    try:
+        outcome = run_pipeline(
+            cfg, config_file=str(args.config), command=reproduce_command(args), reload_pid=args.reload_pid
+        )
+    except TrainingIncomplete as exc:
+        print(f"training incomplete: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    models = outcome.report.get("models", [])
+    summary = {
+        "status": outcome.status,
+        "zooDir": cfg["publish"]["zoo_dir"],
+        "published": [m["name"] for m in models if m["status"] == "published"],
+        "refused": {m["name"]: m["reasons"] for m in models if m["status"] == "refused"},
+        "report": str(outcome.report_path),
+    }
+    print(json.dumps(summary))
+    if outcome.status == "published":
+        return 0
+    message = {
+        "refused": "nothing was published: validation refused the family (see the report)",
+        "reload-failed": f"published, but the reload failed: {outcome.report.get('reload', {}).get('error')}",
+    }[outcome.status]
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_NOT_PUBLISHED

@@ -1,0 +1,193 @@
+"""Model-card assets written next to the manifest: ``pareto.png`` (top-1 against MFLOPs and against
+the latency measured on the publishing host) and ``README.md`` filled from
+``templates/model_card.md`` (data, space, training, the models table, the chart, the exact
+reproduce command, and the distillation ablation when its results exist)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from ..space import SearchSpace
+from .ablation import RESULTS_FILE, read_results, table_markdown
+from .stages import format_seconds
+
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
+CHART_FILE = "pareto.png"
+CARD_FILE = "README.md"
+
+
+def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated in (lower x, higher y), by increasing x."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def pareto_chart(models: list[dict[str, Any]], title: str) -> bytes:
+    """PNG bytes: top-1 % against MFLOPs and against measured p50 latency (ms)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_latency = [m for m in models if "latencyMs" in m]
+    panels = [("mflops", "MFLOPs (multiply-accumulates / 1e6)")]
+    if with_latency:
+        panels.append(("latency", "p50 latency, batch 1 (ms, publishing host)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    for ax, (kind, xlabel) in zip(axes[0], panels):
+        subset = models if kind == "mflops" else with_latency
+        xs = [m["mflops"] if kind == "mflops" else m["latencyMs"]["p50"] for m in subset]
+        ys = [m["top1"] * 100 for m in subset]
+        ax.scatter(xs, ys, color="#1f77b4", zorder=3)
+        front = _front(list(zip(xs, ys)))
+        ax.plot([p[0] for p in front], [p[1] for p in front], color="#1f77b4", alpha=0.5, zorder=2)
+        for x, y, model in zip(xs, ys, subset):
+            ax.annotate(model["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    # No timestamp metadata: identical results give identical bytes.
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _models_table(report: dict[str, Any]) -> str:
+    lines = [
+        "| model | MFLOPs | params | resolution | top-1 % (onnxruntime-node) | top-1 % (PyTorch) "
+        "| latency p50 / p95 (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model in report["models"]:
+        if model["status"] == "refused":
+            continue
+        ort = model.get("ort", {}).get("top1")
+        latency = model.get("latencyMs")
+        ort_text = "--" if ort is None else f"{ort * 100:.2f}"
+        latency_text = "--" if not latency else f"{latency['p50']:.3f} / {latency['p95']:.3f}"
+        lines.append(
+            f"| `{model['name']}` | {model['mflops']:.2f} | {model['params'] / 1e6:.3f} M | "
+            f"{model['arch']['resolution']} | {ort_text} | {model['pytorch']['top1'] * 100:.2f} | "
+            f"{latency_text} |"
+        )
+    refused = [m for m in report["models"] if m["status"] == "refused"]
+    if refused:
+        lines.append("")
+        lines.append("Refused by validation (not published):")
+        lines += [f"- `{m['name']}`: {'; '.join(m['reasons'])}" for m in refused]
+    return "\n".join(lines)
+
+
+def _training_text(report: dict[str, Any]) -> str:
+    source = report["source"]
+    if source["kind"] == "official":
+        return (
+            "The published AlphaNet supernet checkpoint (`alphanet_pretrained.pth.tar`, facebookresearch/"
+            "AlphaNet), imported through an explicit key mapping; the reference trained it for 360 epochs "
+            "on 64 GPUs. Only BN statistics were recomputed here."
+        )
+    training = source.get("training") or {}
+    cfg = training.get("config") or {}
+    parts = []
+    if cfg:
+        loss = cfg["loss"]
+        parts.append(
+            f"Sandwich rule (largest + {cfg['train']['num_random_subnets']} random + smallest per step), "
+            f"in-place distillation `loss.distill: {loss['distill']}`"
+            + (
+                f" (alpha in [{loss['alpha_min']}, {loss['alpha_max']}], iw_clip {loss['iw_clip']})"
+                if loss["distill"] == "alpha_divergence"
+                else ""
+            )
+            + f"; {cfg['train']['epochs']} epochs, batch {cfg['data']['batch_size']} per process, "
+            f"Nesterov SGD lr {cfg['optim']['lr']} (cosine, {cfg['optim']['warmup_epochs']} warm-up epochs), "
+            f"seed {cfg['seed']}."
+        )
+    if training.get("configFile"):
+        parts.append(
+            f"Training config: `{training['configFile']}`"
+            + (f" with overrides `{' '.join(training['overrides'])}`" if training.get("overrides") else "")
+            + "."
+        )
+    if training.get("seconds"):
+        parts.append(
+            f"Training time: {format_seconds(training['seconds'])} for {training.get('steps', '?')} steps on "
+            f"{training.get('device', '?')} (world size {training.get('worldSize', 1)})."
+        )
+    if source.get("checkpoint"):
+        parts.append(f"Checkpoint: `{source['checkpoint']}`.")
+    return " ".join(parts) or "Supernet checkpoint given by the pipeline config."
+
+
+def _ablation_text(ablation_dir: Path | None) -> str:
+    if ablation_dir is None:
+        return "_No ablation results were found._"
+    try:
+        data = read_results(ablation_dir)
+    except Exception as exc:  # noqa: BLE001 - a broken results file must not stop a publish
+        return f"_Ablation results in `{ablation_dir / RESULTS_FILE}` could not be read: {exc}._"
+    if data is None:
+        return (
+            "_No ablation results yet: run `npm run ablation -- --config <pipeline config>` "
+            f"(results go to `{ablation_dir / RESULTS_FILE}`)._"
+        )
+    return table_markdown(data)
+
+
+def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | None) -> str:
+    """The README.md text for the zoo directory."""
+    data = space.data
+    evaluation = report["evaluation"]
+    lines_family = report["family"]
+    family_text = (
+        "Named architectures: " + ", ".join(f"`{m}`" for m in lines_family["members"]) + "."
+        if lines_family["mode"] == "named"
+        else "Evolutionary search over the supernet (fitness = top-1 on held-out *training* images after BN "
+        "recalibration), then the best candidate at or below each FLOPs target "
+        f"{report['config']['family']['search']['targets_mflops']} MFLOPs."
+    )
+    mapping = {
+        "zoo_name": report["zoo"]["name"],
+        "description": report["zoo"]["description"] or "AlphaNet sub-networks",
+        "generated_at": report["finishedAt"],
+        "dataset": evaluation["dataset"],
+        "split": evaluation["split"],
+        "split_samples": evaluation["samples"],
+        "validation_samples": evaluation["validationSamples"],
+        "input_size": data["input_size"],
+        "channels": data["channels"],
+        "mean": json.dumps(data["mean"]),
+        "std": json.dumps(data["std"]),
+        "resize_short_side": data["resize_short_side"],
+        "interpolation": data["interpolation"],
+        "space": space.name,
+        "resolutions": ", ".join(map(str, space.resolutions)),
+        "mflops_min": f"{report['space']['mflopsMin']:.2f}",
+        "mflops_max": f"{report['space']['mflopsMax']:.2f}",
+        "training": _training_text(report),
+        "family": family_text,
+        "calibration": (
+            f"{report['config']['calibration']['batches']} batches x "
+            f"{report['config']['calibration']['batch_size']} training images (training augmentation, "
+            f"shuffle seed {report['config']['calibration']['seed']})"
+        ),
+        "models_table": _models_table(report),
+        "chart": f"![top-1 against MFLOPs and latency]({CHART_FILE})"
+        if report.get("chart")
+        else "_No chart._",
+        "latency_host": report.get("latencyHost") or "the publishing host",
+        "reproduce": report["command"],
+        "git_commit": report.get("gitCommit") or "unknown",
+        "ablation": _ablation_text(ablation_dir),
+    }
+    return Template(TEMPLATE.read_text()).substitute(mapping)
