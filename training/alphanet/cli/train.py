@@ -55,6 +55,17 @@ def add_parser(subparsers) -> None:
     )
 
 
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
 def _run_dir_of_checkpoint(path: Path) -> Path:
     if path.is_dir():
         return path
@@ -87,8 +98,15 @@ def run(args: argparse.Namespace) -> int:
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
-        base = load_config(args.config) if args.config else config_from_dict(state["config"])
-        cfg = apply_overrides(base, overrides)
+        stored = config_from_dict(state["config"])
+        cfg = apply_overrides(load_config(args.config) if args.config else stored, overrides)
+        changed = _changed_keys(stored, cfg)
+        if changed:
+            changed_text = ", ".join(changed)
+            print(
+                f"warning: resumed run's config differs from the checkpoint's in: {changed_text}",
+                file=sys.stderr,
+            )
         run_dir = Path(args.run_dir) if args.run_dir else _run_dir_of_checkpoint(Path(resume))
     else:
         if not args.config:
