@@ -5,6 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
+import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { readDataset, type Dataset } from './dataset-file.js'
 import { validateZoo, type ValidationOptions } from './zoo-validation.js'
@@ -38,7 +39,19 @@ function positiveNumber(value: string | undefined, flag: string, fallback: numbe
   return parsed
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Where the CLI writes; tests pass collectors. */
+export interface CliOutput {
+  out: (text: string) => void
+  err: (text: string) => void
+}
+
+const PROCESS_OUTPUT: CliOutput = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+}
+
+/** Runs the CLI on `argv` (without node and script); returns the exit code. */
+export async function runCli(argv: string[], io: CliOutput = PROCESS_OUTPUT): Promise<number> {
   let parsed
   try {
     parsed = parseArgs({
@@ -57,12 +70,12 @@ async function main(argv: string[]): Promise<number> {
       },
     })
   } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`)
+    io.err(`${(error as Error).message}\n\n${USAGE}\n`)
     return 2
   }
   const { values, positionals } = parsed
   if (values.help) {
-    console.log(USAGE)
+    io.out(`${USAGE}\n`)
     return 0
   }
   let options: ValidationOptions
@@ -92,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
-    console.error(`${error.message}\n\n${USAGE}`)
+    io.err(`${error.message}\n\n${USAGE}\n`)
     return 2
   }
   if (values.dataset !== undefined) {
@@ -100,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       dataset = await readDataset(values.dataset)
     } catch (error) {
-      console.error((error as Error).message)
+      io.err(`${(error as Error).message}\n`)
       return 1
     }
     options.dataset = dataset
@@ -108,13 +121,15 @@ async function main(argv: string[]): Promise<number> {
   }
   const report = await validateZoo(options)
   const text = `${JSON.stringify(report, null, 2)}\n`
-  process.stdout.write(text)
+  io.out(text)
   if (values.json !== undefined) await writeFile(values.json, text)
   if (!report.ok) {
     const failed = report.models.filter((m) => !m.ok).map((m) => `${m.name}: ${m.problems.join('; ')}`)
-    console.error(`zoo validation FAILED\n  ${[...report.problems, ...failed].join('\n  ')}`)
+    io.err(`zoo validation FAILED\n  ${[...report.problems, ...failed].join('\n  ')}\n`)
   }
   return report.ok ? 0 : 1
 }
 
-process.exitCode = await main(process.argv.slice(2))
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await runCli(process.argv.slice(2))
+}
