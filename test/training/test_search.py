@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from alphanet.engine.latency_table import (
+    CacheFlusher,
     LatencyTable,
     arch_units,
+    build_unit,
     measure_latency_ms,
     space_units,
 )
@@ -186,7 +188,7 @@ def test_infeasible_and_invalid_settings_are_user_errors():
 
 def fake_table() -> LatencyTable:
     """Unit latency = a distinct function of the unit, so sums are checkable exactly."""
-    table = LatencyTable(batch_size=1, threads=1, host="test")
+    table = LatencyTable(batch_size=1, threads=1, host="test", cache_flush_mb=0)
     for unit in space_units(SPACE):
         table.entries[unit.key] = 0.001 * (len(unit.key) + sum(v for _, v in unit.values))
     return table
@@ -225,15 +227,33 @@ def test_latency_constraint_is_enforced_exactly():
     assert "latencyMs" in result.to_dict()["archive"][0]
 
 
+def test_units_compose_exactly_the_network():
+    rng = random.Random(8)
+    for arch in [SPACE.min_arch(), SPACE.max_arch(), SPACE.sample(rng), SPACE.sample(rng)]:
+        x = torch.rand(1, 1, 28, 28)
+        params = 0
+        with torch.no_grad():
+            for unit in arch_units(SPACE, arch):
+                module, shape = build_unit(unit)
+                assert tuple(x.shape[1:]) == shape, unit.key  # each unit consumes its predecessor's output
+                x = module.eval()(x)
+                params += sum(p.numel() for p in module.parameters())
+        assert x.shape == (1, 10)
+        assert params == complexity(SPACE, arch).params
+
+
 def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():
     torch.manual_seed(0)
     arch = SPACE.max_arch()
     table = LatencyTable(batch_size=1)
-    measured_units = table.measure(arch_units(SPACE, arch), warmup=2, repeats=15)
+    measured_units = table.measure(arch_units(SPACE, arch), warmup=1, repeats=7)
     assert measured_units == len({u.key for u in arch_units(SPACE, arch)})
     predicted = table.predict(SPACE, arch)
     inputs = torch.rand(1, 1, 28, 28)
     network, _ = fold_batchnorm(StaticAlphaNet(SPACE, arch), inputs)
-    actual = measure_latency_ms(network, inputs, warmup=2, repeats=15)
-    # Timing on a shared CPU is noisy; additivity only has to hold roughly.
-    assert 0.4 < predicted / actual < 2.5, (predicted, actual)
+    actual = measure_latency_ms(
+        network, inputs, warmup=2, repeats=15, flush=CacheFlusher(table.cache_flush_mb)
+    )
+    # The composition itself is exact (test above); wall-clock timing on a shared 2-core host is
+    # noisy, so the sum only has to land within a wide band of the measured network.
+    assert 0.2 < predicted / actual < 5.0, (predicted, actual)

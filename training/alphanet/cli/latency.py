@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..engine.latency_table import LatencyTable, arch_units, space_units
+from ..engine.latency_table import DEFAULT_CACHE_FLUSH_MB, LatencyTable, arch_units, space_units
 from ..errors import UserError
 from ..space import load_space
 from ._subnet_options import file_errors_are_user_errors
@@ -42,14 +42,24 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)"
     )
-    parser.add_argument("--repeats", type=int, default=20, metavar="N", help="timed runs per unit (median)")
+    parser.add_argument(
+        "--repeats", type=int, default=20, metavar="N", help="timed runs per unit (minimum kept)"
+    )
     parser.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs per unit")
+    parser.add_argument(
+        "--cache-flush-mb",
+        type=int,
+        default=DEFAULT_CACHE_FLUSH_MB,
+        metavar="MB",
+        help="buffer written before every timed run to evict the CPU caches, as inside a whole network "
+        f"(default {DEFAULT_CACHE_FLUSH_MB}: more than L2, less than the last-level cache; 0 = no flush)",
+    )
 
 
 @file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0:
-        raise UserError("--batch-size and --repeats must be >= 1, --warmup >= 0")
+    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.cache_flush_mb < 0:
+        raise UserError("--batch-size and --repeats must be >= 1, --warmup and --cache-flush-mb >= 0")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError("--threads must be >= 1")
@@ -59,17 +69,15 @@ def run(args: argparse.Namespace) -> int:
         units = {u.key: u for spec in args.arch for u in arch_units(space, space.resolve(spec))}.values()
     else:
         units = space_units(space)
-    table = LatencyTable(batch_size=args.batch_size)
+    table = LatencyTable(batch_size=args.batch_size, cache_flush_mb=args.cache_flush_mb)
     if args.out.is_file():
         existing = LatencyTable.load(args.out)
-        if (existing.batch_size, existing.threads, existing.host) != (
-            table.batch_size,
-            table.threads,
-            table.host,
-        ):
+        settings = ("batch_size", "threads", "host", "cache_flush_mb", "statistic")
+        if any(getattr(existing, k) != getattr(table, k) for k in settings):
             raise UserError(
-                f"{args.out} was measured with batch {existing.batch_size}, {existing.threads} threads on "
-                f"'{existing.host}'; write a new table instead"
+                f"{args.out} was measured with other settings (batch {existing.batch_size}, "
+                f"{existing.threads} threads, {existing.cache_flush_mb} MB cache flush, host "
+                f"'{existing.host}'); write a new table instead"
             )
         table = existing
 
