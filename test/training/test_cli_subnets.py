@@ -4,6 +4,7 @@ one-line exit-2 user errors. Batches are tiny; the point is the plumbing and the
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 from pathlib import Path
@@ -14,12 +15,15 @@ import torch
 
 from alphanet.__main__ import main
 from alphanet.checkpoint import FORMAT_VERSION, save_checkpoint
+from alphanet.cli._subnet_options import calibration_settings
 from alphanet.config import load_config
 from alphanet.data.fashion_mnist import CLASSES
+from alphanet.engine.subnet_eval import CalibrationSettings
 from alphanet.export.manifest import check_model_files, validate_manifest
 from alphanet.export.official_checkpoint import reference_state_dict_from_supernet
 from alphanet.export.onnx import verify_onnx_model
 from alphanet.export.reference_pair import read_reference_pair
+from alphanet.export.sources import SubnetSource
 from alphanet.models import AlphaNetSupernet
 from alphanet.space import load_space
 
@@ -271,3 +275,15 @@ def test_user_errors_are_one_line_with_exit_code_2(
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+
+
+def test_official_weights_default_to_the_reference_evaluation_budget():
+    cfg = load_config(None)
+    args = argparse.Namespace(calib_batches=None, calib_batch_size=None, calib_seed=5)
+    official = SubnetSource(SPACE, cfg, None, "official-alphanet", official=True)
+    ours = SubnetSource(SPACE, cfg, None, "runs/x")
+    assert calibration_settings(args, official) == CalibrationSettings(64, 256, 5)
+    expected = (cfg["validation"]["calib_batches"], cfg["validation"]["calib_batch_size"])
+    assert (calibration_settings(args, ours).batches, calibration_settings(args, ours).batch_size) == expected
+    args = argparse.Namespace(calib_batches=3, calib_batch_size=7, calib_seed=1)
+    assert calibration_settings(args, official) == CalibrationSettings(3, 7, 1)

@@ -57,13 +57,14 @@ def add_calibration_options(parser: argparse.ArgumentParser) -> None:
         "--calib-batches",
         type=int,
         metavar="N",
-        help="batches to forward (default: validation.calib_batches)",
+        help="batches to forward (default: 64 for the official weights, as the reference's evaluation; "
+        "else the config's validation.calib_batches)",
     )
     group.add_argument(
         "--calib-batch-size",
         type=int,
         metavar="N",
-        help="images per batch (default: validation.calib_batch_size)",
+        help="images per batch (default: 256 for the official weights; else validation.calib_batch_size)",
     )
     group.add_argument(
         "--calib-seed", type=int, default=5, metavar="N", help="shuffle seed (default: 5, as the reference)"
@@ -90,13 +91,21 @@ def device_of(source: SubnetSource) -> torch.device:
     return model_device(source.cfg)
 
 
+# test_alphanet.py / eval_alphanet_models.yml: the budget behind the published A0-A6 accuracies.
+REFERENCE_EVAL_CALIBRATION = CalibrationSettings(batches=64, batch_size=256, seed=5)
+
+
 def calibration_settings(args: argparse.Namespace, source: SubnetSource) -> CalibrationSettings:
-    validation = source.cfg["validation"]
+    """The command line's budget, else the reference evaluation budget for the official weights,
+    else the training config's validation budget."""
+    if source.official:
+        batches, batch_size = REFERENCE_EVAL_CALIBRATION.batches, REFERENCE_EVAL_CALIBRATION.batch_size
+    else:
+        batches = source.cfg["validation"]["calib_batches"]
+        batch_size = source.cfg["validation"]["calib_batch_size"]
     settings = CalibrationSettings(
-        batches=args.calib_batches if args.calib_batches is not None else validation["calib_batches"],
-        batch_size=args.calib_batch_size
-        if args.calib_batch_size is not None
-        else validation["calib_batch_size"],
+        batches=batches if args.calib_batches is None else args.calib_batches,
+        batch_size=batch_size if args.calib_batch_size is None else args.calib_batch_size,
         seed=args.calib_seed,
     )
     settings.validate()

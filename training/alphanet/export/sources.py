@@ -38,6 +38,7 @@ class SubnetSource:
     classes: list[str] | None
     origin: str  # the checkpoint path, or OFFICIAL_SOURCE
     supernet: AlphaNetSupernet | None = None
+    official: bool = False  # the published AlphaNet weights (imported now or by import-official)
     static: StaticAlphaNet | None = None
     static_info: dict[str, Any] = field(default_factory=dict)
 
@@ -60,7 +61,8 @@ def _supernet_source(state: dict[str, Any], path: Path, overrides: Iterable[str]
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not fit the '{space.name}' supernet: {exc}") from None
     classes = list(state["classes"]) if state.get("classes") else None
-    return SubnetSource(space, cfg, classes, str(path), supernet=supernet)
+    official = state.get("source") == OFFICIAL_SOURCE
+    return SubnetSource(space, cfg, classes, str(path), supernet=supernet, official=official)
 
 
 def load_supernet_source(path: Path, overrides: Iterable[str] = ()) -> SubnetSource:
@@ -84,7 +86,7 @@ def load_official_source(
     config = config if config is not None else default_official_config()
     cfg = load_config(config, [f"space={space.name}", *overrides])
     supernet = import_official_checkpoint(Path(path), space)
-    return SubnetSource(space, cfg, None, OFFICIAL_SOURCE, supernet=supernet)
+    return SubnetSource(space, cfg, None, OFFICIAL_SOURCE, supernet=supernet, official=True)
 
 
 def save_static_checkpoint(
