@@ -4,15 +4,13 @@
  * model takes one channel → resize the shorter side to `resizeShortSide` with `interpolation` →
  * centre crop `size`×`size` → (v/255 − mean) / std → float32 [1, C, size, size].
  *
- * The steps after decoding reproduce torchvision's `Grayscale → Resize → CenterCrop → ToTensor →
- * Normalize` on a PIL image exactly (see resample.ts, geometry.ts, tensor.ts); test/preprocess/
- * checks this against Pillow itself.
+ * The steps after decoding (pixels-to-tensor.ts) reproduce the evaluation transforms on a PIL
+ * image exactly; test/preprocess/ checks this against Pillow itself.
  */
-import type { ModelInput } from '../zoo/manifest-schema.js'
 import { decodeImage, type ImageFormat } from './decode.js'
-import { centerCropWindow, resizeShortSide } from './geometry.js'
-import { resizeWindow, type PixelBuffer } from './resample.js'
-import { toLuminance, toNormalizedNCHW } from './tensor.js'
+import { pixelsToTensor, type InputContract } from './pixels-to-tensor.js'
+
+export { pixelsToTensor, type InputContract }
 
 export interface PreprocessOptions {
   /** Largest accepted width × height of the decoded image. */
@@ -24,21 +22,6 @@ export interface PreprocessedImage {
   dims: [1, number, number, number]
   /** What was decoded: format and upright size before resizing. */
   source: { format: ImageFormat; width: number; height: number }
-}
-
-/** The contract part of a model input that preprocessing reads. */
-export type InputContract = Pick<
-  ModelInput,
-  'size' | 'channels' | 'mean' | 'std' | 'resizeShortSide' | 'interpolation'
->
-
-/** Decoded 8-bit RGB pixels → the tensor for `contract` (pure, synchronous). */
-export function pixelsToTensor(rgb: PixelBuffer, contract: InputContract): Float32Array {
-  const pixels = contract.channels === 1 ? toLuminance(rgb) : rgb
-  const target = resizeShortSide(pixels.width, pixels.height, contract.resizeShortSide)
-  const window = centerCropWindow(target, contract.size)
-  const cropped = resizeWindow(pixels, target.width, target.height, window, contract.interpolation)
-  return toNormalizedNCHW(cropped, contract.mean, contract.std)
 }
 
 export async function preprocessImage(

@@ -116,20 +116,41 @@ function clampByte(accumulator: number): number {
 
 /** Horizontal pass over source rows [rowFirst, rowFirst + rows): output columns of `taps`. */
 function horizontalPass(src: PixelBuffer, rowFirst: number, rows: number, taps: AxisTaps): PixelBuffer {
-  const { channels: c, width: inWidth } = src
-  const outWidth = taps.start.length
+  const { channels: c, width: inWidth, data } = src
+  const { start, count, weights, maxTaps } = taps
+  const outWidth = start.length
   const out = new Uint8Array(rows * outWidth * c)
   for (let y = 0; y < rows; y++) {
     const rowBase = (rowFirst + y) * inWidth * c
-    const outBase = y * outWidth * c
+    let o = y * outWidth * c
     for (let x = 0; x < outWidth; x++) {
-      const first = rowBase + taps.start[x]! * c
-      const n = taps.count[x]!
-      const wBase = x * taps.maxTaps
-      for (let ch = 0; ch < c; ch++) {
-        let acc = HALF
-        for (let k = 0; k < n; k++) acc += src.data[first + k * c + ch]! * taps.weights[wBase + k]!
-        out[outBase + x * c + ch] = clampByte(acc)
+      let p = rowBase + start[x]! * c
+      const n = count[x]!
+      const wBase = x * maxTaps
+      // One pass over the taps for all channels; RGB and grey are the hot cases.
+      if (c === 3) {
+        let a0 = HALF
+        let a1 = HALF
+        let a2 = HALF
+        for (let k = 0; k < n; k++, p += 3) {
+          const w = weights[wBase + k]!
+          a0 += data[p]! * w
+          a1 += data[p + 1]! * w
+          a2 += data[p + 2]! * w
+        }
+        out[o++] = clampByte(a0)
+        out[o++] = clampByte(a1)
+        out[o++] = clampByte(a2)
+      } else if (c === 1) {
+        let a = HALF
+        for (let k = 0; k < n; k++) a += data[p + k]! * weights[wBase + k]!
+        out[o++] = clampByte(a)
+      } else {
+        for (let ch = 0; ch < c; ch++) {
+          let a = HALF
+          for (let k = 0; k < n; k++) a += data[p + k * c + ch]! * weights[wBase + k]!
+          out[o++] = clampByte(a)
+        }
       }
     }
   }
@@ -138,19 +159,20 @@ function horizontalPass(src: PixelBuffer, rowFirst: number, rows: number, taps: 
 
 /** Vertical pass; `taps.start` is relative to the first row of `src`. */
 function verticalPass(src: PixelBuffer, taps: AxisTaps): PixelBuffer {
-  const { channels: c, width } = src
+  const { channels: c, width, data } = src
+  const { start, count, weights, maxTaps } = taps
   const rowLength = width * c
-  const outHeight = taps.start.length
+  const outHeight = start.length
   const out = new Uint8Array(outHeight * rowLength)
   const acc = new Float64Array(rowLength)
   for (let y = 0; y < outHeight; y++) {
     acc.fill(HALF)
-    const n = taps.count[y]!
-    const wBase = y * taps.maxTaps
+    const n = count[y]!
+    const wBase = y * maxTaps
     for (let k = 0; k < n; k++) {
-      const w = taps.weights[wBase + k]!
-      const rowBase = (taps.start[y]! + k) * rowLength
-      for (let i = 0; i < rowLength; i++) acc[i]! += src.data[rowBase + i]! * w
+      const w = weights[wBase + k]!
+      const rowBase = (start[y]! + k) * rowLength
+      for (let i = 0; i < rowLength; i++) acc[i]! += data[rowBase + i]! * w
     }
     const outBase = y * rowLength
     for (let i = 0; i < rowLength; i++) out[outBase + i] = clampByte(acc[i]!)
