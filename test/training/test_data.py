@@ -212,3 +212,36 @@ def test_build_loader_is_deterministic_and_resumable(tiny_cfg):
     assert sum(len(y) for _, y in val) == 100
     with pytest.raises(UserError, match="split must be"):
         build_loader(tiny_cfg, "test")
+
+
+def test_auto_augment_v0_policy_and_ops():
+    from alphanet.data.auto_augment import OPS, POLICY_V0, AutoAugment
+
+    assert len(POLICY_V0) == 25 and all(len(sub) == 2 for sub in POLICY_V0)
+    assert all(name in OPS and 0.0 <= p <= 1.0 and 0 <= m <= 10 for sub in POLICY_V0 for name, p, m in sub)
+    rgb = Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 48, 3), dtype=np.uint8))
+    gray = rgb.convert("L")
+    for name, op in OPS.items():
+        for img in (rgb, gray):
+            out = op(img, 7.0, random.Random(0), (124, 116, 104) if img.mode == "RGB" else 124)
+            assert out.size == img.size and out.mode == img.mode, name
+    # Magnitude semantics of a few ops.
+    flat = Image.new("L", (4, 4), 200)
+    assert OPS["Invert"](flat, 0, random.Random(0), 0).getpixel((0, 0)) == 55
+    assert OPS["Solarize"](flat, 5.0, random.Random(0), 0).getpixel((0, 0)) == 55  # threshold 128
+    assert OPS["Solarize"](flat, 10.0, random.Random(0), 0).getpixel((0, 0)) == 200  # threshold 256
+    dark = Image.new("L", (4, 4), 100)
+    assert OPS["SolarizeAdd"](dark, 10.0, random.Random(0), 0).getpixel((0, 0)) == 210
+    assert (
+        OPS["Posterize"](Image.new("L", (2, 2), 0b10110111), 5.0, random.Random(0), 0).getpixel((0, 0))
+        == 0b10000000
+    )
+    # The same rng gives the same augmented image; different seeds differ.
+    aug = AutoAugment("v0")
+    a = np.asarray(aug(rgb, random.Random(3)))
+    assert np.array_equal(a, np.asarray(aug(rgb, random.Random(3))))
+    assert any(not np.array_equal(a, np.asarray(aug(rgb, random.Random(s)))) for s in range(4, 12))
+    with pytest.raises(ValueError, match="unknown AutoAugment policy"):
+        AutoAugment("v9")
+    with pytest.raises(TypeError, match="PIL images"):
+        aug(torch.zeros(1, 4, 4, dtype=torch.uint8), random.Random(0))

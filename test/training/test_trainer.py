@@ -191,3 +191,43 @@ def test_optimizer_groups_lr_scaling_and_scheduler(tiny_space):
         optimizer.step()
         scheduler.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5 * (1 + math.cos(math.pi * 10 / 40)))
+
+
+def test_sigterm_checkpoints_at_the_next_step_and_stops(tiny_cfg, tmp_path):
+    import os
+    import signal
+
+    trainer = SandwichTrainer(tiny_cfg, tmp_path, progress=False)
+    step = trainer.train_step
+
+    def step_then_signal(images, labels):
+        values = step(images, labels)
+        if trainer.state.step == 1:  # the handler runs now; the loop stops after this step
+            os.kill(os.getpid(), signal.SIGTERM)
+        return values
+
+    trainer.train_step = step_then_signal
+    previous = signal.getsignal(signal.SIGTERM)
+    result = trainer.train()
+    assert result.status == "signal" and result.step == 2
+    assert load_checkpoint(tmp_path)["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) == previous  # handlers restored
+
+
+def test_metrics_writer_and_progress_lines(tmp_path):
+    import io
+
+    from alphanet.logging_utils import MetricsWriter, Progress
+
+    writer = MetricsWriter(tmp_path / "m.jsonl")
+    writer.write({"type": "step", "loss": float("nan"), "nested": {"x": float("inf")}})
+    record = json.loads((tmp_path / "m.jsonl").read_text())
+    assert record["loss"] is None and record["nested"]["x"] is None and "time" in record
+    MetricsWriter(None).write({"type": "ignored"})  # non-main ranks write nothing
+    stream = io.StringIO()
+    progress = Progress(total=10, every=4, stream=stream)
+    progress.begin(epoch=0, done=0)
+    for done in range(1, 11):
+        progress.update(done, "loss 1.0")
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[3] for line in lines] == ["4/10", "8/10", "10/10"] and "\r" not in stream.getvalue()
