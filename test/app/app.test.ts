@@ -2,9 +2,11 @@ import assert from 'node:assert/strict'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it } from 'node:test'
+import request from 'supertest'
 import { buildApp } from '../../server/app.js'
 import { ConfigError } from '../../server/config.js'
-import { createBrokenZoo, TEST_CONFIG } from '../helper.js'
+import { diagnoseCudaFailure } from '../../server/runtime/cuda-diagnostics.js'
+import { buildTestApp, createBrokenZoo, FIXTURE_MODELS, TEST_CONFIG } from '../helper.js'
 
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -39,6 +41,22 @@ describe('buildApp', () => {
       const app = await buildApp({ ...TEST_CONFIG, zooDir: '/nonexistent-zoo' })
       await app.ready()
     }, /\/nonexistent-zoo\/manifest.json not found/)
+  })
+
+  it('EXECUTION_PROVIDER=auto serves every model and reports the provider each one runs on', async (t) => {
+    const app = await buildTestApp(t, { executionProvider: 'auto' })
+    const res = await request(app.server).get('/models').expect(200)
+    const models = (res.body as { models: { name: string; executionProvider: string; ready: boolean }[] })
+      .models
+    assert.deepEqual(
+      models.map((m) => m.name),
+      [...FIXTURE_MODELS],
+    )
+    const expected = diagnoseCudaFailure('').missing.length > 0 ? 'cpu' : 'cuda'
+    for (const model of models) {
+      assert.equal(model.ready, true)
+      assert.equal(model.executionProvider, expected)
+    }
   })
 
   it('finishes an in-flight request during close() and accepts no new connection', async () => {
