@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { resolveConfig, type AppConfig } from './config.js'
 import './decorators.js'
-import { registerErrorHandlers } from './error-handler.js'
+import { handleFrameworkError, registerErrorHandlers } from './error-handler.js'
 import health from './routes/health.js'
 import apiRoutes from './routes/index.js'
 import zooRuntime from './runtime/plugin.js'
@@ -25,6 +25,8 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
     return503OnClosing: false,
     // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
     forceCloseConnections: 'idle',
+    // Errors Fastify raises before routing (e.g. an undecodable URL) get catalogue codes too.
+    frameworkErrors: handleFrameworkError,
   })
   app.decorate('config', config)
   registerErrorHandlers(app)

@@ -23,7 +23,15 @@ describe('health routes', () => {
     // The route alone over a zoo that is not ready (e.g. still loading, or shutting down).
     const app = Fastify()
     t.after(() => app.close())
-    const zoo: Pick<ZooView, 'isReady' | 'readyModels'> = { isReady: () => false, readyModels: () => [] }
+    const zoo: ZooView = {
+      list: () => [],
+      get: () => undefined,
+      readyModels: () => [],
+      isReady: () => false,
+      defaultModelName: () => {
+        throw new Error('no zoo')
+      },
+    }
     app.decorate('zoo', zoo)
     await app.register(health)
     await app.ready()
