@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
 import torch
 import torch.distributed as dist
 
@@ -70,11 +68,3 @@ def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
     out = values.clone()
     dist.all_reduce(out)
     return out / dist.get_world_size()
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    holder = [obj]
-    dist.broadcast_object_list(holder, src=src)
-    return holder[0]

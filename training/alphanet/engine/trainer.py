@@ -42,7 +42,7 @@ from ..checkpoint import (
 )
 from ..config import dump_config
 from ..data import build_dataset, build_loader
-from ..distributed import DistInfo, barrier, init_distributed
+from ..distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from ..errors import UserError
 from ..logging_utils import MetricsWriter, Progress
 from ..loss import build_distill_loss, label_smoothed_cross_entropy
@@ -199,6 +199,7 @@ class SandwichTrainer:
             self.steps_per_epoch, cfg["log"]["every_steps"], enabled=progress and self.is_main
         )
         self.stop = _StopFlag()
+        self._saved_at_step: int | None = None
 
     # ---- checkpoints -----------------------------------------------------------------------
     def _restore(self, state: dict[str, Any]) -> None:
@@ -252,6 +253,7 @@ class SandwichTrainer:
 
     def save(self, extra_name: str | None = None) -> Path:
         path = self.run_dir / CHECKPOINT_DIR / LAST
+        self._saved_at_step = self.state.step
         if self.is_main:
             state = self.checkpoint_state()
             save_checkpoint(path, state)
@@ -296,7 +298,8 @@ class SandwichTrainer:
             torch.nn.utils.clip_grad_value_(net.parameters(), cfg_train["grad_clip_value"])
         self.optimizer.step()
         self.scheduler.step()
-        values = torch.stack(list(losses.values()) + [acc_max]).float().cpu().tolist()
+        # Logged figures are the mean over ranks (each rank saw a different shard of the batch).
+        values = all_reduce_mean(torch.stack(list(losses.values()) + [acc_max]).float()).cpu().tolist()
         out = dict(zip(list(losses) + ["acc_max"], values))
         if divergence is not None:
             out["divergence_min"] = float(divergence)
@@ -392,7 +395,9 @@ class SandwichTrainer:
         finally:
             self.stop.restore()
             self.progress.close()
-        path = self.save()
+        path = self.run_dir / CHECKPOINT_DIR / LAST
+        if self._saved_at_step != self.state.step:  # same decision on every rank (save() has a barrier)
+            path = self.save()
         summary = {
             "type": "end",
             "status": status,
