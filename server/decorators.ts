@@ -4,6 +4,7 @@
  * worker pool. Both always refer to the same zoo generation, which `reload` swaps atomically.
  */
 import type { AppConfig } from './config.js'
+import type { PixelBuffer } from './preprocess/resample.js'
 import type { ReloadResult } from './runtime/serving-zoo.js'
 import type { ModelEntry } from './zoo/model-entry.js'
 
@@ -28,12 +29,23 @@ export interface InferenceResult {
   inferenceMs: number
 }
 
+export interface PixelInferenceResult extends InferenceResult {
+  /** Time the worker spent turning the pixels into the model's input tensor. */
+  preprocessMs: number
+}
+
 export interface InferenceRunner {
   /**
    * Runs `modelName` on an NCHW float32 tensor in a worker thread. Rejects with a coded error
    * (MODEL_NOT_FOUND, MODEL_NOT_READY, INFERENCE_FAILED) — never blocks the event loop.
    */
   run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult>
+  /**
+   * Preprocesses decoded 8-bit RGB pixels per the model's own input contract and runs the model,
+   * both in a worker thread (resampling a large photo is too slow for the event loop). The pixel
+   * buffer may be transferred to the worker: do not reuse it. Same errors as run().
+   */
+  runPixels(modelName: string, pixels: PixelBuffer): Promise<PixelInferenceResult>
 }
 
 /** Swaps in a freshly loaded zoo (for an admin route or SIGHUP); the old one serves until then. */

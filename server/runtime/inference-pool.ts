@@ -5,8 +5,10 @@
  */
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
-import type { InferenceResult } from '../decorators.js'
+import type { InferenceResult, PixelInferenceResult } from '../decorators.js'
 import { ApiError } from '../errors.js'
+import type { InputContract } from '../preprocess/pixels-to-tensor.js'
+import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import {
   epochMs,
@@ -130,18 +132,44 @@ export class InferencePool {
   }
 
   async run(model: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult> {
-    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
+    return this.submit({ kind: 'tensor', model, input, dims: [...dims], submittedAt: epochMs() })
+  }
+
+  /**
+   * Preprocesses `pixels` per `contract` and runs the model, both in a worker. The pixel buffer is
+   * transferred when it spans its whole ArrayBuffer (the caller must not reuse it), else copied.
+   */
+  async runPixels(
+    model: string,
+    pixels: PixelBuffer,
+    contract: InputContract,
+  ): Promise<PixelInferenceResult> {
+    const { buffer, byteOffset, byteLength } = pixels.data
+    const transferList = byteOffset === 0 && byteLength === buffer.byteLength ? [buffer] : []
+    const result = await this.submit(
+      { kind: 'pixels', model, pixels, contract, submittedAt: epochMs() },
+      transferList as ArrayBuffer[],
+    )
+    return { ...result, preprocessMs: result.preprocessMs ?? 0 }
+  }
+
+  private async submit(
+    task: RunTask,
+    transferList: ArrayBuffer[] = [],
+  ): Promise<InferenceResult & { preprocessMs?: number }> {
+    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${task.model} is being unloaded`)
     this.inFlight++
     try {
-      const submittedAt = epochMs()
-      const result = await this.piscina.run({ model, input, dims: [...dims], submittedAt })
+      const result = await this.piscina.run(task, { transferList })
       if (!result.ok) throw new ApiError(result.code, result.message)
-      return {
+      const out: InferenceResult & { preprocessMs?: number } = {
         logits: result.logits,
         dims: result.dims,
-        queueMs: Math.max(0, result.startedAt - submittedAt),
+        queueMs: Math.max(0, result.startedAt - task.submittedAt),
         inferenceMs: result.inferenceMs,
       }
+      if (result.preprocessMs !== undefined) out.preprocessMs = result.preprocessMs
+      return out
     } finally {
       this.inFlight--
       if (this.inFlight === 0) this.drained?.()

@@ -33,7 +33,10 @@ const zooRuntime: FastifyPluginAsync = async (app) => {
   )
   await serving.start()
 
-  const inference: InferenceRunner = { run: (model, input, dims) => serving.run(model, input, dims) }
+  const inference: InferenceRunner = {
+    run: (model, input, dims) => serving.run(model, input, dims),
+    runPixels: (model, pixels) => serving.runPixels(model, pixels),
+  }
   const zooManager: ZooReloader = { reload: (zooDir) => serving.reload(zooDir) }
   app.decorate('zoo', serving)
   app.decorate('inference', inference)

@@ -4,8 +4,9 @@
  * beside the old one; only then does it replace it, and the old one is closed once its in-flight
  * runs have finished. A reload that fails leaves the old generation serving.
  */
-import type { InferenceResult, InferenceRunner, ZooView } from '../decorators.js'
+import type { InferenceResult, InferenceRunner, PixelInferenceResult, ZooView } from '../decorators.js'
 import { ApiError } from '../errors.js'
+import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 import {
   startGeneration,
@@ -94,7 +95,8 @@ export class ServingZoo implements ZooView, InferenceRunner {
     return this.current.defaultModel
   }
 
-  async run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult> {
+  /** The current generation and the ready model `modelName`, or the coded error why not. */
+  private servingModel(modelName: string): { generation: Generation; model: ModelEntry } {
     // Not refused while shutting down: requests already in flight finish (the pool drains itself).
     const generation = this.current
     if (!generation) throw new ApiError('NOT_READY', 'no zoo is loaded yet')
@@ -110,6 +112,11 @@ export class ServingZoo implements ZooView, InferenceRunner {
         },
       )
     }
+    return { generation, model }
+  }
+
+  async run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult> {
+    const { generation, model } = this.servingModel(modelName)
     const { channels, size } = model.input
     const expected = channels * size * size
     if (
@@ -129,6 +136,28 @@ export class ServingZoo implements ZooView, InferenceRunner {
       )
     }
     return generation.pool.run(modelName, input, dims)
+  }
+
+  async runPixels(modelName: string, pixels: PixelBuffer): Promise<PixelInferenceResult> {
+    const { generation, model } = this.servingModel(modelName)
+    const { width, height, channels, data } = pixels
+    if (
+      channels !== 3 ||
+      !Number.isInteger(width) ||
+      !Number.isInteger(height) ||
+      width < 1 ||
+      height < 1 ||
+      data.length !== width * height * channels
+    ) {
+      // The decoder must deliver packed 8-bit RGB: anything else is a server fault.
+      throw new ApiError(
+        'INFERENCE_FAILED',
+        `pixel buffer of ${data.length} bytes for ${width}×${height}×${channels} is not packed 8-bit RGB`,
+      )
+    }
+    const { size, channels: modelChannels, mean, std, resizeShortSide, interpolation } = model.input
+    const contract = { size, channels: modelChannels, mean, std, resizeShortSide, interpolation }
+    return generation.pool.runPixels(modelName, pixels, contract)
   }
 
   /**

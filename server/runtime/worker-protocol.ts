@@ -2,6 +2,8 @@
  * Messages between the inference pool (main thread) and its workers. Kept in one module with no
  * runtime imports so both sides agree on the shapes without pulling onnxruntime into the main thread.
  */
+import type { InputContract } from '../preprocess/pixels-to-tensor.js'
+import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 
 /** One model a worker must hold a session for. */
@@ -40,7 +42,9 @@ export interface WorkerInitReport {
   models: WorkerModelStatus[]
 }
 
-export interface RunTask {
+/** Run the model on a ready tensor. */
+export interface TensorTask {
+  kind: 'tensor'
   model: string
   input: Float32Array
   dims: number[]
@@ -48,8 +52,27 @@ export interface RunTask {
   submittedAt: number
 }
 
+/** Preprocess decoded RGB pixels per the model's input contract in the worker, then run it. */
+export interface PixelsTask {
+  kind: 'pixels'
+  model: string
+  pixels: PixelBuffer
+  contract: InputContract
+  submittedAt: number
+}
+
+export type RunTask = TensorTask | PixelsTask
+
 export type RunResult =
-  | { ok: true; logits: Float32Array; dims: number[]; startedAt: number; inferenceMs: number }
+  | {
+      ok: true
+      logits: Float32Array
+      dims: number[]
+      startedAt: number
+      inferenceMs: number
+      /** Pixels tasks only: time spent turning the pixels into the tensor. */
+      preprocessMs?: number
+    }
   | { ok: false; code: 'MODEL_NOT_READY' | 'INFERENCE_FAILED'; message: string }
 
 /** Wall-clock epoch milliseconds with sub-millisecond resolution, comparable across threads. */

@@ -6,6 +6,7 @@
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads'
 import { Piscina } from 'piscina'
+import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import ort, { type InferenceSession } from './ort.js'
 import { createSession, signatureProblem } from './session.js'
@@ -103,12 +104,26 @@ async function run(task: RunTask): Promise<RunResult> {
   const loaded = sessions.get(task.model)
   if (!loaded) return { ok: false, code: 'MODEL_NOT_READY', message: `model ${task.model} has no session` }
   try {
-    const input = new ort.Tensor('float32', task.input, task.dims)
+    let data: Float32Array
+    let dims: number[]
+    let preprocessMs: number | undefined
+    if (task.kind === 'pixels') {
+      // Resampling a large photo costs tens to hundreds of ms: here it occupies a pool thread,
+      // not the HTTP event loop.
+      const begin = performance.now()
+      data = pixelsToTensor(task.pixels, task.contract)
+      preprocessMs = performance.now() - begin
+      dims = [1, task.contract.channels, task.contract.size, task.contract.size]
+    } else {
+      data = task.input
+      dims = task.dims
+    }
+    const input = new ort.Tensor('float32', data, dims)
     const begin = performance.now()
     const outputs = await loaded.session.run({ [loaded.inputName]: input })
     const inferenceMs = performance.now() - begin
     const output = outputs[loaded.outputName]
-    if (!output || output.type !== 'float32') {
+    if (output?.type !== 'float32') {
       return {
         ok: false,
         code: 'INFERENCE_FAILED',
@@ -118,6 +133,7 @@ async function run(task: RunTask): Promise<RunResult> {
     // A fresh copy owns its buffer, which is then moved (not cloned) back to the main thread.
     const logits = new Float32Array(output.data as Float32Array)
     const result: RunResult = { ok: true, logits, dims: output.dims.map(Number), startedAt, inferenceMs }
+    if (preprocessMs !== undefined) result.preprocessMs = preprocessMs
     return Piscina.move(movable(result, logits.buffer)) as unknown as RunResult
   } catch (error) {
     return { ok: false, code: 'INFERENCE_FAILED', message: `model ${task.model}: ${errorText(error)}` }

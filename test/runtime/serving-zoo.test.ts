@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ApiError } from '../../server/errors.js'
+import { pixelsToTensor } from '../../server/preprocess/pixels-to-tensor.js'
 import { diagnoseCudaFailure } from '../../server/runtime/cuda-diagnostics.js'
 import { CudaUnavailableError } from '../../server/runtime/execution-provider.js'
 import { ReloadError, ServingZoo } from '../../server/runtime/serving-zoo.js'
@@ -101,6 +102,49 @@ describe('ServingZoo over the fixture zoo', () => {
     // Batches are fine.
     const batch = await zoo.run('fixture-gray28-small', new Float32Array(3 * 784), [3, 1, 28, 28])
     assert.deepEqual(batch.dims, [3, 10])
+  })
+
+  it('preprocesses pixels in the worker exactly as on the main thread', async (t) => {
+    const { zoo } = await started(t, { warmupRuns: 1 })
+    const width = 45
+    const height = 37
+    const data = new Uint8Array(width * height * 3)
+    for (let i = 0; i < data.length; i++) data[i] = (i * 37 + (i >> 5)) % 256
+    for (const name of ['fixture-gray28-res20', 'fixture-rgb32']) {
+      const model = zoo.get(name)
+      assert.ok(model)
+      const tensor = pixelsToTensor({ data, width, height, channels: 3 }, model.input)
+      const size = model.input.size
+      const direct = await zoo.run(name, tensor, [1, model.input.channels, size, size])
+      // A copy: the worker may take the buffer it is given.
+      const viaPixels = await zoo.runPixels(name, { data: data.slice(), width, height, channels: 3 })
+      assert.deepEqual(viaPixels.logits, direct.logits)
+      assert.deepEqual(viaPixels.dims, [1, 10])
+      assert.ok(viaPixels.preprocessMs > 0 && viaPixels.inferenceMs > 0)
+    }
+    // A view into a larger buffer is copied, not transferred.
+    const backing = new Uint8Array(data.length + 16)
+    backing.set(data, 16)
+    const view = backing.subarray(16)
+    await zoo.runPixels('fixture-rgb32', { data: view, width, height, channels: 3 })
+    assert.equal(backing.byteLength, data.length + 16)
+    await assert.rejects(
+      zoo.runPixels('fixture-rgb32', { data: new Uint8Array(10), width, height, channels: 3 }),
+      isApiError('INFERENCE_FAILED'),
+    )
+    await assert.rejects(
+      zoo.runPixels('fixture-rgb32', {
+        data: new Uint8Array(width * height * 4),
+        width,
+        height,
+        channels: 4,
+      }),
+      /not packed 8-bit RGB/,
+    )
+    await assert.rejects(
+      zoo.runPixels('ghost', { data, width, height, channels: 3 }),
+      isApiError('MODEL_NOT_FOUND'),
+    )
   })
 
   it('serves the good models of a zoo with broken ones, reporting why each broken one is not ready', async (t) => {
