@@ -160,7 +160,19 @@ export class InferencePool {
     if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${task.model} is being unloaded`)
     this.inFlight++
     try {
-      const result = await this.piscina.run(task, { transferList })
+      let result: RunResult
+      try {
+        result = await this.piscina.run(task, { transferList })
+      } catch (error) {
+        // The worker died mid-task (piscina replaces it) or the task could not be posted.
+        const why = error instanceof Error ? error.message : String(error)
+        throw new ApiError(
+          'INFERENCE_FAILED',
+          `model ${task.model}: worker failed: ${why}`,
+          {},
+          { cause: error },
+        )
+      }
       if (!result.ok) throw new ApiError(result.code, result.message)
       const out: InferenceResult & { preprocessMs?: number } = {
         logits: result.logits,
