@@ -180,7 +180,7 @@ export class ServingZoo implements ZooView, InferenceRunner {
     this.log.info({ zooDir }, 'reloading zoo')
     let next: Generation
     try {
-      next = await startGeneration({ ...this.settings, zooDir }, this.log)
+      next = await startGeneration({ ...this.settings, zooDir }, this.log, previous?.provider)
     } catch (error) {
       const why = error instanceof Error ? error.message : String(error)
       this.log.error({ zooDir, err: error }, `zoo reload rejected, the previous zoo keeps serving: ${why}`)

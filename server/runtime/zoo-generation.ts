@@ -72,12 +72,17 @@ export function chooseDefaultModel(
 let nextId = 1
 
 /**
- * Builds a generation from `settings.zooDir`. Throws ManifestError (invalid zoo),
+ * Builds a generation from `settings.zooDir` (with `knownProvider`, the execution provider a
+ * previous generation resolved, without probing CUDA again). Throws ManifestError (invalid zoo),
  * CudaUnavailableError (EXECUTION_PROVIDER=cuda without CUDA) or ZooUnavailableError (no model
  * loads, or DEFAULT_MODEL names no model); otherwise every model is either ready and measured or
  * carries the reason it is not.
  */
-export async function startGeneration(settings: GenerationSettings, log: GenerationLog): Promise<Generation> {
+export async function startGeneration(
+  settings: GenerationSettings,
+  log: GenerationLog,
+  knownProvider?: ProviderDecision,
+): Promise<Generation> {
   const zoo = await loadZoo(settings.zooDir)
   if (settings.defaultModel !== undefined && !zoo.models.some((m) => m.name === settings.defaultModel)) {
     throw new ZooUnavailableError(
@@ -88,11 +93,16 @@ export async function startGeneration(settings: GenerationSettings, log: Generat
     if (!model.ready) log.warn({ model: model.name, reason: model.reason }, `model ${model.name} not ready`)
   }
   const verified = zoo.models.filter((m) => m.ready)
-  const provider = await resolveExecutionProvider(
-    settings.executionProvider,
-    verified.map((m) => m.path),
-  )
-  if (provider.warning !== undefined) log.warn({ executionProvider: 'cpu' }, provider.warning)
+  // CUDA availability does not change while the process runs: a reload reuses the first decision
+  // (no second warning, and no CUDA probe session created on the serving event loop).
+  let provider = knownProvider
+  if (!provider) {
+    provider = await resolveExecutionProvider(
+      settings.executionProvider,
+      verified.map((m) => m.path),
+    )
+    if (provider.warning !== undefined) log.warn({ executionProvider: 'cpu' }, provider.warning)
+  }
   if (verified.length === 0) {
     throw new ZooUnavailableError(`no model of ${zoo.dir} can be loaded:\n  ${describeFailures(zoo)}`)
   }

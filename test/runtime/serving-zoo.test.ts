@@ -177,9 +177,11 @@ describe('ServingZoo over the fixture zoo', () => {
         (error as ApiError).details.reason === byName.get(BROKEN_MODELS.corrupt)?.reason,
     )
 
+    // A reload reuses the provider decision instead of probing CUDA (and warning) again.
+    await zoo.reload()
     const cudaWarnings = log.entries.filter((e) => /CUDA execution provider unavailable/.test(e.msg))
     if (cudaAbsent) {
-      assert.equal(cudaWarnings.length, 1, 'one CUDA warning, not one per model per worker')
+      assert.equal(cudaWarnings.length, 1, 'one CUDA warning, not one per model, worker or reload')
       assert.equal(cudaWarnings[0]?.level, 'warn')
       for (const name of FIXTURE_MODELS) assert.equal(byName.get(name)?.executionProvider, 'cpu')
     } else {
