@@ -121,7 +121,9 @@ def test_refused_models_are_not_published_and_the_old_zoo_stays(checkpoint, tmp_
     (zoo / "manifest.json").write_text('{"previous": "zoo"}\n')
     code, stdout, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", checkpoint,
-        *fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min]", "validation.reference_tolerance=0"),
+        *fast_overrides(
+            run_dir, zoo, "family.mode=named", "family.archs=[min]", "validation.reference_tolerance=0"
+        ),
     )  # fmt: skip
     assert code == 1
     summary = json.loads(stdout)
@@ -180,8 +182,9 @@ def test_training_resumes_instead_of_restarting_and_a_search_picks_the_family(tm
     assert "Training time:" in (zoo / "README.md").read_text()
     # 4. Finished training is not repeated; the family now comes from a (tiny) evolutionary search.
     search = (
-        "family.search.overrides=[evolution.population_size=3, evolution.iterations=1, fitness.holdout_size=16, "
-        "fitness.calib_batches=1, fitness.calib_batch_size=16, fitness.eval_batch_size=16]"
+        "family.search.overrides=[evolution.population_size=3, evolution.iterations=1, "
+        "fitness.holdout_size=16, fitness.calib_batches=1, fitness.calib_batch_size=16, "
+        "fitness.eval_batch_size=16]"
     )
     code, stdout, stderr = run_cli(
         capsys,

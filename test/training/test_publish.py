@@ -19,14 +19,7 @@ import pytest
 
 from alphanet.errors import UserError
 from alphanet.export.manifest import build_manifest, build_model_entry, check_model_files, validate_manifest
-from alphanet.pipeline.publish import (
-    LOCK,
-    OWNED_FILE_RE,
-    TEMP_PREFIX,
-    publish_lock,
-    publish_zoo,
-    read_manifest,
-)
+from alphanet.pipeline.publish import LOCK, OWNED_FILE_RE, TEMP_PREFIX, publish_lock, publish_zoo
 from alphanet.space import load_space
 
 SPACE = load_space("fashion_mnist")
