@@ -37,7 +37,9 @@ export const PredictionSchema = Type.Object(
 
 export const TimingSchema = Type.Object(
   {
-    decodeMs: Type.Number({ description: 'Decoding and preprocessing the image.' }),
+    decodeMs: Type.Number({
+      description: 'Decoding the image plus preprocessing it for the model (resize, crop, normalise).',
+    }),
     queueMs: Type.Number({ description: 'Waiting for a free inference worker.' }),
     inferenceMs: Type.Number({ description: 'Running the model.' }),
     totalMs: Type.Number({ description: 'From receiving the request to building the response.' }),

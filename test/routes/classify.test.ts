@@ -25,7 +25,8 @@ import {
   readReference,
   ROOT,
 } from '../helper.js'
-import { assertError, fixtureImage, startApp } from './support.js'
+import { apiError } from '../../server/errors.js'
+import { assertError, fixtureImage, routesOverFakeRuntime, startApp } from './support.js'
 
 const SMALL = 'fixture-gray28-small'
 const RES20 = 'fixture-gray28-res20'
@@ -389,5 +390,41 @@ describe('POST /v1/classify under limits and failures', () => {
       .send(jpeg)
     assert.equal(res.status, 200)
     assert.equal((res.body as ClassifyResponse).model.name, SMALL)
+  })
+
+  it('a model answering with the wrong number of values → 500 INFERENCE_FAILED', async (t) => {
+    const app = await routesOverFakeRuntime(
+      t,
+      (entry) => entry,
+      async () => ({
+        logits: new Float32Array(3),
+        dims: [1, 3],
+        queueMs: 0,
+        inferenceMs: 0,
+      }),
+    )
+    const res = await request(app.server)
+      .post('/v1/classify')
+      .set('content-type', 'image/jpeg')
+      .send(await fixtureImage('photo.jpg'))
+    assertError(res, 'INFERENCE_FAILED')
+  })
+
+  it('runtime errors keep their code; unexpected ones become INTERNAL_ERROR without details', async (t) => {
+    let failure: Error = apiError('MODEL_NOT_READY', 'the worker lost its session', { model: LARGE })
+    const app = await routesOverFakeRuntime(
+      t,
+      (entry) => entry,
+      () => Promise.reject(failure),
+    )
+    const send = async () =>
+      request(app.server)
+        .post('/v1/classify')
+        .set('content-type', 'image/jpeg')
+        .send(await fixtureImage('photo.jpg'))
+    assertError(await send(), 'MODEL_NOT_READY')
+    failure = new Error('onnxruntime: segfault-ish internal detail')
+    const body = assertError(await send(), 'INTERNAL_ERROR')
+    assert.doesNotMatch(body.message, /onnxruntime/)
   })
 })

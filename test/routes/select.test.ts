@@ -4,17 +4,12 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import request from 'supertest'
-import type { InferenceRunner, ZooView } from '../../server/decorators.js'
-import { resolveConfig } from '../../server/config.js'
-import { registerErrorHandlers } from '../../server/error-handler.js'
 import { apiError } from '../../server/errors.js'
-import apiRoutes from '../../server/routes/index.js'
 import type { SelectResponse } from '../../server/schemas/select.js'
-import type { ModelEntry } from '../../server/zoo/model-entry.js'
-import { buildTestApp, BROKEN_MODELS, createBrokenZoo, readFixtureManifest, TEST_CONFIG } from '../helper.js'
-import { assertError, fixtureImage, startApp } from './support.js'
+import { buildTestApp, BROKEN_MODELS, createBrokenZoo } from '../helper.js'
+import { assertError, fixtureImage, routesOverFakeRuntime, startApp } from './support.js'
 
 describe('POST /v1/select', () => {
   let app: FastifyInstance
@@ -156,32 +151,11 @@ describe('POST /v1/select with models that are not ready', () => {
   })
 
   it('no ready model at all: classify answers 503 NOT_READY, select says no-ready-model', async (t) => {
-    const manifest = await readFixtureManifest()
-    const entries: ModelEntry[] = manifest.models.map(({ latencyMs: _latency, ...m }) => ({
-      ...m,
-      path: `/nonexistent/${m.file}`,
-      ready: false,
-      reason: 'warming up',
-    }))
-    const zoo: ZooView = {
-      list: () => entries,
-      get: (name) => entries.find((e) => e.name === name),
-      readyModels: () => [],
-      isReady: () => false,
-      defaultModelName: () => manifest.defaultModel ?? '',
-    }
-    const inference: InferenceRunner = {
-      run: () => Promise.reject(apiError('NOT_READY', 'not ready')),
-    }
-    const app = Fastify()
-    t.after(() => app.close())
-    app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
-    app.decorate('zoo', zoo)
-    app.decorate('inference', inference)
-    registerErrorHandlers(app)
-    await app.register(apiRoutes)
-    await app.ready()
-
+    const app = await routesOverFakeRuntime(
+      t,
+      ({ latencyMs: _measured, ...entry }) => ({ ...entry, ready: false, reason: 'warming up' }),
+      () => Promise.reject(apiError('NOT_READY', 'not ready')),
+    )
     const classify = await request(app.server)
       .post('/v1/classify?maxMflops=1')
       .set('content-type', 'image/jpeg')

@@ -5,15 +5,56 @@
  */
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
-import type { FastifyInstance } from 'fastify'
+import type { TestContext } from 'node:test'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { Response } from 'supertest'
 import { buildApp } from '../../server/app.js'
-import type { AppConfig } from '../../server/config.js'
+import { resolveConfig, type AppConfig } from '../../server/config.js'
+import type { InferenceResult, InferenceRunner, ZooView } from '../../server/decorators.js'
+import { registerErrorHandlers } from '../../server/error-handler.js'
 import { ERROR_CODES, errorDefinition, type ErrorCode } from '../../server/errors.js'
-import { fixturePath, TEST_CONFIG } from '../helper.js'
+import apiRoutes from '../../server/routes/index.js'
+import type { ModelEntry } from '../../server/zoo/model-entry.js'
+import { fixturePath, readFixtureManifest, TEST_CONFIG } from '../helper.js'
 
 export async function startApp(overrides: Partial<AppConfig> = {}): Promise<FastifyInstance> {
   const app = await buildApp({ ...TEST_CONFIG, ...overrides })
+  await app.ready()
+  return app
+}
+
+/**
+ * The API routes alone over a stand-in runtime: for states a real app cannot be put in on demand
+ * (nothing ready, a model that returns garbage). `state(entry)` adjusts each fixture model entry;
+ * every inference call (tensor or pixels) answers with `answer()`.
+ */
+export async function routesOverFakeRuntime(
+  t: TestContext,
+  state: (entry: ModelEntry) => ModelEntry,
+  answer: () => Promise<InferenceResult>,
+): Promise<FastifyInstance> {
+  const inference: InferenceRunner = {
+    run: answer,
+    runPixels: async () => ({ ...(await answer()), preprocessMs: 0 }),
+  }
+  const manifest = await readFixtureManifest()
+  const entries = manifest.models.map(({ latencyMs: _pipeline, ...m }) =>
+    state({ ...m, path: `/nonexistent/${m.file}`, ready: true, latencyMs: { p50: 1, p95: 2, samples: 3 } }),
+  )
+  const zoo: ZooView = {
+    list: () => entries,
+    get: (name) => entries.find((e) => e.name === name),
+    readyModels: () => entries.filter((e) => e.ready),
+    isReady: () => entries.some((e) => e.ready),
+    defaultModelName: () => manifest.defaultModel ?? '',
+  }
+  const app = Fastify()
+  t.after(() => app.close())
+  app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
+  app.decorate('zoo', zoo)
+  app.decorate('inference', inference)
+  registerErrorHandlers(app)
+  await app.register(apiRoutes)
   await app.ready()
   return app
 }
