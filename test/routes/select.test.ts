@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify'
 import request from 'supertest'
 import { apiError } from '../../server/errors.js'
 import type { SelectResponse } from '../../server/schemas/select.js'
-import { buildTestApp, BROKEN_MODELS, createBrokenZoo } from '../helper.js'
+import type { ModelSummary } from '../../server/schemas/models.js'
+import { buildTestApp, BROKEN_MODELS, copyFixtureZoo, createBrokenZoo } from '../helper.js'
 import { assertError, fixtureImage, routesOverFakeRuntime, startApp } from './support.js'
 
 describe('POST /v1/select', () => {
@@ -168,5 +169,31 @@ describe('POST /v1/select with models that are not ready', () => {
       models: unknown[]
     }
     assert.deepEqual(models.models, [])
+  })
+})
+
+describe('tie-breaking through HTTP', () => {
+  it('equal top-1: lower measured latency wins, then fewer MFLOPs', async (t) => {
+    // Two models made equally accurate; which is faster is measured at warm-up, so the expected
+    // winner is derived from GET /models, with the documented order of tie-breaks.
+    const dir = await copyFixtureZoo(t, {
+      mutate: (manifest) => {
+        for (const model of manifest.models) {
+          if (model.name === 'fixture-gray28-large' || model.name === 'fixture-rgb32') model.top1 = 0.9
+        }
+      },
+    })
+    const app = await buildTestApp(t, { zooDir: dir })
+    const models = (
+      (await request(app.server).get('/models?minTop1=0.9').expect(200)).body as { models: ModelSummary[] }
+    ).models
+    assert.equal(models.length, 2)
+    const [a, b] = models as [ModelSummary, ModelSummary]
+    const pa = a.latencyMs!.p50
+    const pb = b.latencyMs!.p50
+    const expected = pa !== pb ? (pa < pb ? a : b) : a.mflops <= b.mflops ? a : b
+    const plan = (await request(app.server).post('/v1/select?minTop1=0.9').expect(200)).body as SelectResponse
+    assert.equal(plan.model?.name, expected.name)
+    assert.equal(plan.reason, 'best-within-budget')
   })
 })
