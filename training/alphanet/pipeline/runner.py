@@ -10,6 +10,7 @@ stays), ``reload-failed`` (published, but the server did not take it: it keeps t
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from .members import (
 )
 from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart
 from .publish import publish_zoo
-from .reload import ReloadFailed, post_reload, read_pid, send_sighup
+from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
 from .stages import StageLog, format_seconds
 from .supernet_source import SourceResult, TrainingIncomplete, load_pipeline_source
@@ -182,6 +183,7 @@ def run_pipeline(
 ) -> PipelineOutcome:
     run_dir = Path(cfg["run_dir"])
     zoo_dir = Path(cfg["publish"]["zoo_dir"])
+    check_reload_settings(cfg, reload_pid)
     log = StageLog(STAGES, stream=stream)
     started = time.monotonic()
     report: dict[str, Any] = {
@@ -358,6 +360,15 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
                 for o in outcomes
             )
     return "published"
+
+
+def check_reload_settings(cfg: dict[str, Any], reload_pid: str | None) -> None:
+    """Fail before hours of work, not after, when the reload target cannot work."""
+    pid_spec = reload_pid or cfg["publish"]["reload_pid_file"]
+    if pid_spec:
+        read_pid(str(pid_spec))
+    if cfg["publish"]["reload_url"] and not os.environ.get(TOKEN_ENV):
+        raise UserError(f"publish.reload_url needs the admin token in the environment variable {TOKEN_ENV}")
 
 
 def _source_title(cfg: dict[str, Any]) -> str:
