@@ -6,9 +6,13 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { resolveConfig, type AppConfig } from './config.js'
 import './decorators.js'
 import { handleFrameworkError, registerErrorHandlers } from './error-handler.js'
+import metrics, { metricsRoute } from './plugins/metrics.js'
+import requestId, { requestIdOptions } from './request-id.js'
 import health from './routes/health.js'
 import apiRoutes from './routes/index.js'
+import openInference from './routes/v2/index.js'
 import zooRuntime from './runtime/plugin.js'
+import webPage from './web/route.js'
 
 /**
  * @param options settings over the defaults (main.ts passes the environment + flags already
@@ -27,14 +31,20 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
     forceCloseConnections: 'idle',
     // Errors Fastify raises before routing (e.g. an undecodable URL) get catalogue codes too.
     frameworkErrors: handleFrameworkError,
+    ...requestIdOptions,
   })
   app.decorate('config', config)
   registerErrorHandlers(app)
 
+  await app.register(requestId)
   await app.register(zooRuntime)
+  await app.register(metrics)
   // The API plugin registers OpenAPI collection first, so routes registered after it (health) are
   // documented too.
   await app.register(apiRoutes)
   await app.register(health)
+  await app.register(openInference, { prefix: '/v2' })
+  await app.register(metricsRoute)
+  await app.register(webPage)
   return app
 }

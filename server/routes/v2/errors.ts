@@ -1,0 +1,46 @@
+/**
+ * Errors under /v2 follow the Open Inference Protocol: the body is `{"error": "<message>"}` and the
+ * status is the catalogue error's, except that 422 (an infeasible budget) becomes 400, the
+ * protocol's status for a request that cannot be served as asked. So: 400 invalid request, 404
+ * unknown model or route, 413 body too large, 415 media type, 500 server fault, 503 not ready or
+ * shutting down. Failed inference requests are counted in the metrics with their catalogue code.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ApiError } from '../../errors.js'
+import { toApiError } from '../../error-handler.js'
+import type { InferenceObservation } from '../../metrics.js'
+import { V2ErrorSchema } from './schemas.js'
+
+/** What an inference request is known to have used so far, for the failure metrics. */
+export const observations = new WeakMap<FastifyRequest, InferenceObservation>()
+
+export function v2Status(error: ApiError): number {
+  return error.statusCode === 422 ? 400 : error.statusCode
+}
+
+export const V2_ERROR_RESPONSES = {
+  400: V2ErrorSchema,
+  404: V2ErrorSchema,
+  413: V2ErrorSchema,
+  500: V2ErrorSchema,
+  503: V2ErrorSchema,
+}
+
+export function registerV2Errors(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const apiErr = toApiError(error, request)
+    if (apiErr.statusCode >= 500) request.log.error({ err: error, code: apiErr.code }, apiErr.message)
+    else request.log.info({ code: apiErr.code }, apiErr.message)
+    const observation = observations.get(request)
+    if (observation) app.metrics.recordFailure(observation, apiErr.code)
+    return reply
+      .code(v2Status(apiErr))
+      .type('application/json; charset=utf-8')
+      .send({ error: apiErr.message })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? ''
+    return reply.code(404).send({ error: `no route ${request.method} ${path}` })
+  })
+}
