@@ -77,7 +77,8 @@ def load_supernet(path: str | Path, map_location: str | torch.device = "cpu"):
 
     state = load_checkpoint(path, map_location)
     cfg = state["config"]
-    space = load_space(state["space"])
+    # The config holds the space as it was given (a bundled name or a YAML path); "space" is its name.
+    space = load_space(cfg.get("space", state["space"]))
     model = AlphaNetSupernet(
         space, state["num_classes"], bn_eps=cfg["model"]["bn_eps"], bn_momentum=cfg["model"]["bn_momentum"]
     )

@@ -185,13 +185,13 @@ class SandwichTrainer:
         self.stop_at_step = None if max_steps is None else self.state.step + max_steps
         self.model: nn.Module = self.net
         if self.dist.distributed:
-            # Different subnets use different parameters, hence find_unused_parameters. BN running
-            # statistics are constant during training (momentum 0), so buffers need no broadcast.
+            # Different subnets use different parameters, hence find_unused_parameters. With BN
+            # momentum 0 the running statistics never change, so buffers need no broadcast.
             self.model = DistributedDataParallel(
                 self.net,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
-                broadcast_buffers=False,
+                broadcast_buffers=cfg["model"]["bn_momentum"] != 0.0,
             )
         self.is_main = self.dist.is_main
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl" if self.is_main else None)
