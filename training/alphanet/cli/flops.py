@@ -16,10 +16,13 @@ def add_parser(subparsers) -> None:
         description="Analytic MFLOPs (multiply-accumulates of conv and linear layers / 1e6, as the "
         "reference counts) and effective parameter counts of sub-networks of a space.",
     )
-    parser.add_argument("--space", default="imagenet", help="space name or YAML path (default: imagenet)")
+    parser.add_argument(
+        "--space", default="imagenet", metavar="NAME|FILE", help="space name or YAML path (default: imagenet)"
+    )
     parser.add_argument(
         "--arch",
         action="append",
+        metavar="ARCH",
         help="min | max | a named arch | a JSON/YAML arch file; repeatable (default: min, named archs, max)",
     )
     parser.add_argument(

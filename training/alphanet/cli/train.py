@@ -7,6 +7,7 @@ Examples::
     python3 -m alphanet train --config configs/fashion_mnist.yaml --run-dir runs/fm \\
         --resume auto --time-limit-min 30 optim.lr=0.2 loss.distill=kl
     torchrun --nproc_per_node 2 -m alphanet train --config configs/fashion_mnist.yaml --run-dir runs/ddp
+    # (torch 1.13 on Python 3.11: add "--redirects 1 --tee 1" after torchrun; its default fails to parse)
 """
 
 from __future__ import annotations
@@ -31,24 +32,35 @@ def add_parser(subparsers) -> None:
         description="Train an AlphaNet supernet. Prints a JSON summary on stdout when it stops; "
         "metrics go to <run-dir>/metrics.jsonl, checkpoints to <run-dir>/checkpoints/.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("Examples::", 1)[1],
+        epilog="examples:" + __doc__.split("Examples::", 1)[1],
     )
-    parser.add_argument("--config", help="training config YAML (e.g. configs/fashion_mnist.yaml)")
     parser.add_argument(
-        "--run-dir", help="output directory (default: the resumed run, else runs/<config>-<time>)"
+        "--config", metavar="FILE", help="training config YAML (e.g. configs/fashion_mnist.yaml)"
+    )
+    parser.add_argument(
+        "--run-dir",
+        metavar="DIR",
+        help="output directory (default: the resumed run, else runs/<config>-<time>)",
     )
     parser.add_argument(
         "--resume",
+        metavar="CKPT|DIR|auto",
         help="checkpoint file or run directory to continue exactly; 'auto' = the run dir's checkpoint if any",
     )
     parser.add_argument(
-        "--max-steps", type=int, help="stop (with a checkpoint) after this many steps of this invocation"
+        "--max-steps",
+        type=int,
+        metavar="N",
+        help="stop (with a checkpoint) after this many steps of this invocation",
     )
     parser.add_argument(
-        "--time-limit-min", type=float, help="checkpoint and stop cleanly after this many minutes"
+        "--time-limit-min",
+        type=float,
+        metavar="MIN",
+        help="checkpoint and stop cleanly after this many minutes",
     )
-    parser.add_argument("--epochs", type=int, help="shortcut for train.epochs=N")
-    parser.add_argument("--seed", type=int, help="shortcut for seed=N")
+    parser.add_argument("--epochs", type=int, metavar="N", help="shortcut for train.epochs=N")
+    parser.add_argument("--seed", type=int, metavar="N", help="shortcut for seed=N")
     parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.2"
