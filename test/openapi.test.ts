@@ -53,11 +53,21 @@ describe('OpenAPI', () => {
     )
     for (const route of [
       'GET /healthz',
+      'GET /metrics',
       'GET /models',
       'GET /models/{name}',
       'GET /readyz',
+      'GET /v2',
+      'GET /v2/health/live',
+      'GET /v2/health/ready',
+      'GET /v2/models/{name}',
+      'GET /v2/models/{name}/ready',
+      'GET /v2/models/{name}/versions/{version}',
+      'GET /v2/models/{name}/versions/{version}/ready',
       'POST /v1/classify',
       'POST /v1/select',
+      'POST /v2/models/{name}/infer',
+      'POST /v2/models/{name}/versions/{version}/infer',
     ]) {
       assert.ok(routes.includes(route), `${route} is not documented`)
     }

@@ -18,12 +18,9 @@ export function v2Status(error: ApiError): number {
   return error.statusCode === 422 ? 400 : error.statusCode
 }
 
-export const V2_ERROR_RESPONSES = {
-  400: V2ErrorSchema,
-  404: V2ErrorSchema,
-  413: V2ErrorSchema,
-  500: V2ErrorSchema,
-  503: V2ErrorSchema,
+/** `{ 404: V2Error, … }` for a route's response schema. */
+export function v2ErrorResponses(...statuses: number[]): Record<number, typeof V2ErrorSchema> {
+  return Object.fromEntries(statuses.map((status) => [status, V2ErrorSchema]))
 }
 
 export function registerV2Errors(app: FastifyInstance): void {

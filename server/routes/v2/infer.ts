@@ -26,7 +26,7 @@ import type { ModelEntry } from '../../zoo/model-entry.js'
 import { selectionError, selectionRequest, type SelectionFields } from '../selection-view.js'
 import { frameBinaryResponse, HEADER_LENGTH_HEADER, parseJsonHeader, splitBody } from './body.js'
 import { classify } from './classification.js'
-import { observations, V2_ERROR_RESPONSES } from './errors.js'
+import { observations, v2ErrorResponses } from './errors.js'
 import {
   AUTO_MODEL,
   inputDims,
@@ -373,7 +373,7 @@ const routeSchema = {
   tags: ['open-inference'],
   consumes: ['application/json', 'application/octet-stream'],
   body: InferRequestSchema,
-  response: { 200: InferResponseSchema, ...V2_ERROR_RESPONSES },
+  response: { 200: InferResponseSchema, ...v2ErrorResponses(400, 404, 413, 500, 503) },
 }
 
 const description = `Open Inference Protocol inference, with Triton's classification and binary tensor data extensions. The model name may be the virtual \`${AUTO_MODEL}\`: the request's \`parameters\` (maxMflops, maxLatencyMs, minTop1, onInfeasible) then select the most accurate ready model within the budget among those accepting the tensor's shape.`

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { projectRoot } from '../../config.js'
-import { V2_ERROR_RESPONSES } from './errors.js'
+import { v2ErrorResponses } from './errors.js'
 import { autoMetadata, modelMetadata, resolveTarget } from './models.js'
 import {
   ModelMetadataSchema,
@@ -59,8 +59,10 @@ const metadataRoutes: FastifyPluginAsync = async (app) => {
   )
 
   app.get(
-    '/',
+    '',
     {
+      // Exactly /v2, the protocol's path (not also /v2/).
+      prefixTrailingSlash: 'no-slash',
       schema: {
         tags: TAGS,
         summary: 'Server metadata (Open Inference Protocol)',
@@ -79,10 +81,10 @@ const metadataRoutes: FastifyPluginAsync = async (app) => {
     const isReady = target.kind === 'model' ? target.model.ready && app.zoo.isReady() : app.zoo.isReady()
     return reply.code(isReady ? 200 : 400).send()
   }
-  const metadataSchema = { tags: TAGS, response: { 200: ModelMetadataSchema, ...V2_ERROR_RESPONSES } }
+  const metadataSchema = { tags: TAGS, response: { 200: ModelMetadataSchema, ...v2ErrorResponses(404) } }
   const readySchema = {
     tags: TAGS,
-    response: { 200: Empty('Ready.'), 400: Empty('Not ready.'), 404: V2_ERROR_RESPONSES[404] },
+    response: { 200: Empty('Ready.'), 400: Empty('Not ready.'), ...v2ErrorResponses(404) },
   }
 
   app.get<{ Params: { name: string } }>(
