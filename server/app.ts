@@ -8,6 +8,7 @@ import './decorators.js'
 import { handleFrameworkError, registerErrorHandlers } from './error-handler.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
 import requestId, { requestIdOptions } from './request-id.js'
+import admin from './routes/admin.js'
 import health from './routes/health.js'
 import apiRoutes from './routes/index.js'
 import openInference from './routes/v2/index.js'
@@ -43,6 +44,7 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
   // documented too.
   await app.register(apiRoutes)
   await app.register(health)
+  await app.register(admin)
   await app.register(openInference, { prefix: '/v2' })
   await app.register(metricsRoute)
   await app.register(webPage)

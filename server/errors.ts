@@ -37,6 +37,12 @@ export const ERROR_DEFINITIONS = [
     description: 'The image bytes are not a decodable image (corrupt, truncated or not an image at all).',
   },
   {
+    code: 'UNAUTHORIZED',
+    statusCode: 401,
+    description:
+      'An admin route was called without `Authorization: Bearer <ADMIN_TOKEN>` or with another token.',
+  },
+  {
     code: 'ROUTE_NOT_FOUND',
     statusCode: 404,
     description: 'No route matches the method and path.',
@@ -45,6 +51,12 @@ export const ERROR_DEFINITIONS = [
     code: 'MODEL_NOT_FOUND',
     statusCode: 404,
     description: 'The zoo has no model of that name.',
+  },
+  {
+    code: 'RELOAD_REJECTED',
+    statusCode: 409,
+    description:
+      'POST /admin/reload could not swap in the zoo from ZOO_DIR (invalid manifest, no model loads, a reload already running, or shutting down); the previous zoo keeps serving and `message` says why.',
   },
   {
     code: 'BODY_TOO_LARGE',
