@@ -16,6 +16,9 @@ const ASSETS = [
   { path: '/ui/app.js', file: 'app.js', type: 'text/javascript; charset=utf-8' },
   { path: '/ui/chart.js', file: 'chart.js', type: 'text/javascript; charset=utf-8' },
   { path: '/ui/style.css', file: 'style.css', type: 'text/css; charset=utf-8' },
+  { path: '/ui/icon.svg', file: 'icon.svg', type: 'image/svg+xml' },
+  // Browsers ask for /favicon.ico on their own; answer with the same icon instead of a 404.
+  { path: '/favicon.ico', file: 'icon.svg', type: 'image/svg+xml' },
 ] as const
 
 /** Everything the page loads comes from this origin; images are previewed from blob: URLs. */

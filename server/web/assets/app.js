@@ -74,7 +74,7 @@ function showValue(control) {
 function budget() {
   const fields = {}
   for (const [name, control] of Object.entries(controls)) {
-    if (control.use.checked && control.scale) fields[name] = +controlValue(control).toPrecision(6)
+    if (control.use.checked && control.scale) fields[name] = +controlValue(control).toPrecision(3)
   }
   if ($('smallest').checked) fields.onInfeasible = 'smallest'
   return fields
