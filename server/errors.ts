@@ -16,6 +16,12 @@ export interface ErrorDefinition {
 /** In one list (not object keys) so a test can prove the codes unique rather than assume it. */
 export const ERROR_DEFINITIONS = [
   {
+    code: 'MALFORMED_REQUEST',
+    statusCode: 400,
+    description:
+      'The HTTP request itself cannot be parsed (request line, header syntax or framing); the connection is closed after this answer.',
+  },
+  {
     code: 'INVALID_PARAMETER',
     statusCode: 400,
     description:
@@ -53,6 +59,12 @@ export const ERROR_DEFINITIONS = [
     description: 'The zoo has no model of that name.',
   },
   {
+    code: 'REQUEST_TIMEOUT',
+    statusCode: 408,
+    description:
+      'The request (headers and body) did not arrive within REQUEST_TIMEOUT_MS; the connection is closed after this answer.',
+  },
+  {
     code: 'RELOAD_REJECTED',
     statusCode: 409,
     description:
@@ -81,6 +93,18 @@ export const ERROR_DEFINITIONS = [
       'No ready model satisfies every budget constraint and onInfeasible=reject; `cheapest` and `fastest` name the models closest to feasible.',
   },
   {
+    code: 'RATE_LIMITED',
+    statusCode: 429,
+    description:
+      'This client sent more than RATE_LIMIT_MAX requests within RATE_LIMIT_WINDOW_MS (rate limiting is off unless configured); retry after `Retry-After` seconds.',
+  },
+  {
+    code: 'HEADERS_TOO_LARGE',
+    statusCode: 431,
+    description:
+      'The request line and headers together exceed MAX_HEADER_BYTES (a very long URL counts too); the connection is closed after this answer.',
+  },
+  {
     code: 'MODEL_NOT_READY',
     statusCode: 503,
     description:
@@ -90,6 +114,12 @@ export const ERROR_DEFINITIONS = [
     code: 'NOT_READY',
     statusCode: 503,
     description: 'The server has no ready model yet (zoo loading or warming up).',
+  },
+  {
+    code: 'OVERLOADED',
+    statusCode: 503,
+    description:
+      'The server is shedding load (a full queue, or event-loop delay / memory over its configured limit); retry after `Retry-After` seconds, ideally on another instance.',
   },
   {
     code: 'SHUTTING_DOWN',
