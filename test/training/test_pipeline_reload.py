@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from alphanet.pipeline.reload import ReloadFailed, post_reload
 from pipeline_helpers import (
     FMNIST_PIPELINE,
     ServerProcess,
@@ -32,11 +33,11 @@ def _publish(capsys, checkpoint: Path, run_dir: Path, zoo: Path, archs: str, *ex
     )  # fmt: skip
 
 
-def test_publish_then_sighup_swaps_the_served_zoo(checkpoint, tmp_path, capsys):
+def test_publish_then_reload_by_sighup_and_by_the_admin_route(checkpoint, tmp_path, capsys, monkeypatch):
     zoo, run_dir = tmp_path / "zoo", tmp_path / "run"
     code, _, stderr = _publish(capsys, checkpoint, run_dir, zoo, "[min,max]")
     assert code == 0, stderr
-    server = ServerProcess(zoo, tmp_path / "server.log")
+    server = ServerProcess(zoo, tmp_path / "server.log", env={"ADMIN_TOKEN": "s3cret-token"})
     try:
         assert server.wait_ready()["models"] == 2
         first = server.wait_for_models({"fmnist-min", "fmnist-max"})
@@ -58,6 +59,23 @@ def test_publish_then_sighup_swaps_the_served_zoo(checkpoint, tmp_path, capsys):
         server.wait_for_log(r"zoo reloaded")
         status, body = server.get("/readyz")
         assert status == 200 and body["models"] == 1
+
+        # The authenticated admin route answers with what now serves.
+        url = f"publish.reload_url={server.base}/admin/reload"
+        monkeypatch.setenv("ADMIN_TOKEN", "s3cret-token")
+        code, stdout, stderr = _publish(capsys, checkpoint, run_dir, zoo, "[min,max]", url)
+        assert code == 0, stderr
+        (outcome,) = json.loads((run_dir / "pipeline-report.json").read_text())["reload"]["results"]
+        assert outcome["status"] == 200 and outcome["method"] == "POST"
+        assert {m["name"]: m["ready"] for m in outcome["result"]["models"]} == {
+            "fmnist-min": True,
+            "fmnist-max": True,
+        }
+        server.wait_for_models({"fmnist-min", "fmnist-max"})
+        # A wrong token is refused by the server (which keeps its zoo), reported as a failed reload.
+        with pytest.raises(ReloadFailed, match="HTTP 401.*UNAUTHORIZED"):
+            post_reload(f"{server.base}/admin/reload", 30, token="wrong")
+        server.wait_for_models({"fmnist-min", "fmnist-max"})
     finally:
         server.stop()
 
