@@ -141,6 +141,8 @@ def _coerce(key: str, value: Any) -> Any:
 
 def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
     if key not in FLAT_DEFAULTS:
+        if any(k.startswith(key + ".") for k in FLAT_DEFAULTS):
+            raise UserError(f"pipeline config: '{key}' is a section; set its keys ({key}.<key>=...)")
         raise UserError(f"pipeline config: unknown key '{key}'")
     node = cfg
     *parents, leaf = key.split(".")
