@@ -45,9 +45,64 @@ export const AppConfigSchema = Type.Object(
       maximum: 10000,
       description: 'Timed batch-1 runs per model at start-up for the latency estimate.',
     }),
+    maxBatchSize: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      description:
+        'Largest dynamic batch (rows) a model runs; concurrent requests for one model are merged up to it (1 = no batching). Warm-up covers the powers of two up to it.',
+    }),
+    maxQueueDelayUs: Type.Integer({
+      minimum: 0,
+      maximum: 10_000_000,
+      description:
+        "How long (µs) a partial batch may wait for more requests while a worker is idle (Triton's max_queue_delay_microseconds; 0 = send at once).",
+    }),
+    maxQueueSize: Type.Integer({
+      minimum: 1,
+      description: 'Rows one model may have queued; beyond that requests get 503 OVERLOADED with Retry-After.',
+    }),
+    inferenceTimeoutMs: Type.Integer({
+      minimum: 1,
+      description:
+        'Deadline of an inference request without a latency budget (maxLatencyMs): one that cannot finish within it is answered 504 DEADLINE_EXCEEDED before compute.',
+    }),
     shutdownTimeoutMs: Type.Integer({
       minimum: 0,
       description: 'On SIGTERM/SIGINT, exit with an error if in-flight requests take longer than this.',
+    }),
+    maxHeaderBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 1024 * 1024,
+      description:
+        'Largest request line + headers in bytes (Node maxHeaderSize); larger requests get 431 HEADERS_TOO_LARGE.',
+    }),
+    requestTimeoutMs: Type.Integer({
+      minimum: 0,
+      description:
+        'A request must arrive completely (headers and body) within this many ms, else 408 REQUEST_TIMEOUT (slow-client guard; 0 = no limit).',
+    }),
+    maxEventLoopDelayMs: Type.Integer({
+      minimum: 0,
+      description:
+        'Shed load (503 OVERLOADED) while the mean event-loop delay over the last second exceeds this (0 = off).',
+    }),
+    maxHeapUsedBytes: Type.Integer({
+      minimum: 0,
+      description: 'Shed load (503 OVERLOADED) while the V8 heap in use exceeds this many bytes (0 = off).',
+    }),
+    maxRssBytes: Type.Integer({
+      minimum: 0,
+      description:
+        'Shed load (503 OVERLOADED) while the resident set size exceeds this many bytes (0 = off).',
+    }),
+    rateLimitMax: Type.Integer({
+      minimum: 0,
+      description:
+        'Requests one client address may make per RATE_LIMIT_WINDOW_MS, else 429 RATE_LIMITED (0 = no rate limit).',
+    }),
+    rateLimitWindowMs: Type.Integer({
+      minimum: 1,
+      description: 'The rate-limit window in ms.',
     }),
     logLevel: Type.Union(
       [
@@ -87,7 +142,23 @@ const KEYS: readonly KeySpec[] = [
   { key: 'maxImagePixels', env: 'MAX_IMAGE_PIXELS', flag: 'max-image-pixels', kind: 'integer' },
   { key: 'defaultModel', env: 'DEFAULT_MODEL', flag: 'default-model', kind: 'string' },
   { key: 'warmupRuns', env: 'WARMUP_RUNS', flag: 'warmup-runs', kind: 'integer' },
+  { key: 'maxBatchSize', env: 'MAX_BATCH_SIZE', flag: 'max-batch-size', kind: 'integer' },
+  { key: 'maxQueueDelayUs', env: 'MAX_QUEUE_DELAY_US', flag: 'max-queue-delay-us', kind: 'integer' },
+  { key: 'maxQueueSize', env: 'MAX_QUEUE_SIZE', flag: 'max-queue-size', kind: 'integer' },
+  { key: 'inferenceTimeoutMs', env: 'INFERENCE_TIMEOUT_MS', flag: 'inference-timeout-ms', kind: 'integer' },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', kind: 'integer' },
+  { key: 'maxHeaderBytes', env: 'MAX_HEADER_BYTES', flag: 'max-header-bytes', kind: 'integer' },
+  { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'integer' },
+  {
+    key: 'maxEventLoopDelayMs',
+    env: 'MAX_EVENT_LOOP_DELAY_MS',
+    flag: 'max-event-loop-delay-ms',
+    kind: 'integer',
+  },
+  { key: 'maxHeapUsedBytes', env: 'MAX_HEAP_USED_BYTES', flag: 'max-heap-used-bytes', kind: 'integer' },
+  { key: 'maxRssBytes', env: 'MAX_RSS_BYTES', flag: 'max-rss-bytes', kind: 'integer' },
+  { key: 'rateLimitMax', env: 'RATE_LIMIT_MAX', flag: 'rate-limit-max', kind: 'integer' },
+  { key: 'rateLimitWindowMs', env: 'RATE_LIMIT_WINDOW_MS', flag: 'rate-limit-window-ms', kind: 'integer' },
   { key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', kind: 'string' },
 ]
 
@@ -136,7 +207,18 @@ export function defaultConfig(): AppConfig {
     maxBodyBytes: 8 * 1024 * 1024,
     maxImagePixels: 40_000_000,
     warmupRuns: 20,
+    maxBatchSize: 32,
+    maxQueueDelayUs: 0,
+    maxQueueSize: 256,
+    inferenceTimeoutMs: 30_000,
     shutdownTimeoutMs: 30_000,
+    maxHeaderBytes: 16 * 1024,
+    requestTimeoutMs: 60_000,
+    maxEventLoopDelayMs: 1000,
+    maxHeapUsedBytes: 0,
+    maxRssBytes: 0,
+    rateLimitMax: 0,
+    rateLimitWindowMs: 60_000,
     logLevel: 'info',
   }
 }

@@ -130,6 +130,16 @@ export function toApiError(error: unknown, request?: RequestContext): ApiError {
 }
 
 /**
+ * An error that says when to come back (OVERLOADED, RATE_LIMITED, … with a numeric `retryAfterS`
+ * detail) also sets the standard Retry-After header, in whole seconds, unless one is set already.
+ */
+export function setRetryAfter(reply: FastifyReply, error: ApiError): void {
+  const seconds = error.details.retryAfterS
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || reply.hasHeader('retry-after')) return
+  void reply.header('retry-after', String(Math.max(1, Math.ceil(seconds))))
+}
+
+/**
  * Installs the error handler, the 404 handler, the shared ErrorResponse schema and the draining
  * guard on the root instance (call before registering routes). While the server closes, new requests get SHUTTING_DOWN (503) and a
  * `Connection: close`, in-flight ones finish; this replaces Fastify's uncoded return503OnClosing.
@@ -142,6 +152,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     const apiErr = toApiError(error, request)
     if (apiErr.statusCode >= 500) request.log.error({ err: error }, apiErr.message)
     else request.log.info({ code: apiErr.code }, apiErr.message)
+    setRetryAfter(reply, apiErr)
     return reply.code(apiErr.statusCode).send(apiErr.toBody())
   })
 
