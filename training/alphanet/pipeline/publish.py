@@ -3,7 +3,7 @@
 A reader (the server loading or reloading, ``zoo:validate``) never sees a mix of old and new, and
 an interrupted or failed publish leaves the old zoo intact:
 
-1. Take an exclusive lock (``.publish.lock``) so two publishers never interleave.
+1. Take an exclusive lock (flock on the directory) so two publishers never interleave.
 2. Copy every model file under a content-addressed name, ``<name>.<sha12>.onnx`` (and
    ``<name>.<sha12>.reference.json``): written to a temporary name, fsynced, renamed, directory
    fsynced. A name that already exists holds the same bytes, so it is never rewritten; files of
@@ -35,7 +35,6 @@ from ..errors import UserError
 from ..export.manifest import ManifestError, check_model_files, sha256_file, validate_manifest
 
 MANIFEST = "manifest.json"
-LOCK = ".publish.lock"
 TEMP_PREFIX = ".zoo-tmp-"
 # <model name>.<first 12 hex digits of the file's sha256>.onnx | .reference.json
 OWNED_FILE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*\.[0-9a-f]{12}\.(onnx|reference\.json)$")
@@ -77,17 +76,21 @@ def fsync_dir(path: Path) -> None:
 
 @contextmanager
 def publish_lock(zoo_dir: Path) -> Iterator[None]:
-    with open(zoo_dir / LOCK, "a+") as handle:
+    """Exclusive lock on the zoo directory itself (flock on its descriptor: no lock file to leave)."""
+    fd = os.open(zoo_dir, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise UserError(
-                f"another publish into {zoo_dir} is in progress ({zoo_dir / LOCK} is locked)"
+                f"another publish into {zoo_dir} is in progress (the directory is locked)"
             ) from None
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _temp(zoo_dir: Path, name: str) -> Path:
@@ -176,7 +179,7 @@ def publish_zoo(
     hook = hook or (lambda step: None)
     source_dir, zoo_dir = Path(source_dir), Path(zoo_dir)
     for name in side_files or {}:
-        if "/" in name or name in (MANIFEST, LOCK, ".", "..") or OWNED_FILE_RE.match(name):
+        if "/" in name or name in (MANIFEST, ".", "..") or OWNED_FILE_RE.match(name):
             raise ValueError(f"invalid side file name {name!r}")
     zoo_dir.mkdir(parents=True, exist_ok=True)
     new = json.loads(json.dumps(manifest))  # a deep copy that is certainly plain JSON
