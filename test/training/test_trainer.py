@@ -231,3 +231,18 @@ def test_metrics_writer_and_progress_lines(tmp_path):
         progress.update(done, "loss 1.0")
     lines = stream.getvalue().splitlines()
     assert [line.split()[3] for line in lines] == ["4/10", "8/10", "10/10"] and "\r" not in stream.getvalue()
+
+
+def test_students_learn_from_labels_until_distill_start(tiny_cfg, tmp_path):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["loss"]["distill_start_epochs"] = 1.0
+    trainer = SandwichTrainer(cfg, tmp_path, progress=False)
+    assert trainer.distill_start_step == trainer.steps_per_epoch
+    calls = []
+    trainer.distill_loss = lambda student, teacher, target: calls.append("distill") or student.sum() * 0
+    values = trainer.train_step(*_batch(trainer))
+    # Before the start step: label-smoothed CE (positive, no divergence logged), never the distill loss.
+    assert calls == [] and "divergence_min" not in values and values["loss_min"] > 0
+    trainer.state.step = trainer.distill_start_step
+    trainer.train_step(*_batch(trainer))
+    assert calls == ["distill"] * 3

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
         "alpha_max": 1.0,
         "iw_clip": 5.0,
         "label_smoothing": 0.1,
+        "distill_start_epochs": 0.0,
     },
     "optim": {
         "lr": 0.1,
@@ -221,6 +222,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
         "train.grad_clip_value",
         "optim.weight_decay",
         "optim.warmup_epochs",
+        "loss.distill_start_epochs",
         "validation.every_epochs",
         "checkpoint.keep_every_epochs",
         "runtime.threads",

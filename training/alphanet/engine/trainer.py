@@ -164,6 +164,7 @@ class SandwichTrainer:
         self.train_loader = build_loader(cfg, "train", rank=rank, world_size=world, dataset=train_set)
         self.batch_size = int(data["batch_size"])
         self.steps_per_epoch = self.train_loader.sampler.per_rank // self.batch_size
+        self.distill_start_step = round(cfg["loss"]["distill_start_epochs"] * self.steps_per_epoch)
         self.val_loader = build_loader(cfg, "val", rank=rank, world_size=world, drop_last=False)
         self.calib_loader = build_loader(
             cfg,
@@ -178,6 +179,10 @@ class SandwichTrainer:
         self.optimizer = build_optimizer(self.net, cfg["optim"], self.batch_size * world)
         self.scheduler = build_scheduler(self.optimizer, cfg["optim"], self.steps_per_epoch, self.epochs)
         self.distill_loss = build_distill_loss(cfg["loss"])
+        # Before loss.distill_start_epochs the students learn from the labels (as distill=none): an
+        # untrained teacher's logits carry no signal, and on short schedules distilling from them
+        # costs the whole family accuracy. 0 (the default) is the reference: distill from step 0.
+        self.label_loss = build_distill_loss({**cfg["loss"], "distill": "none"})
         self.state = TrainState()
         if resume_state is not None:
             self._restore(resume_state)
@@ -286,13 +291,14 @@ class SandwichTrainer:
         names = [f"loss_random_{i + 1}" for i in range(len(archs))]
         archs.append(self.space.min_arch())
         names.append("loss_min")
+        student_loss = self.distill_loss if self.state.step >= self.distill_start_step else self.label_loss
         for name, arch in zip(names, archs):
             net.set_active(arch)
             logits = model(images)
-            loss = self.distill_loss(logits, teacher, labels)
+            loss = student_loss(logits, teacher, labels)
             loss.backward()
             losses[name] = loss.detach()
-        divergence = getattr(self.distill_loss, "last_divergence", None)
+        divergence = getattr(student_loss, "last_divergence", None)
 
         if cfg_train["grad_clip_value"] > 0:
             torch.nn.utils.clip_grad_value_(net.parameters(), cfg_train["grad_clip_value"])
