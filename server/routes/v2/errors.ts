@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiError } from '../../errors.js'
-import { toApiError } from '../../error-handler.js'
+import { setRetryAfter, toApiError } from '../../error-handler.js'
 import type { InferenceObservation } from '../../metrics.js'
 import { V2ErrorSchema } from './schemas.js'
 
@@ -30,6 +30,8 @@ export function registerV2Errors(app: FastifyInstance): void {
     else request.log.info({ code: apiErr.code }, apiErr.message)
     const observation = observations.get(request)
     if (observation) app.metrics.recordFailure(observation, apiErr.code)
+    // Load shedding and rate limits tell OIP clients when to retry too.
+    setRetryAfter(reply, apiErr)
     return reply
       .code(v2Status(apiErr))
       .type('application/json; charset=utf-8')
