@@ -8,10 +8,11 @@
  * fixed set, `route` from the registered routes, `api` and `outcome` from fixed lists here.
  *
  * Hooks for other parts of the server:
- * - `recordExecution(model, { batchSize, queueMs, inferenceMs })` — one model execution. Today
- *   every request is one execution, so the routes call it; a dynamic batcher that merges requests
- *   below `app.inference` should call it once per merged run instead (and the routes stop).
- * - `recordBatch(model, size)` — the batch-size part of the above alone.
+ * - `recordExecution(model, { batchSize, queueMs, inferenceMs })` — what one request's inference
+ *   cost (the routes call it): queue and compute time, and its tensor's rows as the batch size.
+ * - `recordBatch(model, size)` — one executed batch, for a dynamic batcher below `app.inference`
+ *   that merges requests: from its first call on, batch sizes come only from it and the
+ *   request-level sizes of recordExecution are ignored, so nothing is counted twice.
  * - `recordShed(model, reason)` — a request refused by load shedding (reason: a short fixed token
  *   such as `queue-full` or `deadline`; keep the set small).
  */
@@ -150,6 +151,9 @@ export class ServerMetrics {
     registers: [this.registry],
   })
 
+  /** Set by the first recordBatch call: a batcher reports executed batch sizes itself. */
+  private batchesFromExecutor = false
+
   constructor(private readonly options: ServerMetricsOptions) {
     const readiness = options.modelReadiness
     new Gauge({
@@ -201,10 +205,11 @@ export class ServerMetrics {
     const label = this.modelLabel(model)
     this.queueSeconds.observe({ model: label }, timing.queueMs / 1000)
     this.computeSeconds.observe({ model: label }, timing.inferenceMs / 1000)
-    this.recordBatch(model, timing.batchSize)
+    if (!this.batchesFromExecutor) this.batchSize.observe({ model: label }, timing.batchSize)
   }
 
   recordBatch(model: string, size: number): void {
+    this.batchesFromExecutor = true
     this.batchSize.observe({ model: this.modelLabel(model) }, size)
   }
 

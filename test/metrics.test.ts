@@ -144,7 +144,7 @@ describe('GET /metrics', () => {
     }
     assert.equal(value(`alphanet_inference_request_seconds_count{model="${LARGE}",api="v1"}`), 1)
     assert.ok(value(`alphanet_inference_request_seconds_sum{model="${LARGE}",api="v1"}`) > 0)
-    // v1: one image per execution; v2: the batch of 3; recordBatch(LARGE, 8) from the hook.
+    // v1: one image per request; v2: the batch of 3; then recordBatch(LARGE, 8) from the hook.
     assert.equal(value(`alphanet_inference_batch_size_sum{model="${SMALL}"}`), 1 + 3)
     assert.equal(value(`alphanet_inference_batch_size_sum{model="${LARGE}"}`), 1 + 8)
     assert.equal(value(`alphanet_inference_batch_size_bucket{le="2",model="${SMALL}"}`), 1)
@@ -191,6 +191,17 @@ describe('GET /metrics', () => {
 })
 
 describe('ServerMetrics', () => {
+  it('once a batcher reports executed batches, request-level batch sizes are no longer counted', async () => {
+    const metrics = new ServerMetrics({ modelNames: () => ['m'], modelReadiness: () => [] })
+    metrics.recordExecution('m', { batchSize: 1, queueMs: 1, inferenceMs: 2 })
+    metrics.recordBatch('m', 4)
+    metrics.recordExecution('m', { batchSize: 1, queueMs: 1, inferenceMs: 2 })
+    const text = await metrics.scrape()
+    assert.match(text, /^alphanet_inference_batch_size_sum\{model="m"\} 5$/m)
+    assert.match(text, /^alphanet_inference_batch_size_count\{model="m"\} 2$/m)
+    assert.match(text, /^alphanet_inference_compute_seconds_count\{model="m"\} 2$/m)
+  })
+
   it('keeps each app in its own registry; default metrics are shared, not duplicated', async () => {
     const zoo = { modelNames: () => ['m'], modelReadiness: () => [{ name: 'm', ready: true }] }
     const a = new ServerMetrics(zoo)
