@@ -92,26 +92,7 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert load_checkpoint(out / "kl-seed0" / "checkpoints" / "last.pt")["config"]["loss"]["distill"] == "kl"
     assert json.loads(stdout)["summary"]["kl"]["min"]["n"] == 1
 
-    # Another arm later, after the published family changed: the frozen arch list is used.
-    (zoo / "manifest.json").unlink()
-    code, _, stderr = run_cli(capsys, "ablation", "--arms", "none", "--epochs", "1", *common)
-    assert code == 0, stderr
-    data = json.loads((out / "ablation.json").read_text())
-    assert set(data["runs"]) == {"kl", "none"} and set(data["runs"]["none"]["0"]["results"]) == set(
-        run["results"]
-    )
-    state = load_checkpoint(out / "none-seed0" / "checkpoints" / "last.pt")
-    assert state["config"]["loss"]["distill"] == "none" and state["config"]["seed"] == 0
-    table = (out / "ablation.md").read_text()
-    assert "`kl` top-1 %" in table and "`none` top-1 %" in table and "fmnist-x (family)" in table
-
-    # Rerunning an arm does not train it again; a different epoch budget is refused.
-    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *common)
-    assert code == 0 and "not training again" in stderr
-    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "2", *common)
-    assert code == 2 and "was trained with train.epochs=1" in stderr
-
-    # The model card of a zoo published from one arm carries the ablation table.
+    # A zoo published from that arm: its model card carries the ablation table so far.
     code, _, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", out / "kl-seed0",
         "--run-dir", tmp_path / "run", "--zoo-dir", zoo, f"ablation.dir={out}", "family.mode=named",
@@ -120,7 +101,30 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, stderr
     card = (zoo / "README.md").read_text()
-    assert "## Ablation: distillation loss" in card and "`kl` top-1 %" in card and "`none` top-1 %" in card
+    assert "## Ablation: distillation loss" in card and "`kl` top-1 %" in card and "`none`" not in card
+
+    # Another arm later, after the published family changed: the frozen arch list is used, and the
+    # published model card is brought up to date.
+    code, stdout, stderr = run_cli(
+        capsys, "ablation", "--arms", "none", "--epochs", "1", *common, f"ablation.dir={out}"
+    )
+    assert code == 0, stderr
+    data = json.loads((out / "ablation.json").read_text())
+    assert set(data["runs"]) == {"kl", "none"}
+    assert set(data["runs"]["none"]["0"]["results"]) == set(run["results"])
+    state = load_checkpoint(out / "none-seed0" / "checkpoints" / "last.pt")
+    assert state["config"]["loss"]["distill"] == "none" and state["config"]["seed"] == 0
+    table = (out / "ablation.md").read_text()
+    assert "`kl` top-1 %" in table and "`none` top-1 %" in table and "fmnist-x (family)" in table
+    assert json.loads(stdout)["modelCard"] == str(zoo / "README.md")
+    card = (zoo / "README.md").read_text()
+    assert "`kl` top-1 %" in card and "`none` top-1 %" in card and "| `fmnist-min` |" in card
+
+    # Rerunning an arm does not train it again; a different epoch budget is refused.
+    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *common)
+    assert code == 0 and "not training again" in stderr
+    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "2", *common)
+    assert code == 2 and "was trained with train.epochs=1" in stderr
 
 
 @pytest.mark.parametrize(

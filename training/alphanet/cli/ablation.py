@@ -66,6 +66,7 @@ def _split(text: str, what: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline.ablation import ablation_dir, run_ablation
+    from ..pipeline.model_card import refresh_model_card
     from ..pipeline.supernet_source import TrainingIncomplete
 
     cfg = load_pipeline_config(args.config, args.overrides)
@@ -88,11 +89,16 @@ def run(args: argparse.Namespace) -> int:
     except TrainingIncomplete as exc:
         print(f"training incomplete: {exc}", file=sys.stderr)
         return EXIT_INCOMPLETE
+    # The published zoo's model card shows the ablation: bring it up to date.
+    card = refresh_model_card(Path(cfg["run_dir"]), Path(cfg["publish"]["zoo_dir"]), directory)
+    if card is not None:
+        print(f"[ablation] updated the ablation section of {card}", file=sys.stderr)
     print(
         json.dumps(
             {
                 "results": str(directory / "ablation.json"),
                 "table": str(directory / "ablation.md"),
+                "modelCard": str(card) if card else None,
                 "summary": data["summary"],
             }
         )

@@ -11,8 +11,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from ..space import SearchSpace
+from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
+from .publish import publish_lock, read_manifest, write_durably
+from .report import REPORT_JSON
 from .stages import format_seconds
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -191,3 +193,29 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
         "ablation": _ablation_text(ablation_dir),
     }
     return Template(TEMPLATE.read_text()).substitute(mapping)
+
+
+def refresh_model_card(run_dir: Path, zoo_dir: Path, ablation_dir: Path) -> Path | None:
+    """Rewrite the zoo's README.md with the latest ablation results, when that zoo is still the one
+    this run published (its report says so and the manifest is the same zoo); returns the path."""
+    report_path = Path(run_dir) / REPORT_JSON
+    if not report_path.is_file():
+        return None
+    try:
+        report = json.loads(report_path.read_text())
+    except ValueError:
+        return None
+    manifest = read_manifest(Path(zoo_dir))
+    published = [m["name"] for m in report.get("models", []) if m.get("status") == "published"]
+    if (
+        report.get("status") not in ("published", "reload-failed")
+        or not report.get("config", {}).get("publish", {}).get("model_card")
+        or manifest is None
+        or manifest.get("zoo", {}).get("name") != report["zoo"]["name"]
+        or sorted(m.get("name") for m in manifest.get("models", [])) != sorted(published)
+    ):
+        return None
+    text = model_card(report, load_space(report["space"]["name"]), ablation_dir)
+    with publish_lock(Path(zoo_dir)):
+        write_durably(text, Path(zoo_dir) / CARD_FILE, Path(zoo_dir))
+    return Path(zoo_dir) / CARD_FILE

@@ -109,7 +109,7 @@ def _copy_durably(source: Path, target: Path, zoo_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _write_durably(content: bytes | str, target: Path, zoo_dir: Path) -> None:
+def write_durably(content: bytes | str, target: Path, zoo_dir: Path) -> None:
     tmp = _temp(zoo_dir, target.name)
     try:
         with open(tmp, "wb") as handle:
@@ -210,11 +210,11 @@ def publish_zoo(
         if problems:
             raise UserError("published files do not match the manifest: " + "; ".join(problems.values()))
         hook("before-commit")
-        _write_durably(json.dumps(new, indent=2) + "\n", zoo_dir / MANIFEST, zoo_dir)
+        write_durably(json.dumps(new, indent=2) + "\n", zoo_dir / MANIFEST, zoo_dir)
         fsync_dir(zoo_dir)
         hook("committed")
         for name, content in (side_files or {}).items():
-            _write_durably(content, zoo_dir / name, zoo_dir)
+            write_durably(content, zoo_dir / name, zoo_dir)
         hook("side-files")
         keep = referenced_files(new) | referenced_files(previous)
         result.kept_previous = sorted(referenced_files(previous) - referenced_files(new))
