@@ -2,6 +2,7 @@
  * Writes the generated, committed artefacts, or with --check verifies they are current:
  *   models/manifest.schema.json  JSON Schema (draft 2020-12) of the zoo manifest, from server/zoo/manifest-schema.ts
  *   openapi/openapi.json         OpenAPI 3.1 document of the HTTP API, from the route schemas (scripts/openapi-document.ts)
+ *   docs/ecosystem.md            its settings table, from server/config.ts (scripts/settings-table.ts)
  * test/generate.test.ts runs the check, so a change to a schema without regenerating fails the suite.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
@@ -10,6 +11,7 @@ import { pathToFileURL } from 'node:url'
 import { projectRoot } from '../server/config.js'
 import { ManifestSchema } from '../server/zoo/manifest-schema.js'
 import { openApiDocument } from './openapi-document.js'
+import { SETTINGS_DOC, settingsDocument } from './settings-table.js'
 
 export interface GeneratedFile {
   /** Path relative to the project root. */
@@ -33,6 +35,7 @@ export async function generatedFiles(): Promise<GeneratedFile[]> {
   return [
     { path: 'models/manifest.schema.json', content: json(manifestJsonSchema()) },
     { path: 'openapi/openapi.json', content: json(await openApiDocument()) },
+    { path: SETTINGS_DOC, content: await settingsDocument() },
   ]
 }
 

@@ -124,14 +124,14 @@ export type AppConfig = Static<typeof AppConfigSchema>
 export type ExecutionProviderMode = AppConfig['executionProvider']
 
 /** One configuration key: its property, environment variable, flag and parser of the raw string. */
-interface KeySpec {
+export interface KeySpec {
   key: keyof AppConfig
   env: string
   flag: string
   kind: 'string' | 'integer'
 }
 
-const KEYS: readonly KeySpec[] = [
+export const KEYS: readonly KeySpec[] = [
   { key: 'host', env: 'HOST', flag: 'host', kind: 'string' },
   { key: 'port', env: 'PORT', flag: 'port', kind: 'integer' },
   { key: 'zooDir', env: 'ZOO_DIR', flag: 'zoo-dir', kind: 'string' },
