@@ -246,3 +246,18 @@ def test_students_learn_from_labels_until_distill_start(tiny_cfg, tmp_path):
     trainer.state.step = trainer.distill_start_step
     trainer.train_step(*_batch(trainer))
     assert calls == ["distill"] * 3
+
+
+def test_resume_with_more_epochs_follows_the_new_schedule(tiny_cfg, tmp_path):
+    train(tiny_cfg, tmp_path, max_steps=3, progress=False)
+    longer = copy.deepcopy(tiny_cfg)
+    longer["train"]["epochs"] = 4
+    longer["optim"]["weight_decay"] = 1e-3
+    trainer = SandwichTrainer(longer, tmp_path, resume_state=load_checkpoint(tmp_path), progress=False)
+    schedule = WarmupCosine(total=24, warmup=3, start_factor=0.001)
+    group = trainer.optimizer.param_groups[0]
+    assert trainer.scheduler.last_epoch == 3 and group["lr"] == pytest.approx(0.1 * schedule(3))
+    assert group["weight_decay"] == 1e-3 and trainer.optimizer.param_groups[1]["weight_decay"] == 0.0
+    trainer.train_step(*_batch(trainer))
+    assert group["lr"] == pytest.approx(0.1 * schedule(4))
+    assert len(trainer.optimizer.state) > 0  # momentum buffers came back

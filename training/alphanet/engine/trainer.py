@@ -215,9 +215,7 @@ class SandwichTrainer:
         if state["num_classes"] != self.num_classes:
             raise UserError(f"checkpoint has {state['num_classes']} classes, the dataset {self.num_classes}")
         self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self._match_optimizer_state_layout()
-        self.scheduler.load_state_dict(state["scheduler"])
+        self._restore_optimizer_and_schedule(state["optimizer"], state["scheduler"])
         restore_rng_state(state["rng"], self.arch_rng)
         self.state = TrainState(
             step=state["step"],
@@ -229,6 +227,29 @@ class SandwichTrainer:
             raise UserError(
                 "checkpoint position is beyond the epoch length (batch size or world size changed?)"
             )
+
+    def _restore_optimizer_and_schedule(self, optimizer_state: dict, scheduler_state: dict) -> None:
+        """Restore momentum buffers and the schedule position; hyperparameters and the schedule's
+        shape come from the current config, so a resumed run may extend ``train.epochs`` or change
+        ``optim.*`` (with an unchanged config this reproduces the interrupted run bit for bit)."""
+        hyper = ("weight_decay", "momentum", "nesterov", "dampening")
+        fresh_groups = [{k: g[k] for k in hyper if k in g} for g in self.optimizer.param_groups]
+        schedules = [dict(fn.__dict__) for fn in self.scheduler.lr_lambdas]
+        base_lrs = list(self.scheduler.base_lrs)
+        self.optimizer.load_state_dict(optimizer_state)
+        self._match_optimizer_state_layout()
+        self.scheduler.load_state_dict(scheduler_state)
+        position = self.scheduler.last_epoch
+        for fn, attrs in zip(self.scheduler.lr_lambdas, schedules):
+            fn.__dict__.update(attrs)
+        self.scheduler.base_lrs = base_lrs
+        for group, fresh, base, fn in zip(
+            self.optimizer.param_groups, fresh_groups, base_lrs, self.scheduler.lr_lambdas
+        ):
+            group.update(fresh)
+            group["initial_lr"] = base
+            group["lr"] = base * fn(position)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     def _match_optimizer_state_layout(self) -> None:
         # Loaded momentum buffers come back contiguous; give them their parameter's layout so a
