@@ -13,8 +13,9 @@
  * - `recordBatch(model, size)` — one executed batch, for a dynamic batcher below `app.inference`
  *   that merges requests: from its first call on, batch sizes come only from it and the
  *   request-level sizes of recordExecution are ignored, so nothing is counted twice.
- * - `recordShed(model, reason)` — a request refused by load shedding (reason: a short fixed token
- *   such as `queue-full` or `deadline`; keep the set small).
+ * - `recordShed(model, reason)` — a request refused by load shedding (reason: a short fixed token;
+ *   keep the set small). Answers with the catalogue's shedding codes are counted automatically (see
+ *   SHED_REASONS), so a shedding component only calls it for refusals that never become a response.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 
@@ -38,6 +39,13 @@ export interface ExecutionTiming {
   batchSize: number
   queueMs: number
   inferenceMs: number
+}
+
+/** Catalogue codes that mean "refused to protect the server", and their `reason` label. */
+export const SHED_REASONS: Readonly<Record<string, string>> = {
+  OVERLOADED: 'overloaded',
+  DEADLINE_EXCEEDED: 'deadline',
+  RATE_LIMITED: 'rate-limited',
 }
 
 export const NO_MODEL = 'none'
@@ -199,6 +207,12 @@ export class ServerMetrics {
     const model = this.modelLabel(observation.model)
     this.inferenceFailures.inc({ model, api: observation.api, code })
     if (code === 'BUDGET_INFEASIBLE') this.budgets.inc({ model: NO_MODEL, outcome: 'infeasible' })
+  }
+
+  /** Counts an error answer as shed when its code is a shedding code; any route, any API. */
+  recordRefusal(model: string | undefined, code: string): void {
+    const reason = SHED_REASONS[code]
+    if (reason !== undefined) this.recordShed(model, reason)
   }
 
   recordExecution(model: string, timing: ExecutionTiming): void {

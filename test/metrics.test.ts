@@ -217,3 +217,28 @@ describe('ServerMetrics', () => {
     assert.equal(a.modelLabel(undefined), 'none')
   })
 })
+
+describe('shed requests from the catalogue answers', () => {
+  it('rate-limited answers on v1 and v2 routes count as shed, once each', async () => {
+    const app = await startApp({ rateLimitMax: 1, rateLimitWindowMs: 60_000 })
+    try {
+      assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
+      const refused = await app.inject({ method: 'GET', url: '/models' })
+      assert.equal(refused.statusCode, 429)
+      const v2 = await app.inject({
+        method: 'POST',
+        url: '/v2/models/fixture-gray28-small/infer',
+        payload: '{}',
+      })
+      assert.equal(v2.statusCode, 429)
+      const values = samples((await app.inject({ method: 'GET', url: '/metrics' })).body)
+      assert.equal(values.get('alphanet_shed_requests_total{model="none",reason="rate-limited"}'), 2)
+      assert.equal(
+        values.get('alphanet_inference_failures_total{model="none",api="v2",code="RATE_LIMITED"}'),
+        1,
+      )
+    } finally {
+      await app.close()
+    }
+  })
+})

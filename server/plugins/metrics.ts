@@ -2,7 +2,7 @@
  * Metrics wiring: decorates the app with `metrics` (server/metrics.ts), counts every HTTP
  * response, and observes POST /v1/classify from its documented response body (served model,
  * selection reason, budget verdict, timing) or error body (code) — so the classify route needs no
- * metrics code of its own. Register it before the API routes (its hooks must cover them).
+ * metrics code of its own — and counts every catalogue answer with a shedding code as shed. Register it before the API routes (its hooks must cover them).
  * `metricsRoute` serves GET /metrics; register it after the OpenAPI plugin so it is documented.
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
@@ -82,6 +82,10 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
 
   app.addHook('preSerialization', async (request, reply, payload) => {
     if (isClassify(request)) observeClassify(app, reply.elapsedTime, payload)
+    // Load shedding, deadlines and rate limits on any /v1 or /models route (/v2 counts its own).
+    if (isRecord(payload) && typeof payload.code === 'string') {
+      app.metrics.recordRefusal(typeof payload.model === 'string' ? payload.model : undefined, payload.code)
+    }
     return payload
   })
 

@@ -30,6 +30,7 @@ export function registerV2Errors(app: FastifyInstance): void {
     else request.log.info({ code: apiErr.code }, apiErr.message)
     const observation = observations.get(request)
     if (observation) app.metrics.recordFailure(observation, apiErr.code)
+    app.metrics.recordRefusal(observation?.model, apiErr.code)
     // Load shedding and rate limits tell OIP clients when to retry too.
     setRetryAfter(reply, apiErr)
     return reply
