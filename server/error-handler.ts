@@ -173,6 +173,12 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     void reply.header('connection', 'close')
     throw apiError('SHUTTING_DOWN', 'the server is shutting down; retry on another instance')
   })
+  // Requests in flight when the drain began end their connection with their answer: a keep-alive
+  // client (fetch, a proxy) would otherwise hold the socket open and close() would never finish.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) void reply.header('connection', 'close')
+    return payload
+  })
 }
 
 /**

@@ -37,6 +37,17 @@ export const EXEMPT_PATHS: ReadonlySet<string> = new Set([
 /** Retry-After on load shedding: pressure is re-measured every second; give it a few. */
 export const PRESSURE_RETRY_AFTER_S = 5
 
+/** under-pressure's sampling interval (its default), ms. */
+const SAMPLE_INTERVAL_MS = 1000
+
+/**
+ * After the app is ready, event-loop delay is not acted on for two sampling intervals (plus timer
+ * slack): the first sample after start-up still covers the start-up itself (compiling schemas,
+ * loading the zoo), which can block the loop for over a second — under-pressure then reports an
+ * infinite delay and would refuse the first requests of a perfectly idle server.
+ */
+export const STARTUP_GRACE_MS = 2 * SAMPLE_INTERVAL_MS + 200
+
 /** For responses that carry no executable content (JSON, binary tensors, plain text). */
 export const API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -92,13 +103,20 @@ const security: FastifyPluginAsync = async (app) => {
     return payload
   })
 
+  let readyAt = Number.POSITIVE_INFINITY
+  app.addHook('onReady', async () => {
+    readyAt = performance.now()
+  })
+
   await app.register(underPressure, {
+    sampleInterval: SAMPLE_INTERVAL_MS,
     maxEventLoopDelay: config.maxEventLoopDelayMs,
     maxHeapUsedBytes: config.maxHeapUsedBytes,
     maxRssBytes: config.maxRssBytes,
     // Never shed probes and scraping; shed everything else with a catalogue error.
     pressureHandler: (request, _reply, type, value) => {
       if (isExempt(request)) return undefined
+      if (type === 'eventLoopDelay' && performance.now() - readyAt < STARTUP_GRACE_MS) return undefined
       const measured = typeof value === 'number' ? Math.round(value) : value
       request.log.warn({ pressure: type, value: measured }, 'shedding load')
       return Promise.reject(

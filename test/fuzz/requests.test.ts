@@ -548,7 +548,7 @@ describe('fuzz: requests', () => {
               }),
           })
           assert.ok(res.statusCode < 500, `${method} ${path} → ${show(res)}`)
-          assert.doesNotMatch(res.body, /root:x:0|"name": ?"alphanet-zoo"/, `${method} ${path} leaked a file`)
+          assert.doesNotMatch(res.body, /root:x:0|"devDependencies"/, `${method} ${path} leaked a file`)
         },
       ),
     )

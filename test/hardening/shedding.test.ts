@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { PRESSURE_RETRY_AFTER_S } from '../../server/plugins/security.js'
-import { buildTestApp } from '../helper.js'
+import { PRESSURE_RETRY_AFTER_S, STARTUP_GRACE_MS } from '../../server/plugins/security.js'
+import { buildApp } from '../../server/app.js'
+import { buildTestApp, TEST_CONFIG } from '../helper.js'
 import { fixtureImage } from '../routes/support.js'
 
 /** Waits until under-pressure has taken its first sample (it samples once a second). */
@@ -62,30 +63,65 @@ describe('load shedding', () => {
     assert.equal((JSON.parse(res.body) as { reason: string }).reason, 'heapUsedBytes')
   })
 
-  it('a blocked event loop sheds load until it recovers', async (t) => {
+  it('a stall during start-up does not shed the first requests (regression)', async (t) => {
+    const app = await buildApp({ ...TEST_CONFIG, maxEventLoopDelayMs: 50 })
+    t.after(() => app.close())
+    // A slow start-up blocks the loop across sampling intervals before the server is ready; the
+    // next sample then has no data and under-pressure reports an infinite delay. Without the grace
+    // the first second of requests to an idle, ready server got 503 OVERLOADED.
+    const until = Date.now() + 2500
+    while (Date.now() < until) {
+      // busy
+    }
+    await app.ready()
+    for (let i = 0; i < 8; i++) {
+      const res = await app.inject({ method: 'GET', url: '/models' })
+      assert.equal(res.statusCode, 200, res.body)
+      await new Promise((resolve) => setTimeout(resolve, 150))
+    }
+  })
+
+  it('a saturated event loop sheds load until it recovers', async (t) => {
     const app = await buildTestApp(t, { maxEventLoopDelayMs: 50 })
     await waitForSample(app)
+    // Past the start-up grace, lag counts.
+    await new Promise((resolve) => setTimeout(resolve, STARTUP_GRACE_MS))
     assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
-    // Block the loop across a whole sampling interval: the mean delay then far exceeds 50 ms.
-    const until = Date.now() + 1500
-    while (Date.now() < until) {
-      // busy: nothing else can run on this thread
-    }
-    let shed = false
-    let recovered = false
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline && !(shed && recovered)) {
-      const res = await app.inject({ method: 'GET', url: '/models' })
-      if (res.statusCode === 503) {
-        assert.equal((JSON.parse(res.body) as { reason: string }).reason, 'eventLoopDelay')
-        shed = true
-      } else if (res.statusCode === 200 && shed) {
-        recovered = true
+    // Saturate the loop the way CPU-bound work on it would: 150 ms busy slices back to back, so
+    // every event-loop tick is late (under-pressure averages the delay over each second).
+    let hogging = true
+    const hog = () => {
+      if (!hogging) return
+      const until = performance.now() + 150
+      while (performance.now() < until) {
+        // busy
       }
-      assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      setImmediate(hog)
     }
-    assert.ok(shed, 'requests were shed while the loop was blocked')
+    setImmediate(hog)
+    let shed = false
+    try {
+      const deadline = Date.now() + 8_000
+      while (Date.now() < deadline && !shed) {
+        const res = await app.inject({ method: 'GET', url: '/models' })
+        if (res.statusCode === 503) {
+          assert.equal((JSON.parse(res.body) as { reason: string }).reason, 'eventLoopDelay')
+          shed = true
+        }
+        assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+        // inject() alone never leaves the microtask queue; let the sampling timer run.
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    } finally {
+      hogging = false
+    }
+    assert.ok(shed, 'requests were shed while the loop was saturated')
+    let recovered = false
+    const deadline = Date.now() + 8_000
+    while (Date.now() < deadline && !recovered) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      recovered = (await app.inject({ method: 'GET', url: '/models' })).statusCode === 200
+    }
     assert.ok(recovered, 'service resumed once the loop recovered')
   })
 
