@@ -59,7 +59,8 @@ export const AppConfigSchema = Type.Object(
     }),
     maxQueueSize: Type.Integer({
       minimum: 1,
-      description: 'Rows one model may have queued; beyond that requests get 503 OVERLOADED with Retry-After.',
+      description:
+        'Rows one model may have queued; beyond that requests get 503 OVERLOADED with Retry-After.',
     }),
     inferenceTimeoutMs: Type.Integer({
       minimum: 1,
