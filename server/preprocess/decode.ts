@@ -3,7 +3,8 @@
  *
  * - Formats: JPEG, PNG, WebP, GIF, TIFF and AVIF only, detected from the bytes (the declared
  *   Content-Type only chose the body parser). libvips reads more (SVG, PDF, HEIC, JPEG 2000, …);
- *   those are refused before any pixel is decoded.
+ *   those are refused from their signature before libvips parses anything (sniff.ts), and a file
+ *   whose signature and decoded format disagree is refused too.
  * - Safety: the pixel count is checked against MAX_IMAGE_PIXELS from the header before decoding
  *   (`limitInputPixels` guards the decoder too); `failOn: 'error'` rejects truncated or corrupt
  *   data but tolerates benign encoder warnings (odd markers, trailing bytes) that real cameras emit.
@@ -20,9 +21,13 @@
 import sharp, { type Metadata } from 'sharp'
 import { apiError } from '../errors.js'
 import type { PixelBuffer } from './resample.js'
+import { ACCEPTED_FORMATS, sniffFormat, type ImageFormat } from './sniff.js'
 
-export const ACCEPTED_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const
-export type ImageFormat = (typeof ACCEPTED_FORMATS)[number]
+export { ACCEPTED_FORMATS, type ImageFormat }
+
+// libvips' operation cache would keep recent uploads' pixels in memory (up to 50 MB) for reuse
+// that never comes — every upload is a different image — and hold client data past its request.
+sharp.cache(false)
 
 export interface DecodeOptions {
   /** Largest accepted width × height (MAX_IMAGE_PIXELS). */
@@ -63,11 +68,31 @@ function decodeFailure(error: unknown) {
       { cause: error },
     )
   }
-  const reason = error instanceof Error ? error.message.trim() : String(error)
+  // libvips repeats a decoder's complaint once per pass ("…65500 pixels\n…65500 pixels"): once is enough.
+  const text = error instanceof Error ? error.message : String(error)
+  const reason = [...new Set(text.split('\n').map((line) => line.trim()))].filter(Boolean).join('; ')
   return apiError('IMAGE_DECODE_FAILED', `the image could not be decoded: ${reason}`, {}, { cause: error })
 }
 
+function refuseFormat(found: string) {
+  return apiError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `image format ${found} is not accepted (accepted: ${ACCEPTED_FORMATS.join(', ')})`,
+    { format: found },
+  )
+}
+
 export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promise<DecodedImage> {
+  // Only bytes that carry an accepted format's signature reach libvips at all (see sniff.ts).
+  const sniffed = sniffFormat(bytes)
+  if (sniffed.kind === 'refused') throw refuseFormat(sniffed.format)
+  if (sniffed.kind === 'unknown') {
+    throw apiError(
+      'IMAGE_DECODE_FAILED',
+      `the bytes are not an image in an accepted format (accepted: ${ACCEPTED_FORMATS.join(', ')})`,
+    )
+  }
+
   const image = sharp(bytes, {
     failOn: 'error',
     limitInputPixels: options.maxPixels,
@@ -85,11 +110,15 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
   }
   const format = acceptedFormat(metadata)
   if (!format) {
-    const found = metadata.format === 'heif' ? `heif/${metadata.compression ?? 'unknown'}` : metadata.format
+    throw refuseFormat(
+      metadata.format === 'heif' ? `heif/${metadata.compression ?? 'unknown'}` : metadata.format,
+    )
+  }
+  if (format !== sniffed.format) {
+    // A polyglot: the signature says one format, libvips read another. Trust neither.
     throw apiError(
-      'UNSUPPORTED_MEDIA_TYPE',
-      `image format ${found} is not accepted (accepted: ${ACCEPTED_FORMATS.join(', ')})`,
-      { format: found },
+      'IMAGE_DECODE_FAILED',
+      `the file starts like ${sniffed.format} but decodes as ${format}; refusing an ambiguous image`,
     )
   }
   const pixels = metadata.width * metadata.height
