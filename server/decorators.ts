@@ -25,27 +25,55 @@ export interface InferenceResult {
   dims: number[]
   /** Time the task waited for a free worker. */
   queueMs: number
-  /** Time inside session.run in the worker. */
+  /** Time inside session.run in the worker (of the whole batch the request ran in). */
   inferenceMs: number
+  /** Rows of the batch the request ran in (dynamic batching merges concurrent requests). */
+  batchSize: number
+}
+
+export interface RunOptions {
+  /**
+   * Absolute deadline on the main thread's performance.now() clock, ms: the request is refused
+   * with DEADLINE_EXCEEDED (before compute) once it can no longer finish by then. Default (and
+   * cap): INFERENCE_TIMEOUT_MS after submission.
+   */
+  deadline?: number
 }
 
 export interface PixelInferenceResult extends InferenceResult {
-  /** Time the worker spent turning the pixels into the model's input tensor. */
+  /** Time the worker spent decoding and preprocessing the images of the batch. */
   preprocessMs: number
 }
 
 export interface InferenceRunner {
   /**
-   * Runs `modelName` on an NCHW float32 tensor in a worker thread. Rejects with a coded error
-   * (MODEL_NOT_FOUND, MODEL_NOT_READY, INFERENCE_FAILED) — never blocks the event loop.
+   * Runs `modelName` on an NCHW float32 tensor of dims[0] rows in a worker thread, batched with
+   * concurrent requests. Rejects with a coded error (MODEL_NOT_FOUND, MODEL_NOT_READY,
+   * OVERLOADED, DEADLINE_EXCEEDED, INFERENCE_FAILED) — never blocks the event loop. With
+   * `transfer`, the tensor's buffer may be moved to the worker: do not reuse it.
    */
-  run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult>
+  run(
+    modelName: string,
+    input: Float32Array,
+    dims: readonly number[],
+    options?: RunOptions & { transfer?: boolean },
+  ): Promise<InferenceResult>
   /**
    * Preprocesses decoded 8-bit RGB pixels per the model's own input contract and runs the model,
    * both in a worker thread (resampling a large photo is too slow for the event loop). The pixel
    * buffer may be transferred to the worker: do not reuse it. Same errors as run().
    */
-  runPixels(modelName: string, pixels: PixelBuffer): Promise<PixelInferenceResult>
+  runPixels(modelName: string, pixels: PixelBuffer, options?: RunOptions): Promise<PixelInferenceResult>
+  /**
+   * Decodes an encoded image (sharp), preprocesses it and runs the model, all in a worker thread:
+   * the event loop only moves bytes. The bytes may be transferred: do not reuse them. Adds the
+   * decoder's errors (IMAGE_DECODE_FAILED, IMAGE_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE) to run()'s.
+   */
+  runImage(
+    modelName: string,
+    image: Uint8Array,
+    options: RunOptions & { maxPixels: number },
+  ): Promise<PixelInferenceResult>
 }
 
 /** Swaps in a freshly loaded zoo (for an admin route or SIGHUP); the old one serves until then. */

@@ -127,6 +127,12 @@ export const ERROR_DEFINITIONS = [
     description: 'The server is draining before exit; retry on another instance.',
   },
   {
+    code: 'DEADLINE_EXCEEDED',
+    statusCode: 504,
+    description:
+      'The request could not be answered within its deadline (its `maxLatencyMs` budget when the chosen model was predicted to meet it, else INFERENCE_TIMEOUT_MS): it was refused before any compute, as soon as even an immediate run could no longer finish in time. `remainingMs` and `neededMs` give the figures.',
+  },
+  {
     code: 'INFERENCE_FAILED',
     statusCode: 500,
     description: 'The model failed while running on valid input (a server-side fault).',

@@ -4,15 +4,14 @@
  * The image is the raw body (Content-Type image/jpeg, image/png, image/webp, image/gif,
  * image/tiff or image/avif) or the file part `image` of a multipart/form-data body; either way at
  * most MAX_BODY_BYTES. The budget and options are query parameters. Steps: read the image →
- * select the model (errors before any decoding) → decode (sharp) → preprocess per the model's
- * input contract and run it, both in the worker pool → softmax + top-K.
+ * select the model under the current load (errors before any decoding) → decode (sharp),
+ * preprocess per the model's input contract and run it, all in the worker pool → softmax + top-K.
  */
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { apiError, isApiError } from '../errors.js'
 import { rankPredictions } from '../postprocess.js'
-import { decodeImage } from '../preprocess/decode.js'
 import {
   ClassifyQuerySchema,
   ClassifyResponseSchema,
@@ -107,7 +106,11 @@ const classify: FastifyPluginAsync = async (app) => {
     async (request, reply): Promise<ClassifyResponse> => {
       const image = await readImage(request)
 
-      const selection = selectionRequest(request.query, app.zoo.defaultModelName())
+      // A latency budget counts from arrival: what reading the body took is already spent.
+      const selection = {
+        ...selectionRequest(request.query, app.zoo.defaultModelName()),
+        elapsedMs: reply.elapsedTime,
+      }
       const outcome = selectModel(app.zoo.list(), selection)
       const failure = selectionError(outcome, selection)
       if (failure) throw failure
@@ -124,13 +127,19 @@ const classify: FastifyPluginAsync = async (app) => {
         )
       }
 
-      // sharp decodes on libuv's pool; resampling and normalising (CPU-heavy for large photos) run
-      // in the inference worker, right before the model, so the event loop only moves bytes.
-      const decodeStart = performance.now()
-      const pixels = await decodeImage(image, { maxPixels: app.config.maxImagePixels })
-      const sharpMs = performance.now() - decodeStart
-
-      const result = await app.inference.runPixels(model.name, pixels)
+      // Decoding (sharp), resampling and normalising run in the inference worker, batched with
+      // concurrent requests for the same model, so the event loop only moves bytes. A latency
+      // budget the model was chosen to meet is also the request's deadline (counted from arrival):
+      // a request that can no longer meet it is refused with DEADLINE_EXCEEDED before compute.
+      const budgetMs = selection.budget.maxLatencyMs
+      const deadline =
+        outcome.budgetMet && budgetMs !== undefined
+          ? performance.now() - reply.elapsedTime + budgetMs
+          : undefined
+      const result = await app.inference.runImage(model.name, image, {
+        maxPixels: app.config.maxImagePixels,
+        ...(deadline !== undefined && { deadline }),
+      })
       if (result.logits.length !== classes) {
         throw apiError(
           'INFERENCE_FAILED',
@@ -143,9 +152,10 @@ const classify: FastifyPluginAsync = async (app) => {
         budget: budgetView(selection, outcome.budgetMet),
         selection: { reason: outcome.reason, explanation: outcome.explanation },
         timing: {
-          decodeMs: sharpMs + result.preprocessMs,
+          decodeMs: result.preprocessMs,
           queueMs: result.queueMs,
           inferenceMs: result.inferenceMs,
+          batchSize: result.batchSize,
           totalMs: reply.elapsedTime,
           predictedLatencyMs: outcome.predictedLatencyMs,
         },

@@ -58,8 +58,12 @@ const select: FastifyPluginAsync = async (app) => {
       },
       preValidation: [strictQuery(SelectRequestSchema), strictBody(SelectRequestSchema)],
     },
-    async (request): Promise<SelectResponse> => {
-      const selection = selectionRequest(mergeFields(request.query, request.body), app.zoo.defaultModelName())
+    async (request, reply): Promise<SelectResponse> => {
+      // Judged like a classify request arriving now: the time this request has spent counts.
+      const selection = {
+        ...selectionRequest(mergeFields(request.query, request.body), app.zoo.defaultModelName()),
+        elapsedMs: reply.elapsedTime,
+      }
       const outcome = selectModel(app.zoo.list(), selection)
       const error = selectionError(outcome, selection)
       if (error?.code === 'MODEL_NOT_FOUND') throw error

@@ -5,7 +5,7 @@
  */
 import { apiError, type ApiError } from '../errors.js'
 import type { Alternative, Candidate, ServedModel } from '../schemas/selection.js'
-import type { Budget, OnInfeasible } from '../selection/budget.js'
+import { latencyEstimate, type Budget, type OnInfeasible } from '../selection/budget.js'
 import type { CandidateVerdict, SelectionOutcome, SelectionRequest } from '../selection/selector.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 
@@ -56,6 +56,7 @@ export function candidateView(verdict: CandidateVerdict<ModelEntry>): Candidate 
     top1: verdict.model.top1,
     latencyMs: verdict.latencyMs,
     ready: verdict.model.ready,
+    live: verdict.model.live ?? null,
     considered: verdict.considered,
     accepted: verdict.accepted,
     violations: verdict.violations,
@@ -64,7 +65,7 @@ export function candidateView(verdict: CandidateVerdict<ModelEntry>): Candidate 
 
 export function alternativeView(entry: ModelEntry | undefined): Alternative {
   if (!entry) return null
-  return { name: entry.name, mflops: entry.mflops, top1: entry.top1, latencyMs: entry.latencyMs?.p50 ?? null }
+  return { name: entry.name, mflops: entry.mflops, top1: entry.top1, latencyMs: latencyEstimate(entry) }
 }
 
 /** The coded error for an outcome that serves no model; undefined when a model was selected. */
@@ -89,9 +90,23 @@ export function selectionError(
     case 'infeasible': {
       const cheapest = outcome.cheapest
       const fastest = outcome.fastest
+      if (outcome.overloaded) {
+        // The budget is fine on an idle server; only the current load breaks it: retry, not relax.
+        return apiError(
+          'OVERLOADED',
+          `${outcome.explanation}; retry shortly, or pass onInfeasible=smallest to be served anyway.`,
+          {
+            retryAfterS: 1,
+            budget: budgetView(request, false),
+            cheapest: alternativeView(cheapest),
+            fastest: alternativeView(fastest),
+            candidates: outcome.candidates.map(candidateView),
+          },
+        )
+      }
       const hints = [
         cheapest ? `cheapest ready model: ${cheapest.name} (${cheapest.mflops} MFLOPs)` : undefined,
-        fastest ? `fastest: ${fastest.name} (p50 ${fastest.latencyMs?.p50 ?? '?'} ms)` : undefined,
+        fastest ? `fastest: ${fastest.name} (${latencyEstimate(fastest) ?? '?'} ms)` : undefined,
       ].filter((h) => h !== undefined)
       return apiError(
         'BUDGET_INFEASIBLE',

@@ -1,203 +1,204 @@
 /**
- * A fixed-size piscina pool of inference workers for one zoo generation. Start-up resolves once
- * every worker has reported on every model; close() lets in-flight runs finish before the workers
- * (and their sessions) are torn down, which is what makes a zoo reload safe for running requests.
+ * The inference runtime of one zoo generation: its worker pool and the scheduler that batches
+ * requests onto it. Start-up resolves once every worker has reported on every model; close() lets
+ * queued and running requests finish before the workers (and their sessions) are torn down, which
+ * is what makes a zoo reload safe for running requests.
  */
-import { fileURLToPath } from 'node:url'
-import { Piscina } from 'piscina'
-import type { InferenceResult, PixelInferenceResult } from '../decorators.js'
-import { ApiError } from '../errors.js'
+import type { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
+import { ModelLatency } from './latency-model.js'
 import {
-  epochMs,
-  isInitReport,
-  type RunResult,
-  type RunTask,
-  type WorkerInit,
-  type WorkerModelSpec,
-  type WorkerModelStatus,
-} from './worker-protocol.js'
+  Scheduler,
+  type JobResult,
+  type LatencyPrediction,
+  type SchedulerHooks,
+  type SchedulerSettings,
+} from './scheduler.js'
+import { WorkerPool, type WorkerExitInfo } from './worker-pool.js'
+import type { BatchItem, WorkerFault, WorkerModelSpec, WorkerModelStatus } from './worker-protocol.js'
+
+/** A model to load, before the server's batch limit is applied. */
+export type PoolModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
 
 export interface PoolOptions {
-  models: WorkerModelSpec[]
+  models: PoolModelSpec[]
   provider: ExecutionProviderName
   cpuFallback: boolean
   threads: number
   intraOpThreads: number
-  /** A worker died after start-up (piscina replaces it); for logging. */
-  onWorkerError?: (error: Error) => void
+  /** Batching, queue and deadline settings (defaults: batches of up to 32, no delay, 256 rows, 30 s). */
+  scheduling?: Partial<SchedulerSettings>
+  hooks?: SchedulerHooks
+  /** A worker died after start-up (it is being replaced); for logging. */
+  onWorkerExit?: (info: WorkerExitInfo) => void
+  /** Test-only: let armFault() reach the workers. */
+  faultInjection?: boolean
 }
 
-const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts')
-
-/** worker.js once built; from source (tsx), a shim that registers tsx in the worker first. */
-function workerFilename(): string {
-  return fileURLToPath(
-    new URL(RUNNING_FROM_SOURCE ? './worker-from-source.mjs' : './worker.js', import.meta.url),
-  )
+export const DEFAULT_SCHEDULING: SchedulerSettings = {
+  maxBatchSize: 32,
+  maxQueueDelayMs: 0,
+  maxQueueSize: 256,
+  requestTimeoutMs: 30_000,
 }
 
-/** Combines the workers' reports: a model serves only if every worker holds a session for it. */
-function mergeStatuses(
-  models: WorkerModelSpec[],
-  reports: WorkerModelStatus[][],
-): Map<string, WorkerModelStatus> {
-  const merged = new Map<string, WorkerModelStatus>()
-  for (const spec of models) {
-    const mine = reports.map((report) => report.find((s) => s.name === spec.name))
-    const failed = mine.find((s) => !s?.ready)
-    if (failed) {
-      merged.set(spec.name, {
-        name: spec.name,
-        ready: false,
-        reason: failed.reason ?? 'no worker reported it',
-      })
-      continue
-    }
-    const cpu = mine.find((s) => s?.executionProvider === 'cpu')
-    const status: WorkerModelStatus = {
-      name: spec.name,
-      ready: true,
-      executionProvider: cpu ? 'cpu' : 'cuda',
-    }
-    const fallback = mine.find((s) => s?.fallbackReason !== undefined)?.fallbackReason
-    if (fallback !== undefined) status.fallbackReason = fallback
-    merged.set(spec.name, status)
+/** Input contract used for a tensor-only spec (no images): resizing is never needed. */
+function tensorContract(spec: PoolModelSpec): InputContract {
+  return {
+    size: spec.size,
+    channels: spec.channels === 1 ? 1 : 3,
+    mean: Array.from({ length: spec.channels }, () => 0),
+    std: Array.from({ length: spec.channels }, () => 1),
+    resizeShortSide: spec.size,
+    interpolation: 'bilinear',
   }
-  return merged
+}
+
+/** A provisional profile until start-up measures one: 1 ms per row. */
+function provisionalLatency(status: WorkerModelStatus | undefined): ModelLatency {
+  return new ModelLatency(new Map([[1, 1]]), status?.preprocessMs ?? 0)
 }
 
 export class InferencePool {
-  private inFlight = 0
-  private drained: (() => void) | undefined
   private closing: Promise<void> | undefined
 
   private constructor(
-    private readonly piscina: Piscina<RunTask, RunResult>,
+    private readonly workers: WorkerPool,
+    private readonly scheduler: Scheduler,
     readonly statuses: ReadonlyMap<string, WorkerModelStatus>,
+    readonly settings: SchedulerSettings,
   ) {}
 
   /** Starts the workers and waits until each has loaded (or failed) every model. */
   static async start(options: PoolOptions): Promise<InferencePool> {
-    const init: WorkerInit = {
-      models: options.models,
-      provider: options.provider,
-      cpuFallback: options.cpuFallback,
-      intraOpThreads: options.intraOpThreads,
-    }
-    const piscina = new Piscina<RunTask, RunResult>({
-      filename: workerFilename(),
-      minThreads: options.threads,
-      maxThreads: options.threads,
-      // Sessions are expensive to create: workers live as long as their zoo generation.
-      idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: init,
+    const settings: SchedulerSettings = { ...DEFAULT_SCHEDULING, ...options.scheduling }
+    const models: WorkerModelSpec[] = options.models.map((spec) => ({
+      ...spec,
+      contract: spec.contract ?? tensorContract(spec),
+      maxBatch: settings.maxBatchSize,
+    }))
+    // The pool reaches the scheduler through a closure: replacements only report once it exists.
+    const workers: WorkerPool = await WorkerPool.start({
+      size: options.threads,
+      init: {
+        models,
+        provider: options.provider,
+        cpuFallback: options.cpuFallback,
+        intraOpThreads: options.intraOpThreads,
+        faultInjection: options.faultInjection ?? false,
+      },
+      ...(options.onWorkerExit && { onWorkerExit: options.onWorkerExit }),
+      onCapacity: () => {
+        scheduler.capacityChanged()
+      },
     })
-    const reports: WorkerModelStatus[][] = []
-    let failStart: ((error: Error) => void) | undefined
-    // Permanently subscribed: piscina emits 'error' when a worker dies, and an EventEmitter 'error'
-    // without a listener would crash the process. During start-up it fails the start; afterwards
-    // piscina replaces the worker and the affected task rejects on its own.
-    piscina.on('error', (error: unknown) => {
-      const failure = error instanceof Error ? error : new Error(String(error))
-      if (failStart) failStart(failure)
-      else options.onWorkerError?.(failure)
-    })
-    try {
-      await new Promise<void>((resolve, reject) => {
-        failStart = reject
-        const onMessage = (message: unknown) => {
-          if (!isInitReport(message)) return
-          reports.push(message.models)
-          if (reports.length >= options.threads) {
-            piscina.off('message', onMessage)
-            resolve()
-          }
-        }
-        piscina.on('message', onMessage)
-      })
-    } catch (error) {
-      await piscina.destroy()
-      throw new Error(`inference workers failed to start: ${(error as Error).message}`, { cause: error })
-    } finally {
-      failStart = undefined
-    }
-    return new InferencePool(piscina, mergeStatuses(options.models, reports))
+    const ready = models
+      .map((spec) => ({ spec, status: workers.statuses.get(spec.name) }))
+      .filter(({ status }) => status?.ready === true)
+    const scheduler = new Scheduler(
+      workers,
+      ready.map(({ spec, status }) => ({
+        name: spec.name,
+        maxBatch: status?.maxBatch ?? 1,
+        latency: provisionalLatency(status),
+      })),
+      settings,
+      options.hooks,
+    )
+    return new InferencePool(workers, scheduler, workers.statuses, settings)
   }
 
+  /** Workers serving now (fewer than configured while a crashed one is being replaced). */
   get threads(): number {
-    return this.piscina.threads.length
+    return this.workers.size
   }
 
-  async run(model: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult> {
-    return this.submit({ kind: 'tensor', model, input, dims: [...dims], submittedAt: epochMs() })
+  /** Largest batch `model` runs, or undefined when it has no session. */
+  maxBatch(model: string): number | undefined {
+    return this.scheduler.maxBatch(model)
+  }
+
+  /** Installs a measured latency model for `model`. */
+  setLatency(model: string, latency: ModelLatency): void {
+    this.scheduler.setLatency(model, latency)
+  }
+
+  latency(model: string): ModelLatency | undefined {
+    return this.scheduler.latency(model)
+  }
+
+  predict(model: string, now?: number): LatencyPrediction | undefined {
+    return this.scheduler.predict(model, now)
   }
 
   /**
-   * Preprocesses `pixels` per `contract` and runs the model, both in a worker. The pixel buffer is
-   * transferred when it spans its whole ArrayBuffer (the caller must not reuse it), else copied.
+   * Runs `model` on an NCHW tensor of `dims[0]` rows (batched with other requests). With
+   * `transfer`, the tensor's buffer is moved to the worker when it spans it wholly (the caller
+   * must not use the tensor again); otherwise it is copied.
    */
-  async runPixels(
+  run(
     model: string,
-    pixels: PixelBuffer,
-    contract: InputContract,
-  ): Promise<PixelInferenceResult> {
-    const { buffer, byteOffset, byteLength } = pixels.data
-    const transferList = byteOffset === 0 && byteLength === buffer.byteLength ? [buffer] : []
-    const result = await this.submit(
-      { kind: 'pixels', model, pixels, contract, submittedAt: epochMs() },
-      transferList as ArrayBuffer[],
-    )
-    return { ...result, preprocessMs: result.preprocessMs ?? 0 }
+    input: Float32Array,
+    dims: readonly number[],
+    options: { deadline?: number; transfer?: boolean } = {},
+  ): Promise<JobResult> {
+    const item: BatchItem = { kind: 'tensor', input, rows: dims[0] ?? 1 }
+    return this.scheduler.submit(model, item, item.rows, {
+      ...(options.deadline !== undefined && { deadline: options.deadline }),
+      transfer: options.transfer ? wholeBuffer(input) : [],
+    })
   }
 
-  private async submit(
-    task: RunTask,
-    transferList: ArrayBuffer[] = [],
-  ): Promise<InferenceResult & { preprocessMs?: number }> {
-    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${task.model} is being unloaded`)
-    this.inFlight++
-    try {
-      let result: RunResult
-      try {
-        result = await this.piscina.run(task, { transferList })
-      } catch (error) {
-        // The worker died mid-task (piscina replaces it) or the task could not be posted.
-        const why = error instanceof Error ? error.message : String(error)
-        throw new ApiError(
-          'INFERENCE_FAILED',
-          `model ${task.model}: worker failed: ${why}`,
-          {},
-          { cause: error },
-        )
-      }
-      if (!result.ok) throw new ApiError(result.code, result.message)
-      const out: InferenceResult & { preprocessMs?: number } = {
-        logits: result.logits,
-        dims: result.dims,
-        queueMs: Math.max(0, result.startedAt - task.submittedAt),
-        inferenceMs: result.inferenceMs,
-      }
-      if (result.preprocessMs !== undefined) out.preprocessMs = result.preprocessMs
-      return out
-    } finally {
-      this.inFlight--
-      if (this.inFlight === 0) this.drained?.()
-    }
+  /** Preprocesses decoded pixels per the model's contract and runs it, both in a worker. */
+  runPixels(model: string, pixels: PixelBuffer, options: { deadline?: number } = {}): Promise<JobResult> {
+    return this.scheduler.submit(model, { kind: 'pixels', pixels }, 1, {
+      ...options,
+      transfer: wholeBuffer(pixels.data),
+    })
   }
 
-  /** Refuses new runs, waits for the in-flight ones, then terminates the workers. Idempotent. */
+  /** Decodes an encoded image, preprocesses and runs it, all in a worker. */
+  runImage(
+    model: string,
+    bytes: Uint8Array,
+    options: { maxPixels: number; deadline?: number },
+  ): Promise<JobResult> {
+    const { maxPixels, deadline } = options
+    return this.scheduler.submit(model, { kind: 'image', bytes, maxPixels }, 1, {
+      ...(deadline !== undefined && { deadline }),
+      transfer: wholeBuffer(bytes),
+    })
+  }
+
+  /** Fails every queued request of `model` with `error` (the model just broke). */
+  rejectQueued(model: string, error: ApiError): void {
+    this.scheduler.rejectQueued(model, error)
+  }
+
+  /** Test-only (needs faultInjection): the next `count` batches carry `fault`. */
+  armFault(fault: WorkerFault, model?: string, count = 1): void {
+    this.scheduler.armFault(fault, model, count)
+  }
+
+  disarmFaults(): void {
+    this.scheduler.disarmFaults()
+  }
+
+  /** Refuses new runs, answers every queued and running one, then terminates the workers. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      if (this.inFlight > 0) {
-        await new Promise<void>((resolve) => {
-          this.drained = resolve
-        })
-      }
-      await this.piscina.destroy()
-    })()
+    this.closing ??= this.scheduler.drain().then(() => this.workers.close())
     return this.closing
   }
+}
+
+/**
+ * The buffer of `view` when the view spans all of it (so it can be moved), else nothing: a view
+ * into a shared or pooled buffer (small Node Buffers share an 8 KiB pool) must be copied.
+ */
+function wholeBuffer(view: ArrayBufferView): ArrayBuffer[] {
+  const { buffer, byteOffset, byteLength } = view
+  if (!(buffer instanceof ArrayBuffer) || byteOffset !== 0 || byteLength !== buffer.byteLength) return []
+  return [buffer]
 }

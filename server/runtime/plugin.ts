@@ -28,19 +28,37 @@ const zooRuntime: FastifyPluginAsync = async (app) => {
       intraOpThreads: config.intraOpThreads,
       warmupRuns: config.warmupRuns,
       defaultModel: config.defaultModel,
+      maxBatchSize: config.maxBatchSize,
+      maxQueueDelayUs: config.maxQueueDelayUs,
+      maxQueueSize: config.maxQueueSize,
+      inferenceTimeoutMs: config.inferenceTimeoutMs,
+      // Test-only switch (never a documented setting): lets a test make workers crash or models fail.
+      faultInjection: process.env.ALPHANET_FAULT_INJECTION === '1',
     },
     app.log,
   )
   await serving.start()
 
   const inference: InferenceRunner = {
-    run: (model, input, dims) => serving.run(model, input, dims),
-    runPixels: (model, pixels) => serving.runPixels(model, pixels),
+    run: (model, input, dims, options) => serving.run(model, input, dims, options),
+    runPixels: (model, pixels, options) => serving.runPixels(model, pixels, options),
+    runImage: (model, image, options) => serving.runImage(model, image, options),
   }
   const zooManager: ZooReloader = { reload: (zooDir) => serving.reload(zooDir) }
   app.decorate('zoo', serving)
   app.decorate('inference', inference)
   app.decorate('zooManager', zooManager)
+
+  // Executed batch sizes go to the metrics (registered after this plugin) straight from the
+  // scheduler: the routes only see requests, not how they were merged.
+  app.addHook('onReady', async () => {
+    if (!app.hasDecorator('metrics')) return
+    serving.observe({
+      onBatch: (model, observation) => {
+        app.metrics.recordBatch(model, observation.batchSize)
+      },
+    })
+  })
 
   // Readiness drops as soon as shutdown begins; the pool closes only after in-flight requests end.
   app.addHook('preClose', async () => {

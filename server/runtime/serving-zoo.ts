@@ -4,10 +4,18 @@
  * beside the old one; only then does it replace it, and the old one is closed once its in-flight
  * runs have finished. A reload that fails leaves the old generation serving.
  */
-import type { InferenceResult, InferenceRunner, PixelInferenceResult, ZooView } from '../decorators.js'
+import type {
+  InferenceResult,
+  InferenceRunner,
+  PixelInferenceResult,
+  RunOptions,
+  ZooView,
+} from '../decorators.js'
 import { ApiError } from '../errors.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
-import type { ModelEntry } from '../zoo/model-entry.js'
+import type { LiveFigures, ModelEntry } from '../zoo/model-entry.js'
+import type { JobResult, SchedulerHooks } from './scheduler.js'
+import type { WorkerFault } from './worker-protocol.js'
 import {
   startGeneration,
   type Generation,
@@ -35,11 +43,27 @@ export class ServingZoo implements ZooView, InferenceRunner {
   private reloading: Promise<ReloadResult> | undefined
   private readonly retiring = new Set<Promise<void>>()
   private closing = false
+  private observer: SchedulerHooks = {}
+  private readonly settings: GenerationSettings
 
   constructor(
-    private readonly settings: GenerationSettings,
+    settings: GenerationSettings,
     private readonly log: GenerationLog & { error(obj: object, msg: string): void },
-  ) {}
+  ) {
+    // Every generation reports to whichever observer is installed now (see observe()).
+    const forward: SchedulerHooks = {
+      onBatch: (model, observation) => this.observer.onBatch?.(model, observation),
+      onShed: (model, reason) => this.observer.onShed?.(model, reason),
+      onModelFault: (model, message) => this.observer.onModelFault?.(model, message),
+      onWorkerCrash: (model, message) => this.observer.onWorkerCrash?.(model, message),
+    }
+    this.settings = { ...settings, hooks: forward }
+  }
+
+  /** Installs the receiver of batch, load-shedding and fault notifications (metrics). */
+  observe(observer: SchedulerHooks): void {
+    this.observer = observer
+  }
 
   /** Loads, warms and starts serving `settings.zooDir`; throws if no model can serve. */
   async start(): Promise<void> {
@@ -74,12 +98,27 @@ export class ServingZoo implements ZooView, InferenceRunner {
     return this.current
   }
 
+  /**
+   * Every model, ready ones with their live figures as of now (a snapshot: read it once per
+   * decision, so every model of one selection is judged at the same moment).
+   */
   list(): ModelEntry[] {
-    return this.current?.zoo.models ?? []
+    const generation = this.current
+    if (!generation) return []
+    const now = performance.now()
+    return generation.zoo.models.map((model) => this.withLive(generation, model, now))
   }
 
   get(name: string): ModelEntry | undefined {
-    return this.current?.zoo.models.find((m) => m.name === name)
+    const generation = this.current
+    const model = generation?.zoo.models.find((m) => m.name === name)
+    return generation && model ? this.withLive(generation, model, performance.now()) : model
+  }
+
+  private withLive(generation: Generation, model: ModelEntry, now: number): ModelEntry {
+    if (!model.ready) return model
+    const live = liveFigures(generation, model.name, now)
+    return live ? { ...model, live } : model
   }
 
   readyModels(): ModelEntry[] {
@@ -115,7 +154,12 @@ export class ServingZoo implements ZooView, InferenceRunner {
     return { generation, model }
   }
 
-  async run(modelName: string, input: Float32Array, dims: readonly number[]): Promise<InferenceResult> {
+  async run(
+    modelName: string,
+    input: Float32Array,
+    dims: readonly number[],
+    options: RunOptions & { transfer?: boolean } = {},
+  ): Promise<InferenceResult> {
     const { generation, model } = this.servingModel(modelName)
     const { channels, size } = model.input
     const expected = channels * size * size
@@ -135,11 +179,15 @@ export class ServingZoo implements ZooView, InferenceRunner {
           `(expects [N, ${channels}, ${size}, ${size}])`,
       )
     }
-    return generation.pool.run(modelName, input, dims)
+    return inferenceResult(await generation.pool.run(modelName, input, dims, options))
   }
 
-  async runPixels(modelName: string, pixels: PixelBuffer): Promise<PixelInferenceResult> {
-    const { generation, model } = this.servingModel(modelName)
+  async runPixels(
+    modelName: string,
+    pixels: PixelBuffer,
+    options: RunOptions = {},
+  ): Promise<PixelInferenceResult> {
+    const { generation } = this.servingModel(modelName)
     const { width, height, channels, data } = pixels
     if (
       channels !== 3 ||
@@ -155,9 +203,31 @@ export class ServingZoo implements ZooView, InferenceRunner {
         `pixel buffer of ${data.length} bytes for ${width}×${height}×${channels} is not packed 8-bit RGB`,
       )
     }
-    const { size, channels: modelChannels, mean, std, resizeShortSide, interpolation } = model.input
-    const contract = { size, channels: modelChannels, mean, std, resizeShortSide, interpolation }
-    return generation.pool.runPixels(modelName, pixels, contract)
+    return pixelResult(await generation.pool.runPixels(modelName, pixels, options))
+  }
+
+  async runImage(
+    modelName: string,
+    image: Uint8Array,
+    options: RunOptions & { maxPixels: number },
+  ): Promise<PixelInferenceResult> {
+    const { generation } = this.servingModel(modelName)
+    return pixelResult(await generation.pool.runImage(modelName, image, options))
+  }
+
+  /**
+   * Test-only: the next `count` batches (of `model`, or of any model) make their worker fail as
+   * `fault` says. Refused unless the zoo was started with `faultInjection`.
+   */
+  injectFault(fault: WorkerFault, model?: string, count = 1): void {
+    if (!this.settings.faultInjection) throw new Error('fault injection is not enabled for this zoo')
+    if (!this.current) throw new Error('no zoo is loaded')
+    this.current.pool.armFault(fault, model, count)
+  }
+
+  /** Test-only: cancels faults armed by injectFault() that have not fired yet. */
+  clearFaults(): void {
+    this.current?.pool.disarmFaults()
   }
 
   /**
@@ -207,6 +277,7 @@ export class ServingZoo implements ZooView, InferenceRunner {
 
   /** Closes a replaced generation once its in-flight runs are done, without delaying the caller. */
   private retire(generation: Generation): void {
+    generation.health.close()
     const closing = generation.pool.close().then(
       () => {
         this.log.info({ generation: generation.id }, 'previous zoo generation closed')
@@ -232,6 +303,45 @@ export class ServingZoo implements ZooView, InferenceRunner {
     this.closing = true
     if (this.reloading) await this.reloading.catch(() => undefined)
     await Promise.all([...this.retiring])
+    this.current?.health.close()
     await this.current?.pool.close()
+  }
+}
+
+function inferenceResult(job: JobResult): InferenceResult {
+  return {
+    logits: job.logits,
+    dims: job.dims,
+    queueMs: job.queueMs,
+    inferenceMs: job.inferenceMs,
+    batchSize: job.batchSize,
+  }
+}
+
+function pixelResult(job: JobResult): PixelInferenceResult {
+  return { ...inferenceResult(job), preprocessMs: job.preprocessMs }
+}
+
+const round3 = (ms: number) => Math.round(ms * 1000) / 1000
+
+/** The live figures of a ready model of `generation`, rounded to microseconds. */
+export function liveFigures(generation: Generation, model: string, now: number): LiveFigures | undefined {
+  const { pool } = generation
+  const prediction = pool.predict(model, now)
+  const latency = pool.latency(model)
+  if (!prediction || !latency) return undefined
+  return {
+    predictedLatencyMs: round3(prediction.predictedLatencyMs),
+    idleLatencyMs: round3(prediction.idleLatencyMs),
+    queueWaitMs: round3(prediction.queueWaitMs),
+    batchSize: prediction.batchSize,
+    serviceMs: round3(prediction.serviceMs),
+    preprocessMs: round3(prediction.preprocessMs),
+    queued: prediction.queued,
+    inFlight: prediction.inFlight,
+    maxBatch: pool.maxBatch(model) ?? 1,
+    contention: round3(latency.contentionFactor),
+    batches: latency.table().map((t) => ({ batchSize: t.batchSize, ms: round3(t.ms) })),
+    observedBatches: latency.observedBatches,
   }
 }

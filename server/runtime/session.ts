@@ -52,11 +52,13 @@ export function signatureProblem(session: InferenceSession, expected: ExpectedSi
   }
   if (!input.isTensor) return `input "${expected.inputName}" is not a tensor`
   if (input.type !== 'float32') return `input "${expected.inputName}" is ${input.type}, expected float32`
+  // The batch dimension must be symbolic (dynamic batching) or 1 (such a model runs unbatched).
   const want: Dim[] = ['N', expected.channels, expected.size, expected.size]
   const shape = input.shape
   const fixedOk = (dim: Dim | undefined, value: number) => typeof dim !== 'number' || dim === value
   if (
     shape.length !== 4 ||
+    !fixedOk(shape[0], 1) ||
     !fixedOk(shape[1], expected.channels) ||
     !fixedOk(shape[2], expected.size) ||
     !fixedOk(shape[3], expected.size)
@@ -66,8 +68,15 @@ export function signatureProblem(session: InferenceSession, expected: ExpectedSi
   const output = session.outputMetadata[0]
   if (!output?.isTensor) return 'the graph has no tensor output'
   const outShape = output.shape
-  if (outShape.length !== 2 || !fixedOk(outShape[1], expected.classes)) {
+  if (outShape.length !== 2 || !fixedOk(outShape[0], 1) || !fixedOk(outShape[1], expected.classes)) {
     return `output "${output.name}" has shape ${describe(outShape)}, expected [N, ${expected.classes}] logits (one per label)`
   }
   return undefined
+}
+
+/** Largest batch the graph accepts: 1 when its batch dimension is fixed, else unbounded. */
+export function graphBatchLimit(session: InferenceSession, inputName: string): number {
+  const input = session.inputMetadata.find((m) => m.name === inputName)
+  const batch = input?.isTensor ? input.shape[0] : undefined
+  return typeof batch === 'number' ? batch : Number.POSITIVE_INFINITY
 }

@@ -1,6 +1,12 @@
 /**
- * Messages between the inference pool (main thread) and its workers. Kept in one module with no
- * runtime imports so both sides agree on the shapes without pulling onnxruntime into the main thread.
+ * Messages between the worker pool (main thread) and its inference workers. Kept in one module
+ * with no runtime imports so both sides agree on the shapes without pulling onnxruntime or sharp
+ * into the main thread.
+ *
+ * Every exchange is one batch: the main thread posts a `BatchTask` (one model, one or more
+ * request items), the worker answers with one `BatchReply` carrying the logits of every item in
+ * one buffer that is transferred, not copied. Input buffers travel as transferables too when the
+ * caller allows it (see worker-pool.ts).
  */
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
@@ -14,6 +20,10 @@ export interface WorkerModelSpec {
   channels: number
   size: number
   classes: number
+  /** How images and pixel buffers become this model's input tensor. */
+  contract: InputContract
+  /** Largest batch the server will run (MAX_BATCH_SIZE); warm-up covers the powers of two up to it. */
+  maxBatch: number
 }
 
 export interface WorkerInit {
@@ -22,6 +32,8 @@ export interface WorkerInit {
   /** `auto` mode: a model whose CUDA session fails is retried on the CPU instead of failing. */
   cpuFallback: boolean
   intraOpThreads: number
+  /** Test-only: honour `BatchTask.fault`. Off in every real deployment. */
+  faultInjection: boolean
 }
 
 export interface WorkerModelStatus {
@@ -31,9 +43,13 @@ export interface WorkerModelStatus {
   executionProvider?: ExecutionProviderName
   /** Set when this model fell back from CUDA to the CPU. */
   fallbackReason?: string
+  /** Largest batch the graph accepts (1 when its batch dimension is fixed to 1). */
+  maxBatch?: number
+  /** Time pixelsToTensor took on a synthetic image at start-up: the seed of the preprocessing estimate. */
+  preprocessMs?: number
 }
 
-/** Posted once by every worker after it has created (and once run) all its sessions. */
+/** Posted once by every worker after it has created (and warmed) all its sessions. */
 export const INIT_REPORT = 'alphanet-zoo:worker-init' as const
 
 export interface WorkerInitReport {
@@ -42,38 +58,81 @@ export interface WorkerInitReport {
   models: WorkerModelStatus[]
 }
 
-/** Run the model on a ready tensor. */
-export interface TensorTask {
+/** A ready NCHW tensor of `rows` samples. */
+export interface TensorItem {
   kind: 'tensor'
-  model: string
   input: Float32Array
-  dims: number[]
-  /** Epoch milliseconds (sub-ms) at submission, for the queue-time measurement. */
-  submittedAt: number
+  rows: number
 }
 
-/** Preprocess decoded RGB pixels per the model's input contract in the worker, then run it. */
-export interface PixelsTask {
+/** Decoded 8-bit RGB pixels, preprocessed per the model's contract in the worker. */
+export interface PixelsItem {
   kind: 'pixels'
-  model: string
   pixels: PixelBuffer
-  contract: InputContract
-  submittedAt: number
 }
 
-export type RunTask = TensorTask | PixelsTask
+/** Encoded image bytes, decoded (sharp) and preprocessed in the worker. */
+export interface ImageItem {
+  kind: 'image'
+  bytes: Uint8Array
+  maxPixels: number
+}
 
-export type RunResult =
+export type BatchItem = TensorItem | PixelsItem | ImageItem
+
+/**
+ * Test-only faults (honoured only when WorkerInit.faultInjection is set):
+ * - `crash`: the worker throws asynchronously, outside any task (an uncaught exception kills it);
+ * - `exit`: the worker calls process.exit(70) mid-task;
+ * - `model-error`: session.run is called with a tensor of the wrong shape, so onnxruntime itself
+ *   fails the run, exactly like a model that breaks at run time.
+ */
+export type WorkerFault = 'crash' | 'exit' | 'model-error'
+
+export const BATCH_TASK = 'alphanet-zoo:batch' as const
+
+export interface BatchTask {
+  kind: typeof BATCH_TASK
+  id: number
+  model: string
+  items: BatchItem[]
+  fault?: WorkerFault
+}
+
+/** A coded failure of one item (e.g. an undecodable image); the rest of the batch still runs. */
+export interface ItemError {
+  code: string
+  message: string
+  details?: Record<string, unknown>
+}
+
+export type BatchReply =
   | {
+      id: number
       ok: true
+      /** Logits of every item that ran, row after row: [Σ rows, classes]. */
       logits: Float32Array
-      dims: number[]
+      classes: number
+      /** Per item: its first row in `logits`, or the error that kept it out of the batch. */
+      items: ({ offset: number; rows: number } | { error: ItemError })[]
+      /** Rows that went through session.run together. */
+      batchRows: number
+      /** Epoch ms (sub-ms) when the worker started the task. */
       startedAt: number
+      /** Decoding + preprocessing of every image/pixels item of the batch, ms. */
+      preprocessMs: number
+      /** session.run of the whole batch, ms. */
       inferenceMs: number
-      /** Pixels tasks only: time spent turning the pixels into the tensor. */
-      preprocessMs?: number
     }
-  | { ok: false; code: 'MODEL_NOT_READY' | 'INFERENCE_FAILED'; message: string }
+  | {
+      id: number
+      ok: false
+      code: 'MODEL_NOT_READY' | 'INFERENCE_FAILED'
+      message: string
+      /** True when session.run itself failed: the model is broken, not one input. */
+      modelFault: boolean
+      startedAt: number
+    }
 
 /** Wall-clock epoch milliseconds with sub-millisecond resolution, comparable across threads. */
 export function epochMs(): number {
@@ -84,4 +143,18 @@ export function isInitReport(message: unknown): message is WorkerInitReport {
   return (
     typeof message === 'object' && message !== null && (message as { kind?: unknown }).kind === INIT_REPORT
   )
+}
+
+export function isBatchTask(message: unknown): message is BatchTask {
+  return (
+    typeof message === 'object' && message !== null && (message as { kind?: unknown }).kind === BATCH_TASK
+  )
+}
+
+/** Powers of two from 1 up to and including `max` (and `max` itself when it is not one). */
+export function warmupBatchSizes(max: number): number[] {
+  const sizes: number[] = []
+  for (let b = 1; b <= max; b *= 2) sizes.push(b)
+  if (sizes[sizes.length - 1] !== max) sizes.push(max)
+  return sizes
 }

@@ -1,20 +1,33 @@
 /**
- * Inference worker (piscina). Each worker holds one session per model of its zoo generation, so
- * any worker can serve any request and onnxruntime's synchronous run() never blocks the event loop
- * of the HTTP thread. Sessions are created and run once at start-up; the result per model goes
- * back to the pool as an init report.
+ * Inference worker (a plain worker_threads Worker owned by worker-pool.ts). Each worker holds one
+ * session per model of its zoo generation, so any worker can run any batch, and onnxruntime's
+ * synchronous run() never blocks the HTTP event loop. At start-up every session is created and
+ * run once at every batch size the server will use (powers of two up to the model's maximum), so
+ * no request pays for arena growth; the result per model goes back as one init report.
+ *
+ * A task is one batch of one model: its items (encoded images, decoded pixels or ready tensors)
+ * are turned into one input tensor — images are decoded concurrently on libuv's pool by sharp,
+ * then resampled and normalised here — session.run executes once, and the logits of every row
+ * return in one transferred buffer. An item that cannot be decoded fails alone; a failing
+ * session.run fails the batch and is flagged as a model fault.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads'
-import { Piscina } from 'piscina'
+import { isApiError } from '../errors.js'
+import { decodeImage } from '../preprocess/decode.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
+import { syntheticInput } from './latency.js'
 import ort, { type InferenceSession } from './ort.js'
-import { createSession, signatureProblem } from './session.js'
+import { createSession, graphBatchLimit, signatureProblem } from './session.js'
 import {
   INIT_REPORT,
   epochMs,
-  type RunResult,
-  type RunTask,
+  isBatchTask,
+  warmupBatchSizes,
+  type BatchItem,
+  type BatchReply,
+  type BatchTask,
+  type ItemError,
   type WorkerInit,
   type WorkerInitReport,
   type WorkerModelSpec,
@@ -22,122 +35,309 @@ import {
 } from './worker-protocol.js'
 
 interface LoadedModel {
+  spec: WorkerModelSpec
   session: InferenceSession
-  inputName: string
   outputName: string
+  maxBatch: number
+  /** Reused input buffer for multi-item batches (onnxruntime reads it only during run()). */
+  scratch: Float32Array | undefined
 }
 
+const init = workerData as WorkerInit
 const sessions = new Map<string, LoadedModel>()
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-async function openOn(
-  spec: WorkerModelSpec,
-  provider: ExecutionProviderName,
-  init: WorkerInit,
-): Promise<LoadedModel> {
+function sampleSize(spec: WorkerModelSpec): number {
+  return spec.channels * spec.size * spec.size
+}
+
+async function openOn(spec: WorkerModelSpec, provider: ExecutionProviderName): Promise<LoadedModel> {
   const session = await createSession(spec.path, { provider, intraOpThreads: init.intraOpThreads })
   const problem = signatureProblem(session, spec)
   if (problem !== undefined) {
     await session.release()
     throw new Error(`signature mismatch: ${problem}`)
   }
-  const outputName = session.outputNames[0] ?? ''
-  // One run allocates the arenas and, on CUDA, picks the kernels, so the first request is not slow.
-  const zeros = new ort.Tensor('float32', new Float32Array(spec.channels * spec.size * spec.size), [
-    1,
-    spec.channels,
-    spec.size,
-    spec.size,
-  ])
-  await session.run({ [spec.inputName]: zeros })
-  return { session, inputName: spec.inputName, outputName }
+  const maxBatch = Math.max(1, Math.min(spec.maxBatch, graphBatchLimit(session, spec.inputName)))
+  // One run per batch size allocates the arenas and, on CUDA, picks the kernels for that shape.
+  const sample = sampleSize(spec)
+  const largest = syntheticInput(sample * maxBatch)
+  for (const rows of warmupBatchSizes(maxBatch)) {
+    const input = new ort.Tensor('float32', largest.subarray(0, rows * sample), [
+      rows,
+      spec.channels,
+      spec.size,
+      spec.size,
+    ])
+    await session.run({ [spec.inputName]: input })
+  }
+  return { spec, session, outputName: session.outputNames[0] ?? '', maxBatch, scratch: undefined }
 }
 
-async function load(spec: WorkerModelSpec, init: WorkerInit): Promise<WorkerModelStatus> {
+/** pixelsToTensor on a synthetic 4:3 photo twice the resize target: the preprocessing seed. */
+function preprocessSeed(spec: WorkerModelSpec): number {
+  const height = spec.contract.resizeShortSide * 2
+  const width = Math.round((height * 4) / 3)
+  const data = new Uint8Array(width * height * 3)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 24
+  let best = Number.POSITIVE_INFINITY
+  for (let i = 0; i < 3; i++) {
+    const begin = performance.now()
+    pixelsToTensor({ data, width, height, channels: 3 }, spec.contract)
+    best = Math.min(best, performance.now() - begin)
+  }
+  return best
+}
+
+function readyStatus(
+  loaded: LoadedModel,
+  provider: ExecutionProviderName,
+  fallbackReason?: string,
+): WorkerModelStatus {
+  const status: WorkerModelStatus = {
+    name: loaded.spec.name,
+    ready: true,
+    executionProvider: provider,
+    maxBatch: loaded.maxBatch,
+    preprocessMs: preprocessSeed(loaded.spec),
+  }
+  if (fallbackReason !== undefined) status.fallbackReason = fallbackReason
+  return status
+}
+
+async function load(spec: WorkerModelSpec): Promise<WorkerModelStatus> {
   try {
-    sessions.set(spec.name, await openOn(spec, init.provider, init))
-    return { name: spec.name, ready: true, executionProvider: init.provider }
+    const loaded = await openOn(spec, init.provider)
+    sessions.set(spec.name, loaded)
+    return readyStatus(loaded, init.provider)
   } catch (error) {
     const reason = errorText(error)
-    if (init.provider === 'cuda' && init.cpuFallback && !reason.startsWith('signature mismatch')) {
+    const mismatch = reason.startsWith('signature mismatch')
+    if (init.provider === 'cuda' && init.cpuFallback && !mismatch) {
       try {
-        sessions.set(spec.name, await openOn(spec, 'cpu', init))
-        return { name: spec.name, ready: true, executionProvider: 'cpu', fallbackReason: reason }
+        const loaded = await openOn(spec, 'cpu')
+        sessions.set(spec.name, loaded)
+        return readyStatus(loaded, 'cpu', reason)
       } catch (cpuError) {
         return { name: spec.name, ready: false, reason: `session creation failed: ${errorText(cpuError)}` }
       }
     }
-    const prefix = reason.startsWith('signature mismatch') ? '' : 'session creation failed: '
-    return { name: spec.name, ready: false, reason: prefix + reason }
+    return { name: spec.name, ready: false, reason: (mismatch ? '' : 'session creation failed: ') + reason }
   }
+}
+
+function itemError(error: unknown): ItemError {
+  if (isApiError(error)) return { code: error.code, message: error.message, details: error.details }
+  return { code: 'INFERENCE_FAILED', message: `preprocessing failed: ${errorText(error)}` }
+}
+
+/** One item → its tensor and row count, or why it cannot run. */
+async function prepare(
+  item: BatchItem,
+  loaded: LoadedModel,
+): Promise<{ tensor: Float32Array; rows: number } | { error: ItemError }> {
+  try {
+    switch (item.kind) {
+      case 'tensor':
+        return { tensor: item.input, rows: item.rows }
+      case 'pixels':
+        return { tensor: pixelsToTensor(item.pixels, loaded.spec.contract), rows: 1 }
+      case 'image': {
+        const bytes = Buffer.from(item.bytes.buffer, item.bytes.byteOffset, item.bytes.byteLength)
+        const pixels = await decodeImage(bytes, { maxPixels: item.maxPixels })
+        return { tensor: pixelsToTensor(pixels, loaded.spec.contract), rows: 1 }
+      }
+    }
+  } catch (error) {
+    return { error: itemError(error) }
+  }
+}
+
+function post(reply: BatchReply, transfer: ArrayBuffer[] = []): void {
+  parentPort?.postMessage(reply, transfer)
+}
+
+/** Test-only fault injection; true when the task must not be answered normally. */
+function injectFault(task: BatchTask, loaded: LoadedModel): Promise<boolean> | boolean {
+  if (!init.faultInjection || task.fault === undefined) return false
+  switch (task.fault) {
+    case 'crash':
+      // Thrown from a timer: an uncaught exception outside any task, which kills the thread.
+      setTimeout(() => {
+        throw new Error('injected worker crash')
+      }, 0)
+      return true
+    case 'exit':
+      process.exit(70)
+      return true
+    case 'model-error': {
+      const { spec } = loaded
+      const wrong = new ort.Tensor('float32', new Float32Array(spec.channels * (spec.size + 1) * spec.size), [
+        1,
+        spec.channels,
+        spec.size + 1,
+        spec.size,
+      ])
+      return loaded.session.run({ [spec.inputName]: wrong }).then(
+        () => false,
+        (error: unknown) => {
+          post({
+            id: task.id,
+            ok: false,
+            code: 'INFERENCE_FAILED',
+            message: `model ${task.model}: ${errorText(error)}`,
+            modelFault: true,
+            startedAt: epochMs(),
+          })
+          return true
+        },
+      )
+    }
+  }
+}
+
+async function runBatch(task: BatchTask): Promise<void> {
+  const startedAt = epochMs()
+  const loaded = sessions.get(task.model)
+  if (!loaded) {
+    post({
+      id: task.id,
+      ok: false,
+      code: 'MODEL_NOT_READY',
+      message: `model ${task.model} has no session in this worker`,
+      modelFault: false,
+      startedAt,
+    })
+    return
+  }
+  if (await injectFault(task, loaded)) return
+  const { spec } = loaded
+  const sample = sampleSize(spec)
+
+  const prepBegin = performance.now()
+  const prepared = await Promise.all(task.items.map((item) => prepare(item, loaded)))
+  const preprocessMs = task.items.some((i) => i.kind !== 'tensor') ? performance.now() - prepBegin : 0
+
+  let rows = 0
+  const placed: ({ offset: number; rows: number } | { error: ItemError })[] = []
+  const tensors: Float32Array[] = []
+  for (const p of prepared) {
+    if ('error' in p) {
+      placed.push({ error: p.error })
+      continue
+    }
+    if (p.tensor.length !== p.rows * sample) {
+      placed.push({
+        error: {
+          code: 'INFERENCE_FAILED',
+          message: `tensor of ${p.tensor.length} values does not hold ${p.rows} × ${sample}`,
+        },
+      })
+      continue
+    }
+    placed.push({ offset: rows, rows: p.rows })
+    tensors.push(p.tensor)
+    rows += p.rows
+  }
+  if (rows === 0) {
+    const logits = new Float32Array(0)
+    post({
+      id: task.id,
+      ok: true,
+      logits,
+      classes: spec.classes,
+      items: placed,
+      batchRows: 0,
+      startedAt,
+      preprocessMs,
+      inferenceMs: 0,
+    })
+    return
+  }
+
+  // One item: its own buffer is the input. Several: copied into a reused batch buffer.
+  let data: Float32Array
+  if (tensors.length === 1) {
+    data = tensors[0] as Float32Array
+  } else {
+    if (!loaded.scratch || loaded.scratch.length < rows * sample) {
+      loaded.scratch = new Float32Array(Math.max(rows, loaded.maxBatch) * sample)
+    }
+    data = loaded.scratch.subarray(0, rows * sample)
+    let at = 0
+    for (const tensor of tensors) {
+      data.set(tensor, at)
+      at += tensor.length
+    }
+  }
+
+  let logits: Float32Array
+  const runBegin = performance.now()
+  try {
+    const input = new ort.Tensor('float32', data, [rows, spec.channels, spec.size, spec.size])
+    const outputs = await loaded.session.run({ [spec.inputName]: input })
+    const output = outputs[loaded.outputName]
+    if (output?.type !== 'float32') throw new Error('the graph returned no float32 output')
+    const dims = output.dims.map(Number)
+    if (dims.length !== 2 || dims[0] !== rows || dims[1] !== spec.classes) {
+      throw new Error(`output shape [${dims.join(', ')}] is not [${rows}, ${spec.classes}]`)
+    }
+    const values = output.data as Float32Array
+    // The binding hands out a fresh buffer per output: moved as is when it is exactly the logits.
+    logits =
+      values.byteOffset === 0 && values.byteLength === values.buffer.byteLength
+        ? values
+        : new Float32Array(values)
+  } catch (error) {
+    post({
+      id: task.id,
+      ok: false,
+      code: 'INFERENCE_FAILED',
+      message: `model ${task.model}: ${errorText(error)}`,
+      modelFault: true,
+      startedAt,
+    })
+    return
+  }
+  const inferenceMs = performance.now() - runBegin
+  post(
+    {
+      id: task.id,
+      ok: true,
+      logits,
+      classes: spec.classes,
+      items: placed,
+      batchRows: rows,
+      startedAt,
+      preprocessMs,
+      inferenceMs,
+    },
+    [logits.buffer as ArrayBuffer],
+  )
 }
 
 async function initialise(): Promise<void> {
-  const init = workerData as WorkerInit
   const models: WorkerModelStatus[] = []
-  for (const spec of init.models) models.push(await load(spec, init))
+  for (const spec of init.models) models.push(await load(spec))
   const report: WorkerInitReport = { kind: INIT_REPORT, threadId, models }
   parentPort?.postMessage(report)
-}
-
-/** Wraps a result so piscina transfers `buffer` instead of copying it (see Piscina.move). */
-type Movable = Parameters<typeof Piscina.move>[0]
-
-function movable(value: RunResult, buffer: ArrayBufferLike): Movable {
-  // piscina's Transferable type keys on symbols its public getters only type as `symbol`.
-  const wrapper = {
-    get [Piscina.transferableSymbol]() {
-      return buffer
-    },
-    get [Piscina.valueSymbol]() {
-      return value
-    },
-  }
-  return wrapper as unknown as Movable
-}
-
-async function run(task: RunTask): Promise<RunResult> {
-  const startedAt = epochMs()
-  const loaded = sessions.get(task.model)
-  if (!loaded) return { ok: false, code: 'MODEL_NOT_READY', message: `model ${task.model} has no session` }
-  try {
-    let data: Float32Array
-    let dims: number[]
-    let preprocessMs: number | undefined
-    if (task.kind === 'pixels') {
-      // Resampling a large photo costs tens to hundreds of ms: here it occupies a pool thread,
-      // not the HTTP event loop.
-      const begin = performance.now()
-      data = pixelsToTensor(task.pixels, task.contract)
-      preprocessMs = performance.now() - begin
-      dims = [1, task.contract.channels, task.contract.size, task.contract.size]
-    } else {
-      data = task.input
-      dims = task.dims
-    }
-    const input = new ort.Tensor('float32', data, dims)
-    const begin = performance.now()
-    const outputs = await loaded.session.run({ [loaded.inputName]: input })
-    const inferenceMs = performance.now() - begin
-    const output = outputs[loaded.outputName]
-    if (output?.type !== 'float32') {
-      return {
+  parentPort?.on('message', (message: unknown) => {
+    if (!isBatchTask(message)) return
+    runBatch(message).catch((error: unknown) => {
+      // Not a model fault (e.g. a reply that cannot be posted): fail this batch, keep the worker.
+      post({
+        id: message.id,
         ok: false,
         code: 'INFERENCE_FAILED',
-        message: `model ${task.model} returned no float32 output`,
-      }
-    }
-    // A fresh copy owns its buffer, which is then moved (not cloned) back to the main thread.
-    const logits = new Float32Array(output.data as Float32Array)
-    const result: RunResult = { ok: true, logits, dims: output.dims.map(Number), startedAt, inferenceMs }
-    if (preprocessMs !== undefined) result.preprocessMs = preprocessMs
-    return Piscina.move(movable(result, logits.buffer)) as unknown as RunResult
-  } catch (error) {
-    return { ok: false, code: 'INFERENCE_FAILED', message: `model ${task.model}: ${errorText(error)}` }
-  }
+        message: `model ${message.model}: ${errorText(error)}`,
+        modelFault: false,
+        startedAt: epochMs(),
+      })
+    })
+  })
 }
 
-export default initialise().then(() => run)
+await initialise()

@@ -8,9 +8,12 @@ import type { ExecutionProviderMode } from '../config.js'
 import { loadZoo, type Zoo } from '../zoo/load-zoo.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 import { resolveExecutionProvider, type ProviderDecision } from './execution-provider.js'
-import { InferencePool } from './inference-pool.js'
-import { measureLatency, syntheticInput } from './latency.js'
-import type { WorkerModelSpec } from './worker-protocol.js'
+import { InferencePool, type PoolModelSpec } from './inference-pool.js'
+import { percentile, summarise, syntheticInput } from './latency.js'
+import { ModelLatency } from './latency-model.js'
+import { ModelHealth } from './model-health.js'
+import type { SchedulerHooks } from './scheduler.js'
+import { warmupBatchSizes } from './worker-protocol.js'
 
 export interface GenerationSettings {
   zooDir: string
@@ -20,7 +23,23 @@ export interface GenerationSettings {
   warmupRuns: number
   /** DEFAULT_MODEL; must name a model of the zoo when set. */
   defaultModel?: string | undefined
+  /** MAX_BATCH_SIZE: largest dynamic batch (1 = no batching). */
+  maxBatchSize: number
+  /** MAX_QUEUE_DELAY_US: how long a partial batch may wait for more requests, µs. */
+  maxQueueDelayUs: number
+  /** MAX_QUEUE_SIZE: rows a model's queue may hold before OVERLOADED. */
+  maxQueueSize: number
+  /** INFERENCE_TIMEOUT_MS: deadline of a request without a latency budget. */
+  inferenceTimeoutMs: number
+  /** First retry of a model that failed at run time, ms (doubles up to a minute). */
+  probeDelayMs?: number
+  /** Batch, shedding and fault notifications (metrics). */
+  hooks?: SchedulerHooks
+  /** Test-only: let faults be injected into the workers (ServingZoo.injectFault). */
+  faultInjection?: boolean
 }
+
+export const DEFAULT_PROBE_DELAY_MS = 5000
 
 /** The subset of a pino logger this module needs (tests pass a recorder). */
 export interface GenerationLog {
@@ -40,6 +59,7 @@ export interface Generation {
   id: number
   zoo: Zoo
   pool: InferencePool
+  health: ModelHealth
   provider: ProviderDecision
   defaultModel: string
   loadedAt: string
@@ -107,23 +127,45 @@ export async function startGeneration(
     throw new ZooUnavailableError(`no model of ${zoo.dir} can be loaded:\n  ${describeFailures(zoo)}`)
   }
 
-  const specs: WorkerModelSpec[] = verified.map((m) => ({
+  const specs: PoolModelSpec[] = verified.map((m) => ({
     name: m.name,
     path: m.path,
     inputName: m.input.name,
     channels: m.input.channels,
     size: m.input.size,
     classes: m.labels.length,
+    contract: m.input,
   }))
-  const pool = await InferencePool.start({
+  const health = new ModelHealth(zoo.models, () => pool, log, settings.probeDelayMs ?? DEFAULT_PROBE_DELAY_MS)
+  const hooks = settings.hooks ?? {}
+  // The health monitor reaches the pool through a closure: it is only called once the pool runs.
+  const pool: InferencePool = await InferencePool.start({
     models: specs,
     provider: provider.provider,
     cpuFallback: settings.executionProvider === 'auto',
     threads: settings.workerThreads,
     intraOpThreads: settings.intraOpThreads,
-    onWorkerError: (error) => {
-      log.warn({ err: error }, 'an inference worker failed and is being replaced')
+    scheduling: {
+      maxBatchSize: settings.maxBatchSize,
+      maxQueueDelayMs: settings.maxQueueDelayUs / 1000,
+      maxQueueSize: settings.maxQueueSize,
+      requestTimeoutMs: settings.inferenceTimeoutMs,
     },
+    hooks: {
+      ...hooks,
+      onModelFault: (model, message) => {
+        health.modelFailed(model, message)
+        hooks.onModelFault?.(model, message)
+      },
+      onWorkerCrash: (model, message) => {
+        log.warn({ model, reason: message }, 'an inference worker died under a batch; its requests failed')
+        hooks.onWorkerCrash?.(model, message)
+      },
+    },
+    onWorkerExit: ({ threadId, reason }) => {
+      log.warn({ threadId, reason }, 'an inference worker died and is being replaced')
+    },
+    faultInjection: settings.faultInjection ?? false,
   })
   try {
     for (const model of verified) {
@@ -138,12 +180,10 @@ export async function startGeneration(
       if (status.fallbackReason !== undefined) {
         log.warn({ model: model.name, reason: status.fallbackReason }, `model ${model.name} runs on the CPU`)
       }
-      const dims = [1, model.input.channels, model.input.size, model.input.size]
-      const input = syntheticInput(dims.reduce((a, b) => a * b, 1))
       try {
-        model.latencyMs = await measureLatency(settings.warmupRuns, async () => {
-          return (await pool.run(model.name, input, dims)).inferenceMs
-        })
+        const profile = await measureProfile(pool, model, settings.warmupRuns)
+        model.latencyMs = profile.batch1
+        pool.setLatency(model.name, new ModelLatency(profile.runMs, status.preprocessMs ?? 0))
       } catch (error) {
         model.ready = false
         model.reason = `warm-up failed: ${error instanceof Error ? error.message : String(error)}`
@@ -160,9 +200,42 @@ export async function startGeneration(
         `DEFAULT_MODEL ${settings.defaultModel} is not ready; using ${defaultModel}`,
       )
     }
-    return { id: nextId++, zoo, pool, provider, defaultModel, loadedAt: new Date().toISOString() }
+    return { id: nextId++, zoo, pool, health, provider, defaultModel, loadedAt: new Date().toISOString() }
   } catch (error) {
+    health.close()
     await pool.close()
     throw error
   }
+}
+
+/**
+ * Times `model` at every batch size it will run (powers of two up to its maximum): `warmupRuns`
+ * runs at batch 1 (also the p50/p95 shown as latencyMs), and at larger sizes about as many rows
+ * (⌈runs / size⌉, at least 2 runs), so a big model's start-up stays bounded. Median per size.
+ */
+export async function measureProfile(
+  pool: InferencePool,
+  model: ModelEntry,
+  warmupRuns: number,
+): Promise<{ batch1: ReturnType<typeof summarise>; runMs: Map<number, number> }> {
+  const { channels, size } = model.input
+  const sample = channels * size * size
+  const maxBatch = pool.maxBatch(model.name) ?? 1
+  const input = syntheticInput(sample * maxBatch)
+  const runMs = new Map<number, number>()
+  let batch1: ReturnType<typeof summarise> | undefined
+  for (const rows of warmupBatchSizes(maxBatch)) {
+    const runs = rows === 1 ? warmupRuns : Math.max(2, Math.ceil(warmupRuns / rows))
+    const samples: number[] = []
+    for (let i = 0; i < runs; i++) {
+      // A copy per run: the tensor may be moved to the worker.
+      const tensor = input.slice(0, rows * sample)
+      const result = await pool.run(model.name, tensor, [rows, channels, size, size], { transfer: true })
+      samples.push(result.inferenceMs)
+    }
+    if (rows === 1) batch1 = summarise(samples)
+    runMs.set(rows, percentile(samples, 50))
+  }
+  if (!batch1) throw new Error('no batch-1 measurement')
+  return { batch1, runMs }
 }

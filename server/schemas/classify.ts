@@ -38,13 +38,21 @@ export const PredictionSchema = Type.Object(
 export const TimingSchema = Type.Object(
   {
     decodeMs: Type.Number({
-      description: 'Decoding the image plus preprocessing it for the model (resize, crop, normalise).',
+      description:
+        'Decoding the image plus preprocessing it for the model (resize, crop, normalise), in the inference worker; for a batch, the time to prepare all its images.',
     }),
-    queueMs: Type.Number({ description: 'Waiting for a free inference worker.' }),
-    inferenceMs: Type.Number({ description: 'Running the model.' }),
+    queueMs: Type.Number({
+      description: 'From handing the request to the runtime until a worker started its batch.',
+    }),
+    inferenceMs: Type.Number({ description: 'Running the model on the batch the request ran in.' }),
+    batchSize: Type.Integer({
+      minimum: 1,
+      description: 'Images in the batch this request ran in (dynamic batching merges concurrent requests).',
+    }),
     totalMs: Type.Number({ description: 'From receiving the request to building the response.' }),
     predictedLatencyMs: Type.Union([Type.Number(), Type.Null()], {
-      description: "The served model's latency estimate the selection used (p50 on this server), ms.",
+      description:
+        "The served model's latency the selection predicted for this request under the load at its arrival (queue wait + batch preprocessing and run + hand-off), ms.",
     }),
   },
   { additionalProperties: false },

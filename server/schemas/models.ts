@@ -6,6 +6,7 @@ import { Type, type Static } from 'typebox'
 import { ModelInputSchema } from '../zoo/manifest-schema.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 import { BudgetProperties, ModelName } from './common.js'
+import { LiveFiguresSchema } from './selection.js'
 
 const Latency = Type.Object(
   {
@@ -28,8 +29,11 @@ export const ModelSummarySchema = Type.Object(
     channels: Type.Integer({ description: '1 = grayscale, 3 = RGB.' }),
     classes: Type.Integer({ description: 'Number of output classes.' }),
     latencyMs: Type.Union([Latency, Type.Null()], {
+      description: 'Batch-1 session.run latency measured on this server at warm-up; null if not measured.',
+    }),
+    live: Type.Union([LiveFiguresSchema, Type.Null()], {
       description:
-        'Batch-1 latency measured on this server at warm-up (what maxLatencyMs compares); null if not measured.',
+        'Load-aware figures now: `live.predictedLatencyMs` is what maxLatencyMs is compared with. Null for a model that is not serving.',
     }),
     executionProvider: Type.Union([Type.Literal('cuda'), Type.Literal('cpu'), Type.Null()], {
       description: 'onnxruntime execution provider running the model; null if not loaded.',
@@ -110,6 +114,7 @@ export function modelSummary(entry: ModelEntry, defaultModel: string): ModelSumm
     latencyMs: entry.latencyMs
       ? { p50: entry.latencyMs.p50, p95: entry.latencyMs.p95, samples: entry.latencyMs.samples }
       : null,
+    live: entry.live ?? null,
     executionProvider: entry.executionProvider ?? null,
     ready: entry.ready,
     default: entry.name === defaultModel,

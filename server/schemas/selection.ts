@@ -48,15 +48,52 @@ export const ViolationSchema = Type.Object(
   { additionalProperties: false },
 )
 
+/** A model's load-aware figures at the moment of the answer (ModelEntry.live). */
+export const LiveFiguresSchema = Type.Object(
+  {
+    predictedLatencyMs: Type.Number({
+      description:
+        'Predicted latency of a one-image request arriving now: queue wait + decode/preprocess and run of the batch it would join + hand-off, ms. What maxLatencyMs is compared with.',
+    }),
+    idleLatencyMs: Type.Number({ description: 'The same prediction on an unloaded server, ms.' }),
+    queueWaitMs: Type.Number({ description: 'Predicted wait until its batch starts, ms.' }),
+    batchSize: Type.Integer({ description: 'Size of the batch the request would run in.' }),
+    serviceMs: Type.Number({ description: 'Predicted session.run time of that batch, ms.' }),
+    preprocessMs: Type.Number({
+      description: 'Predicted decode + preprocessing time per image (moving average of measurements), ms.',
+    }),
+    queued: Type.Integer({ description: 'Requests waiting for this model.' }),
+    inFlight: Type.Integer({ description: 'Requests of this model running now.' }),
+    maxBatch: Type.Integer({ description: 'Largest batch this model runs.' }),
+    contention: Type.Number({
+      description:
+        'Current run-time estimate ÷ start-up profile (moving average over completed batches; 1 = as at warm-up).',
+    }),
+    batches: Type.Array(
+      Type.Object({ batchSize: Type.Integer(), ms: Type.Number() }, { additionalProperties: false }),
+      { description: 'Predicted session.run time per profiled batch size (powers of two), ms.' },
+    ),
+    observedBatches: Type.Integer({ description: 'Batches run since start-up (behind the estimates).' }),
+  },
+  {
+    additionalProperties: false,
+    description: 'Live serving figures (execution provider and load), updated by every batch.',
+  },
+)
+
 export const CandidateSchema = Type.Object(
   {
     name: ModelName,
     mflops: Type.Number(),
     top1: Type.Number(),
     latencyMs: Type.Union([Type.Number(), Type.Null()], {
-      description: 'p50 latency measured on this server (ms), null if not measured.',
+      description:
+        'The latency maxLatencyMs is compared with: predicted for a request arriving now, under the current load (ms); null if the model has no measurement.',
     }),
     ready: Type.Boolean(),
+    live: Type.Union([LiveFiguresSchema, Type.Null()], {
+      description: 'Load-aware figures behind `latencyMs`; null for a model that is not serving.',
+    }),
     considered: Type.Boolean({ description: 'False when an explicit `model` excluded this one.' }),
     accepted: Type.Boolean({ description: 'Ready and within every budget constraint.' }),
     violations: Type.Array(ViolationSchema, { description: 'Every constraint this model fails.' }),
@@ -82,5 +119,6 @@ export const AlternativeSchema = Type.Union(
 )
 
 export type ServedModel = Static<typeof ServedModelSchema>
+export type LiveFiguresView = Static<typeof LiveFiguresSchema>
 export type Candidate = Static<typeof CandidateSchema>
 export type Alternative = Static<typeof AlternativeSchema>

@@ -3,8 +3,12 @@
  *
  * Constraints (each optional, all must hold):
  * - maxMflops    — the model's MFLOPs (from the manifest) ≤ maxMflops;
- * - maxLatencyMs — the model's batch-1 p50 latency measured on THIS host at warm-up ≤ maxLatencyMs
- *                  (a model without a measurement cannot satisfy a latency budget);
+ * - maxLatencyMs — the latency the runtime predicts for this request under the CURRENT load ≤
+ *                  maxLatencyMs: queue wait + worker time of the batch it would run in (decode,
+ *                  preprocess, session.run at that batch size) + hand-off, from live measurements
+ *                  (runtime/scheduler.ts). Without live figures (a model list not from a serving
+ *                  runtime) the batch-1 p50 measured on this host at warm-up stands in; a model
+ *                  with neither cannot satisfy a latency budget;
  * - minTop1      — the model's top-1 accuracy (fraction) ≥ minTop1.
  * A model must also be ready (loaded and warm) to be eligible.
  */
@@ -32,6 +36,8 @@ export interface SelectableModel {
   ready: boolean
   reason?: string
   latencyMs?: { p50: number; p95: number }
+  /** Load-aware prediction for a request arriving now, and the same on an unloaded server. */
+  live?: { predictedLatencyMs: number; idleLatencyMs: number }
 }
 
 export type Constraint = 'ready' | keyof Budget
@@ -50,13 +56,22 @@ export function hasBudget(budget: Budget): boolean {
   return BUDGET_KEYS.some((key) => budget[key] !== undefined)
 }
 
-/** The latency a budget is checked against: p50 measured on this host, if any. */
+/** The latency a budget is checked against: the live prediction, else the warm-up p50, if any. */
 export function latencyEstimate(model: SelectableModel): number | null {
-  return model.latencyMs?.p50 ?? null
+  return model.live?.predictedLatencyMs ?? model.latencyMs?.p50 ?? null
 }
 
-/** Every constraint `model` fails, in the order ready, maxMflops, maxLatencyMs, minTop1. */
-export function violations(model: SelectableModel, budget: Budget): Violation[] {
+/** The same on an unloaded server: what the budget would be checked against without queueing. */
+export function idleLatencyEstimate(model: SelectableModel): number | null {
+  return model.live?.idleLatencyMs ?? model.latencyMs?.p50 ?? null
+}
+
+/**
+ * Every constraint `model` fails, in the order ready, maxMflops, maxLatencyMs, minTop1.
+ * @param elapsedMs time the request has already spent in the server (reading, validating): a
+ *   latency budget counts from arrival, so it must hold elapsed + predicted.
+ */
+export function violations(model: SelectableModel, budget: Budget, elapsedMs = 0): Violation[] {
   const found: Violation[] = []
   if (!model.ready) {
     found.push({
@@ -75,7 +90,8 @@ export function violations(model: SelectableModel, budget: Budget): Violation[] 
     })
   }
   if (budget.maxLatencyMs !== undefined) {
-    const latency = latencyEstimate(model)
+    const estimate = latencyEstimate(model)
+    const latency = estimate === null ? null : Math.round((estimate + elapsedMs) * 1000) / 1000
     if (latency === null) {
       // A model that is not ready has no measurement; its `ready` violation already says why.
       if (model.ready) {
@@ -87,11 +103,13 @@ export function violations(model: SelectableModel, budget: Budget): Violation[] 
         })
       }
     } else if (latency > budget.maxLatencyMs) {
+      const what = model.live ? 'predicted latency under current load' : 'p50 latency'
+      const spent = elapsedMs > 0 ? ` (incl. ${Math.round(elapsedMs * 1000) / 1000} ms already spent)` : ''
       found.push({
         constraint: 'maxLatencyMs',
         limit: budget.maxLatencyMs,
         actual: latency,
-        message: `p50 latency ${latency} ms > maxLatencyMs ${budget.maxLatencyMs}`,
+        message: `${what} ${latency} ms${spent} > maxLatencyMs ${budget.maxLatencyMs}`,
       })
     }
   }

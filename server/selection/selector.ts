@@ -14,8 +14,15 @@
  *    cheapest ready model (smallest: fewest MFLOPs, then lower latency, higher top-1, name).
  * No ready model at all → no-ready-model (503) rather than infeasible: the budget may well be
  * satisfiable once warm-up finishes.
+ *
+ * Latency is judged under load: a model's estimate is what the runtime predicts a request
+ * arriving now would take (see budget.ts). As load rises the most accurate models' predictions
+ * pass the budget and the selection steps down the family; as it falls, back up. An infeasible
+ * outcome is flagged `overloaded` when the budget fails only because of the load — some model
+ * would meet it on an idle server — so the caller can answer "retry" (503) instead of "relax the
+ * budget" (422).
  */
-import { describeBudget, hasBudget, latencyEstimate, violations } from './budget.js'
+import { describeBudget, hasBudget, idleLatencyEstimate, latencyEstimate, violations } from './budget.js'
 import type { Budget, OnInfeasible, SelectableModel, Violation } from './budget.js'
 
 export interface SelectionRequest {
@@ -25,6 +32,8 @@ export interface SelectionRequest {
   model?: string
   /** The server's default model name (used only without model and budget). */
   defaultModel?: string
+  /** Time the request has already spent in the server, ms (latency budgets count from arrival). */
+  elapsedMs?: number
 }
 
 /** One model's verdict, for the dry-run explanation. */
@@ -60,6 +69,8 @@ export interface Selected<M extends SelectableModel> extends OutcomeBase<M> {
 
 export interface Infeasible<M extends SelectableModel> extends OutcomeBase<M> {
   kind: 'infeasible'
+  /** True when only the current load stands in the way: a model would meet the budget idle. */
+  overloaded: boolean
   /** Ready model with the fewest MFLOPs, and the one with the lowest measured latency. */
   cheapest: M | undefined
   fastest: M | undefined
@@ -112,6 +123,14 @@ function first<M>(items: readonly M[], compare: (a: M, b: M) => number): M | und
   return [...items].sort(compare)[0]
 }
 
+/** Whether `verdict` fails on latency alone, and its latency on an idle server fits the budget. */
+function failsOnlyUnderLoad(verdict: CandidateVerdict, budget: Budget, elapsedMs: number): boolean {
+  if (!verdict.considered || verdict.accepted || budget.maxLatencyMs === undefined) return false
+  if (!verdict.violations.every((v) => v.constraint === 'maxLatencyMs')) return false
+  const idle = idleLatencyEstimate(verdict.model)
+  return idle !== null && idle + elapsedMs <= budget.maxLatencyMs
+}
+
 export function selectModel<M extends SelectableModel>(
   models: readonly M[],
   request: SelectionRequest,
@@ -120,7 +139,7 @@ export function selectModel<M extends SelectableModel>(
   const budgeted = hasBudget(budget)
   const explicit = request.model
   const candidates: CandidateVerdict<M>[] = models.map((model) => {
-    const failed = violations(model, budget)
+    const failed = violations(model, budget, request.elapsedMs ?? 0)
     return {
       model,
       latencyMs: latencyEstimate(model),
@@ -146,16 +165,22 @@ export function selectModel<M extends SelectableModel>(
     candidates,
     explanation,
   })
-  const infeasible = (explanation: string): Infeasible<M> => ({
-    kind: 'infeasible',
-    cheapest: first(ready, compareByCost),
-    fastest: first(
-      ready.filter((m) => latencyEstimate(m) !== null),
-      compareBySpeed,
-    ),
-    candidates,
-    explanation,
-  })
+  const infeasible = (explanation: string): Infeasible<M> => {
+    const overloaded = candidates.some((c) => failsOnlyUnderLoad(c, budget, request.elapsedMs ?? 0))
+    return {
+      kind: 'infeasible',
+      overloaded,
+      cheapest: first(ready, compareByCost),
+      fastest: first(
+        ready.filter((m) => latencyEstimate(m) !== null),
+        compareBySpeed,
+      ),
+      candidates,
+      explanation: overloaded
+        ? `${explanation} under the current load (it would be met on an idle server)`
+        : explanation,
+    }
+  }
 
   if (explicit !== undefined) {
     const verdict = candidates.find((c) => c.model.name === explicit)

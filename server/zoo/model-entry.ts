@@ -26,4 +26,35 @@ export type ModelEntry = Omit<ModelManifest, 'latencyMs'> & {
   reason?: string
   executionProvider?: ExecutionProviderName
   latencyMs?: MeasuredLatency
+  /** Load-aware figures at the moment the entry was read (ready models of a serving zoo only). */
+  live?: LiveFigures
+}
+
+/**
+ * What serving this model looks like right now, from the runtime's live latency model: what a
+ * one-image request arriving now is predicted to take, and the load behind that prediction.
+ */
+export interface LiveFigures {
+  /** Queue wait + worker time of the batch it would run in + hand-off, ms (what maxLatencyMs compares). */
+  predictedLatencyMs: number
+  /** The same on an unloaded server (warm-up run time, empty queues), ms. */
+  idleLatencyMs: number
+  queueWaitMs: number
+  /** Rows of the batch the request would join. */
+  batchSize: number
+  /** Predicted session.run time of that batch, ms. */
+  serviceMs: number
+  /** Predicted per-image decode + preprocessing time in the worker, ms. */
+  preprocessMs: number
+  /** Requests waiting for this model, and running now. */
+  queued: number
+  inFlight: number
+  /** Largest batch this model runs. */
+  maxBatch: number
+  /** Current run-time estimate ÷ warm-up profile (1 = as fast as at start-up). */
+  contention: number
+  /** Predicted session.run time per profiled batch size, ms. */
+  batches: { batchSize: number; ms: number }[]
+  /** Batches run since start-up (observations behind the estimate). */
+  observedBatches: number
 }

@@ -26,7 +26,7 @@ export async function startApp(overrides: Partial<AppConfig> = {}): Promise<Fast
 /**
  * The API routes alone over a stand-in runtime: for states a real app cannot be put in on demand
  * (nothing ready, a model that returns garbage). `state(entry)` adjusts each fixture model entry;
- * every inference call (tensor or pixels) answers with `answer()`.
+ * every inference call (tensor, pixels or image) answers with `answer()`.
  */
 export async function routesOverFakeRuntime(
   t: TestContext,
@@ -36,6 +36,7 @@ export async function routesOverFakeRuntime(
   const inference: InferenceRunner = {
     run: answer,
     runPixels: async () => ({ ...(await answer()), preprocessMs: 0 }),
+    runImage: async () => ({ ...(await answer()), preprocessMs: 0 }),
   }
   const manifest = await readFixtureManifest()
   const entries = manifest.models.map(({ latencyMs: _pipeline, ...m }) =>

@@ -29,11 +29,14 @@ describe('InferencePool', () => {
     })
     try {
       assert.equal(pool.threads, 2)
-      assert.deepEqual(pool.statuses.get('fixture-rgb32'), {
+      const { preprocessMs, ...status } = pool.statuses.get('fixture-rgb32') ?? {}
+      assert.deepEqual(status, {
         name: 'fixture-rgb32',
         ready: true,
         executionProvider: 'cpu',
+        maxBatch: 32,
       })
+      assert.ok(typeof preprocessMs === 'number' && preprocessMs > 0)
       assert.match(
         pool.statuses.get('wrong-signature')?.reason ?? '',
         /^signature mismatch: input "input" has shape \[batch, 3, 32, 32\], the manifest implies \[N, 3, 28, 28\]/,

@@ -27,6 +27,10 @@ const SETTINGS: GenerationSettings = {
   workerThreads: 1,
   intraOpThreads: 1,
   warmupRuns: 5,
+  maxBatchSize: 8,
+  maxQueueDelayUs: 0,
+  maxQueueSize: 64,
+  inferenceTimeoutMs: 30_000,
 }
 const cudaAbsent = diagnoseCudaFailure('').missing.length > 0
 
@@ -71,17 +75,38 @@ describe('ServingZoo over the fixture zoo', () => {
     }
   })
 
-  it('queues runs beyond the worker count and reports the queue time', async (t) => {
-    const { zoo } = await started(t, { warmupRuns: 1 })
+  it('without batching, queues runs beyond the worker count and reports the queue time', async (t) => {
+    const { zoo } = await started(t, { warmupRuns: 1, maxBatchSize: 1 })
     const input = new Float32Array(3 * 32 * 32).fill(0.5)
     const results = await Promise.all(
       Array.from({ length: 6 }, () => zoo.run('fixture-rgb32', input, [1, 3, 32, 32])),
     )
-    assert.ok(results.every((r) => r.logits.length === 10))
+    assert.ok(results.every((r) => r.logits.length === 10 && r.batchSize === 1))
     // One worker: every run after the first waited for the previous ones.
     assert.ok(Math.max(...results.map((r) => r.queueMs)) > Math.min(...results.map((r) => r.inferenceMs)))
     // The input was copied to the worker, not taken away from the caller.
     assert.equal(input.length, 3 * 32 * 32)
+  })
+
+  it('merges concurrent runs of one model into one batch, each getting its own rows', async (t) => {
+    const { zoo } = await started(t, { warmupRuns: 1, maxBatchSize: 8 })
+    const inputs = Array.from({ length: 6 }, (_, i) => new Float32Array(3 * 32 * 32).fill(i / 6))
+    const alone: Float32Array[] = []
+    for (const input of inputs) {
+      const result = await zoo.run('fixture-rgb32', input, [1, 3, 32, 32])
+      assert.equal(result.batchSize, 1)
+      alone.push(result.logits)
+    }
+    // Submitted in one event-loop turn: one batch of six rows.
+    const together = await Promise.all(inputs.map((input) => zoo.run('fixture-rgb32', input, [1, 3, 32, 32])))
+    assert.ok(together.every((r) => r.batchSize === 6 && r.dims[0] === 1))
+    together.forEach((r, i) => {
+      const single = alone[i] as Float32Array
+      assert.ok(
+        r.logits.every((v, j) => Math.abs(v - (single[j] ?? NaN)) < 1e-5),
+        `request ${i} got another request's logits`,
+      )
+    })
   })
 
   it('rejects unknown models and tensors that do not fit the model with coded errors', async (t) => {

@@ -309,3 +309,75 @@ describe('selectModel', () => {
     )
   })
 })
+
+describe('load-aware latency budgets', () => {
+  /** The zoo under a given load: live predictions per model (idle = the warm-up p50). */
+  function loaded(predicted: Record<string, number>): SelectableModel[] {
+    return ZOO.map((m) =>
+      m.ready && m.latencyMs
+        ? {
+            ...m,
+            live: {
+              predictedLatencyMs: predicted[m.name] ?? m.latencyMs.p50,
+              idleLatencyMs: m.latencyMs.p50,
+            },
+          }
+        : m,
+    )
+  }
+
+  it('judges the live prediction, not the warm-up p50', () => {
+    const idle = loaded({})
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 } }, idle)), 'large')
+    // The same budget as load rises: the most accurate model is predicted over it, so the selection
+    // steps down the family — one model at a time — and back up as the load falls.
+    const busy = loaded({ large: 60, medium: 20 })
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 } }, busy)), 'medium')
+    const busier = loaded({ large: 120, medium: 50, small: 15 })
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 } }, busier)), 'small')
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 } }, loaded({ large: 34 }))), 'large')
+    const outcome = select({ budget: { maxLatencyMs: 35 } }, busier)
+    assert.equal(outcome.kind === 'selected' && outcome.predictedLatencyMs, 15)
+    const large = outcome.candidates.find((c) => c.model.name === 'large')
+    assert.equal(large?.latencyMs, 120)
+    assert.match(
+      large.violations[0]?.message ?? '',
+      /predicted latency under current load 120 ms > maxLatencyMs 35/,
+    )
+  })
+
+  it('counts the time the request already spent against the budget', () => {
+    const idle = loaded({})
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 }, elapsedMs: 4 }, idle)), 'large')
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 }, elapsedMs: 6 }, idle)), 'medium')
+    const outcome = select({ budget: { maxLatencyMs: 35 }, elapsedMs: 6 }, idle)
+    const large = outcome.candidates.find((c) => c.model.name === 'large')
+    assert.deepEqual([large?.violations[0]?.limit, large?.violations[0]?.actual], [35, 36])
+    assert.match(large?.violations[0]?.message ?? '', /incl\. 6 ms already spent/)
+  })
+
+  it('flags an infeasible outcome as overloaded only when an idle server would meet the budget', () => {
+    const saturated = loaded({ tiny: 9, small: 12, medium: 40, large: 90 })
+    const overloaded = select({ budget: { maxLatencyMs: 5 } }, saturated)
+    assert.equal(overloaded.kind, 'infeasible')
+    assert.equal(overloaded.overloaded, true)
+    assert.match(overloaded.explanation, /under the current load/)
+    // Below even the idle latency of the fastest model: the budget itself is impossible.
+    const impossible = select({ budget: { maxLatencyMs: 0.5 } }, saturated)
+    assert.equal(impossible.kind === 'infeasible' && impossible.overloaded, false)
+    // Another constraint fails too: relaxing the load would not help.
+    const accuracy = select({ budget: { maxLatencyMs: 5, minTop1: 0.85 } }, loaded({ small: 12 }))
+    assert.equal(accuracy.kind === 'infeasible' && accuracy.overloaded, false)
+    // An explicit model over the budget only because of load is overloaded as well.
+    const explicit = select({ model: 'medium', budget: { maxLatencyMs: 15 } }, saturated)
+    assert.equal(explicit.kind === 'infeasible' && explicit.overloaded, true)
+  })
+
+  it('breaks top-1 ties on the live prediction', () => {
+    const twins = [
+      { ...small, name: 'a', top1: 0.8, live: { predictedLatencyMs: 9, idleLatencyMs: 4 } },
+      { ...small, name: 'b', top1: 0.8, live: { predictedLatencyMs: 7, idleLatencyMs: 5 } },
+    ]
+    assert.equal(chosen(select({ budget: { minTop1: 0.5 } }, twins)), 'b')
+  })
+})

@@ -1,0 +1,133 @@
+/**
+ * Live service-time model of one served model (on its execution provider), from which the
+ * scheduler predicts the latency a request would see now.
+ *
+ * - Run time at batch size b: the warm-up profile base(b) — measured at the powers of two up to
+ *   the model's maximum batch, made non-decreasing in b, linearly interpolated between sizes and
+ *   extrapolated per row beyond the largest — times a contention factor,
+ *   an exponentially weighted moving average (EWMA) of observed/base over every batch that runs.
+ *   One factor for all sizes means a batch of 16 under load also updates what a batch of 1 would
+ *   take, and a size measured at warm-up but not seen since never goes stale.
+ * - Preprocessing per image (decode + resample + normalise, in the worker): an EWMA of observed
+ *   per-image time, seeded by a synthetic image at start-up.
+ * Pure arithmetic: the scheduler feeds observations and asks questions.
+ */
+
+/** Weight of a new observation in every moving average (≈ the last 10 observations dominate). */
+export const EWMA_WEIGHT = 0.2
+
+export class Ewma {
+  private current: number
+  private count = 0
+
+  constructor(seed: number) {
+    this.current = seed
+  }
+
+  observe(value: number): void {
+    if (!Number.isFinite(value) || value < 0) return
+    this.current += EWMA_WEIGHT * (value - this.current)
+    this.count++
+  }
+
+  get value(): number {
+    return this.current
+  }
+
+  /** Observations since the seed. */
+  get samples(): number {
+    return this.count
+  }
+}
+
+export interface BatchTiming {
+  batchSize: number
+  /** Predicted session.run time of a batch of this size, ms. */
+  ms: number
+}
+
+export class ModelLatency {
+  /** Warm-up run time per batch size, ascending by size. */
+  private readonly base: { rows: number; ms: number }[]
+  private readonly contention = new Ewma(1)
+  private readonly preprocess: Ewma
+  private runs = 0
+
+  /**
+   * @param profile warm-up run time (ms) per batch size; must include batch size 1.
+   * @param preprocessSeedMs per-image preprocessing estimate before any image was seen.
+   */
+  constructor(profile: ReadonlyMap<number, number>, preprocessSeedMs: number) {
+    this.base = [...profile.entries()]
+      .filter(([rows, ms]) => rows >= 1 && Number.isFinite(ms) && ms >= 0)
+      .map(([rows, ms]) => ({ rows, ms }))
+      .sort((a, b) => a.rows - b.rows)
+    if (this.base[0]?.rows !== 1) throw new Error('a latency profile needs the batch-1 time')
+    // A bigger batch never takes less time than a smaller one: a noisy warm-up measurement that
+    // says otherwise is raised to its predecessor rather than trusted.
+    for (let i = 1; i < this.base.length; i++) {
+      const previous = this.base[i - 1] as { rows: number; ms: number }
+      const current = this.base[i] as { rows: number; ms: number }
+      if (current.ms < previous.ms) current.ms = previous.ms
+    }
+    this.preprocess = new Ewma(Math.max(0, preprocessSeedMs))
+  }
+
+  /** Warm-up time at `rows`: interpolated between profiled sizes, extrapolated per row beyond. */
+  private baseMs(rows: number): number {
+    const base = this.base
+    const first = base[0] as { rows: number; ms: number }
+    if (rows <= first.rows) return first.ms
+    for (let i = 1; i < base.length; i++) {
+      const hi = base[i] as { rows: number; ms: number }
+      if (rows <= hi.rows) {
+        const lo = base[i - 1] as { rows: number; ms: number }
+        return lo.ms + ((hi.ms - lo.ms) * (rows - lo.rows)) / (hi.rows - lo.rows)
+      }
+    }
+    const last = base[base.length - 1] as { rows: number; ms: number }
+    return (last.ms / last.rows) * rows
+  }
+
+  /** Predicted session.run time for a batch of `rows` rows under current conditions, ms. */
+  runMs(rows: number): number {
+    return this.baseMs(Math.max(1, rows)) * this.contention.value
+  }
+
+  /** Predicted per-image preprocessing time, ms. */
+  preprocessMs(): number {
+    return this.preprocess.value
+  }
+
+  /** Predicted worker time of a batch: preprocessing its `images` then running `rows` rows. */
+  batchMs(rows: number, images: number): number {
+    return images * this.preprocess.value + this.runMs(rows)
+  }
+
+  observeRun(rows: number, ms: number): void {
+    const base = this.baseMs(Math.max(1, rows))
+    if (base > 0 && Number.isFinite(ms)) {
+      this.contention.observe(ms / base)
+      this.runs++
+    }
+  }
+
+  observePreprocess(perImageMs: number): void {
+    this.preprocess.observe(perImageMs)
+  }
+
+  /** Batches observed since start-up. */
+  get observedBatches(): number {
+    return this.runs
+  }
+
+  /** Ratio of the current run-time estimate to the warm-up profile (1 = as measured at start). */
+  get contentionFactor(): number {
+    return this.contention.value
+  }
+
+  /** Predicted run time at each profiled batch size. */
+  table(): BatchTiming[] {
+    return this.base.map(({ rows }) => ({ batchSize: rows, ms: this.runMs(rows) }))
+  }
+}

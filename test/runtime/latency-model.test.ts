@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { EWMA_WEIGHT, Ewma, ModelLatency } from '../../server/runtime/latency-model.js'
+
+const profile = () =>
+  new ModelLatency(
+    new Map([
+      [1, 2],
+      [2, 3],
+      [4, 5],
+      [8, 9],
+    ]),
+    0.5,
+  )
+function near(actual: number, expected: number): void {
+  assert.ok(Math.abs(actual - expected) < 1e-9, `${actual} ≠ ${expected}`)
+}
+
+describe('Ewma', () => {
+  it('moves a fixed fraction of the way to each observation and ignores junk', () => {
+    const ewma = new Ewma(10)
+    ewma.observe(20)
+    near(ewma.value, 10 + EWMA_WEIGHT * 10)
+    ewma.observe(Number.NaN)
+    ewma.observe(-1)
+    assert.equal(ewma.samples, 1)
+  })
+})
+
+describe('ModelLatency', () => {
+  it('interpolates the warm-up profile between sizes and extrapolates per row beyond it', () => {
+    const latency = profile()
+    near(latency.runMs(1), 2)
+    near(latency.runMs(3), 4)
+    near(latency.runMs(6), 7)
+    near(latency.runMs(16), 18)
+    near(latency.batchMs(4, 4), 4 * 0.5 + 5)
+    near(latency.batchMs(4, 0), 5)
+    assert.deepEqual(
+      latency.table().map((t) => t.batchSize),
+      [1, 2, 4, 8],
+    )
+  })
+
+  it('scales every batch size by the contention observed at any of them', () => {
+    const latency = profile()
+    for (let i = 0; i < 60; i++) latency.observeRun(8, 18)
+    near(Math.round(latency.contentionFactor * 1000) / 1000, 2)
+    assert.ok(Math.abs(latency.runMs(1) - 4) < 0.01)
+    assert.equal(latency.observedBatches, 60)
+    for (let i = 0; i < 60; i++) latency.observeRun(1, 2)
+    assert.ok(Math.abs(latency.runMs(8) - 9) < 0.01, 'back to the profile once the load is gone')
+  })
+
+  it('tracks the per-image preprocessing time from its seed', () => {
+    const latency = profile()
+    near(latency.preprocessMs(), 0.5)
+    for (let i = 0; i < 60; i++) latency.observePreprocess(3)
+    assert.ok(Math.abs(latency.preprocessMs() - 3) < 0.01)
+  })
+
+  it('never predicts a bigger batch faster than a smaller one (noisy warm-up)', () => {
+    const noisy = new ModelLatency(
+      new Map([
+        [1, 3],
+        [2, 1],
+        [4, 6],
+      ]),
+      0,
+    )
+    near(noisy.runMs(2), 3)
+    near(noisy.runMs(4), 6)
+  })
+
+  it('needs the batch-1 time', () => {
+    assert.throws(() => new ModelLatency(new Map([[2, 1]]), 0), /batch-1/)
+  })
+})
