@@ -130,7 +130,7 @@ describe('model routes', () => {
 
   describe('unknown routes', () => {
     it('404 ROUTE_NOT_FOUND for unknown paths and methods', async () => {
-      assertError(await request(app.server).get('/v2/models'), 'ROUTE_NOT_FOUND')
+      assertError(await request(app.server).get('/v3/models'), 'ROUTE_NOT_FOUND')
       assertError(await request(app.server).delete('/models/fixture-rgb32'), 'ROUTE_NOT_FOUND')
       assertError(await request(app.server).get('/v1/classify'), 'ROUTE_NOT_FOUND')
     })
