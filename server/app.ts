@@ -49,6 +49,9 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
     return503OnClosing: false,
     // Idle keep-alive sockets would hold close() open; busy ones finish their request first.
     forceCloseConnections: 'idle',
+    // Loading and warming a zoo (zoo-runtime) takes as long as its models need: a few ImageNet models
+    // on a busy CPU exceed Fastify's 10 s plugin timeout, which would abort start-up.
+    pluginTimeout: 0,
     // Errors Fastify raises before routing (e.g. an undecodable URL) get catalogue codes too.
     frameworkErrors: handleFrameworkError,
     // What Node's HTTP parser refuses (oversized headers, slow or unparseable requests) gets a
