@@ -220,7 +220,7 @@ describe('ServerMetrics', () => {
 
 describe('shed requests from the catalogue answers', () => {
   it('rate-limited answers on v1 and v2 routes count as shed, once each', async () => {
-    const app = await startApp({ rateLimitMax: 1, rateLimitWindowMs: 60_000 })
+    const app = await startApp({ rateLimitMax: 1, rateLimitWindowMs: 60_000, maxBatchSize: 1 })
     try {
       assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
       const refused = await app.inject({ method: 'GET', url: '/models' })

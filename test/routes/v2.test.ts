@@ -751,7 +751,7 @@ describe('Open Inference Protocol (/v2)', () => {
 
 describe('Open Inference Protocol with models that are not ready', () => {
   it('model ready is 400, inference 503, metadata still answers; the server is ready on the others', async (t) => {
-    const app = await buildTestApp(t, { zooDir: await createBrokenZoo(t) })
+    const app = await buildTestApp(t, { zooDir: await createBrokenZoo(t), maxBatchSize: 1 })
     const broken = BROKEN_MODELS.corrupt
     const ready = await app.inject({ method: 'GET', url: `/v2/models/${broken}/ready` })
     assert.equal(ready.statusCode, 400)
