@@ -92,26 +92,30 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert load_checkpoint(out / "kl-seed0" / "checkpoints" / "last.pt")["config"]["loss"]["distill"] == "kl"
     assert json.loads(stdout)["summary"]["kl"]["min"]["n"] == 1
 
-    # A zoo published from that arm: its model card carries the ablation table so far.
+    # A zoo published from that arm (a new family: min and s4): its model card carries the
+    # ablation table so far.
+    s4 = json.dumps(["min", {"name": "s4", "arch": SPACE.sample(random.Random(4)).to_dict()}])
     code, _, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", out / "kl-seed0",
         "--run-dir", tmp_path / "run", "--zoo-dir", zoo, f"ablation.dir={out}", "family.mode=named",
-        "family.archs=[min]", "calibration.batches=1", "calibration.batch_size=16",
+        f"family.archs={s4}", "calibration.batches=1", "calibration.batch_size=16",
         "validation.latency_runs=2", "validation.intra_op_threads=1",
     )  # fmt: skip
     assert code == 0, stderr
     card = (zoo / "README.md").read_text()
     assert "## Ablation: distillation loss" in card and "`kl` top-1 %" in card and "`none`" not in card
 
-    # Another arm later, after the published family changed: the frozen arch list is used, and the
-    # published model card is brought up to date.
+    # Another arm later, after the published family changed: every recorded arch plus the new
+    # member s4, and the published model card is brought up to date.
     code, stdout, stderr = run_cli(
         capsys, "ablation", "--arms", "none", "--epochs", "1", *common, f"ablation.dir={out}"
     )
     assert code == 0, stderr
     data = json.loads((out / "ablation.json").read_text())
     assert set(data["runs"]) == {"kl", "none"}
-    assert set(data["runs"]["none"]["0"]["results"]) == set(run["results"])
+    assert set(data["runs"]["none"]["0"]["results"]) == set(run["results"]) | {"fmnist-s4"}
+    assert "new archs fmnist-s4" in stderr and "rerun those arms with --no-train" in stderr
+    assert [a["roles"] for a in data["archs"] if a["name"] == "min"] == [["min", "family"]]
     state = load_checkpoint(out / "none-seed0" / "checkpoints" / "last.pt")
     assert state["config"]["loss"]["distill"] == "none" and state["config"]["seed"] == 0
     table = (out / "ablation.md").read_text()
@@ -120,9 +124,12 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     card = (zoo / "README.md").read_text()
     assert "`kl` top-1 %" in card and "`none` top-1 %" in card and "| `fmnist-min` |" in card
 
-    # Rerunning an arm does not train it again; a different epoch budget is refused.
+    # Rerunning an arm does not train it again and fills in the new arch; a different epoch budget
+    # is refused.
     code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *common)
     assert code == 0 and "not training again" in stderr
+    data = json.loads((out / "ablation.json").read_text())
+    assert set(data["runs"]["kl"]["0"]["results"]) == set(data["runs"]["none"]["0"]["results"])
     code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "2", *common)
     assert code == 2 and "was trained with train.epochs=1" in stderr
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from alphanet.__main__ import main
 from alphanet.errors import UserError
 from alphanet.export.manifest import build_model_entry, validate_manifest
 from alphanet.models import complexity
@@ -199,3 +200,12 @@ def test_config_paths_are_relative_to_the_repository_root_and_overrides_apply():
         load_pipeline_config(REPO_ROOT / "training/configs/pipeline/imagenet_official.yaml")
     with pytest.raises(UserError, match="'family' is a section"):
         load_pipeline_config(None, ["zoo.name=x", "run_dir=r", "family=3"])
+
+
+@pytest.mark.parametrize("command", ["pipeline", "ablation"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage:" in out and "npm run" in out and "--config" in out

@@ -6,9 +6,11 @@ Each (arm, seed) trains in its own run directory ``<dir>/<arm>-seed<seed>`` and 
 rerun, so arms can run one at a time (``--arms kl``), in the background, and be interrupted. After
 training, every arm evaluates the same archs: the smallest, a fixed middle one (``ablation.middle``:
 ``mid`` = the median choice of every gene, or any arch spec), the largest, and every member of the
-published family (read from the zoo's manifest; the list is frozen in ``ablation.json`` the first
-time so later arms use the same archs). Each arch is BN-recalibrated (pipeline ``calibration``
-settings) and evaluated on the whole evaluation split.
+published family (read from the zoo's manifest). The archs are recorded in ``ablation.json``: a
+later arm evaluates every recorded arch even if the published family has changed since, plus any
+new member (earlier arms get it when rerun with ``--no-train``), so all arms share the same archs.
+Each arch is BN-recalibrated (pipeline ``calibration`` settings) and evaluated on the whole
+evaluation split.
 
 ``<dir>/ablation.json`` accumulates the results of every arm and seed (read-modify-write under a
 lock, so arms may also run concurrently); ``<dir>/ablation.md`` is the table of mean +- sample
@@ -156,6 +158,22 @@ def _arch_records_from_json(records: list[dict[str, Any]]) -> list[dict[str, Any
     return [{**r, "archConfig": ArchConfig.from_dict(r["arch"])} for r in records]
 
 
+def union_archs(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Both lists of arch records, one record per arch (roles merged, names kept unique), by MFLOPs."""
+    merged = [{**r, "roles": list(r["roles"])} for r in first]
+    for record in second:
+        same = next((m for m in merged if m["archConfig"] == record["archConfig"]), None)
+        if same is not None:
+            same["roles"] += [role for role in record["roles"] if role not in same["roles"]]
+            continue
+        record = {**record, "roles": list(record["roles"])}
+        if any(m["name"] == record["name"] for m in merged):
+            record["name"] = f"{record['name']}@{record['mflops']:.2f}"
+        merged.append(record)
+    merged.sort(key=lambda r: r["mflops"])
+    return merged
+
+
 def summarize(data: dict[str, Any]) -> dict[str, Any]:
     """Per arm and arch: mean, sample std (n > 1), min, max and n over the seeds evaluated."""
     summary: dict[str, Any] = {}
@@ -244,11 +262,11 @@ def run_ablation(
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         existing = read_results(directory)
-    if existing is not None:
-        archs = _arch_records_from_json(existing["archs"])
-        log.say(f"using the {len(archs)} archs frozen in {directory / RESULTS_FILE}")
-    else:
-        archs = None
+    known = _arch_records_from_json(existing["archs"]) if existing is not None else []
+    if known:
+        log.say(
+            f"evaluating the {len(known)} archs recorded in {directory / RESULTS_FILE} (and any new ones)"
+        )
     settings = CalibrationSettings(**cfg["calibration"])
     for arm in arms:
         for seed in seeds:
@@ -281,10 +299,15 @@ def run_ablation(
                     raise UserError(
                         f"{run_dir} holds a '{source.space.name}' supernet, expected '{space.name}'"
                     )
-                if archs is None:
-                    archs, origin = family_archs(cfg, space, source.supernet.num_classes, log.say)
-                else:
-                    origin = None
+                current, origin = family_archs(cfg, space, source.supernet.num_classes, log.say)
+                archs = union_archs(known, current)
+                added = [r["name"] for r in archs if all(r["archConfig"] != k["archConfig"] for k in known)]
+                if known and added:
+                    log.say(
+                        f"new archs {', '.join(added)} (the published family changed): earlier arms lack "
+                        "them; rerun those arms with --no-train to fill the table"
+                    )
+                known = archs
                 run = _evaluate_run(source, archs, settings, cfg, run_dir, log.say)
                 data = _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg)
                 rec.details["summary"] = ", ".join(
@@ -365,6 +388,10 @@ def _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg) -> dict[str
             "calibration": dict(cfg["calibration"]),
             "runs": {},
         }
+        stored = _arch_records_from_json(data["archs"])
+        data["archs"] = _jsonable_archs(union_archs(stored, archs))
+        if origin is not None:
+            data["archsFrom"] = origin
         data["evaluation"] = run.pop("evaluation")
         data.setdefault("runs", {}).setdefault(arm, {})[str(seed)] = run
         data["summary"] = summarize(data)
