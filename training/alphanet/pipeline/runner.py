@@ -26,7 +26,7 @@ from ..models import complexity
 from .ablation import ablation_dir
 from .config import REPO_ROOT
 from .dataset_file import EvalTensors, write_dataset_file
-from .family import Member, select_family
+from .family import select_family
 from .members import (
     MemberResult,
     calibrate_members,
@@ -88,7 +88,7 @@ def _training_info(result: SourceResult) -> dict[str, Any]:
     return info
 
 
-def _model_record(result: MemberResult, full_split: bool) -> dict[str, Any]:
+def _model_record(result: MemberResult, full_split: bool, space_name: str) -> dict[str, Any]:
     member, validation = result.member, result.validation
     record: dict[str, Any] = {
         "name": member.name,
@@ -96,7 +96,7 @@ def _model_record(result: MemberResult, full_split: bool) -> dict[str, Any]:
         "origin": member.origin,
         "status": "accepted" if result.accepted else "refused",
         "reasons": result.reasons,
-        "arch": {"space": "", **member.arch.to_dict()},
+        "arch": {"space": space_name, **member.arch.to_dict()},
         "mflops": round(member.mflops, 4),
         "params": member.params,
         "calibration": result.calibration,
@@ -303,9 +303,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
     provider = validator_report.get("executionProvider")
     host = host_description(provider, cfg["validation"]["intra_op_threads"])
     report["latencyHost"] = host
-    report["models"] = [_model_record(r, tensors.full_split) for r in results]
-    for record in report["models"]:
-        record["arch"]["space"] = space.name
+    report["models"] = [_model_record(r, tensors.full_split, space.name) for r in results]
 
     refused = [r for r in results if not r.accepted]
     if not accepted or (refused and cfg["publish"]["require_all"]):
@@ -380,4 +378,4 @@ def _source_title(cfg: dict[str, Any]) -> str:
     return f"import the official AlphaNet checkpoint {_display_path(source['official'])}"
 
 
-__all__ = ["PipelineOutcome", "run_pipeline", "final_manifest", "Member"]
+__all__ = ["PipelineOutcome", "run_pipeline", "final_manifest", "check_reload_settings"]
