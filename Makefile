@@ -37,6 +37,9 @@ build: deps-node
 
 lint: deps
 	npm run lint
+	# Dependency audit (policy in RELIABILITY.md): fails on high/critical advisories in production
+	# dependencies; warns without failing when the registry's audit endpoint is unreachable.
+	npm run audit
 	$(PYTHON) -m black --check --quiet training test bench
 	$(PYTHON) -m flake8 training test bench
 
