@@ -136,7 +136,7 @@ describe('fuzz: images through POST /v1/classify', () => {
     await fuzz(
       t,
       'mutated images',
-      700,
+      500,
       fc.asyncProperty(
         fc.nat(),
         fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
@@ -159,7 +159,7 @@ describe('fuzz: images through POST /v1/classify', () => {
     await fuzz(
       t,
       'random bytes',
-      250,
+      200,
       fc.asyncProperty(
         fc.constantFrom(...Object.keys(MAGIC)),
         fc.uint8Array({ minLength: 0, maxLength: 2048 }),
