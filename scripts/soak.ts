@@ -8,7 +8,7 @@
  *    carries a deadline (`maxLatencyMs`, --deadline-ms) and is timed by the client.
  * 4. Samples the server's RSS every 5 s, counts answers by status and code, and at the end checks
  *    /healthz and that SIGTERM drains and exits 0.
- * 5. Writes a JSON and a Markdown summary (--out, default bench/results/) and prints the Markdown.
+ * 5. Writes a JSON and a Markdown summary (--out, default runs/soak/) and prints the Markdown.
  *
  * What "holds" means: no crash, no 5xx other than load shedding (503 OVERLOADED / 504
  * DEADLINE_EXCEEDED), no connection errors, healthy afterwards, a clean SIGTERM exit, and ≥ 99 % of
@@ -52,7 +52,7 @@ function readOptions(): Options {
       concurrency: { type: 'string', default: '8' },
       'zoo-dir': { type: 'string' },
       'worker-threads': { type: 'string' },
-      out: { type: 'string', default: join(ROOT, 'bench', 'results') },
+      out: { type: 'string', default: join(ROOT, 'runs', 'soak') },
       'max-in-flight': { type: 'string', default: '2000' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -60,7 +60,7 @@ function readOptions(): Options {
   if (values.help) {
     console.log(
       'npm run soak -- [--minutes 3] [--factor 2] [--deadline-ms 1000] [--calibrate-s 20] [--concurrency 8]\n' +
-        '                [--zoo-dir DIR] [--worker-threads N] [--out bench/results] [--max-in-flight 2000]',
+        '                [--zoo-dir DIR] [--worker-threads N] [--out runs/soak] [--max-in-flight 2000]',
     )
     process.exit(0)
   }
