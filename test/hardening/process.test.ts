@@ -2,6 +2,7 @@
  * The real server process (server/main.ts on an ephemeral port) under faults:
  * - SIGHUP while 32 clients keep classifying: the zoo is swapped with zero failed requests; a
  *   SIGHUP onto a broken zoo is refused and the old zoo keeps serving, again with zero failures.
+ * - A zoo where no model loads: the process exits 1 naming every broken model, before listening.
  * - SIGTERM while slow requests are in flight: every one of them completes with 200, new
  *   connections are refused or told SHUTTING_DOWN, and the process exits 0.
  */
@@ -10,7 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { jpegDeclaring, picture } from '../fuzz/corpus.js'
-import { copyFixtureZoo } from '../helper.js'
+import { BROKEN_MODELS, copyFixtureZoo, createBrokenZoo } from '../helper.js'
 import { startServer } from './support.js'
 import sharp from 'sharp'
 
@@ -91,6 +92,16 @@ describe('server process under faults', () => {
 
     server.child.kill('SIGTERM')
     assert.equal(await server.exit, 0)
+  })
+
+  it('a zoo where no model loads stops the start-up: exit 1 before listening, every reason on stderr', async (t) => {
+    const zooDir = await createBrokenZoo(t, { includeGood: false })
+    await assert.rejects(startServer({ ZOO_DIR: zooDir }), (error: Error) => {
+      assert.match(error.message, /server exited 1/)
+      for (const name of Object.values(BROKEN_MODELS)) assert.match(error.message, new RegExp(name))
+      assert.match(error.message, /cannot start: no model of .* can be loaded/)
+      return true
+    })
   })
 
   it('SIGTERM drains in-flight slow requests: all complete with 200, then exit 0', async (t) => {
