@@ -17,6 +17,7 @@ const DESCRIBED_DEFAULTS: Partial<Record<keyof AppConfig, string>> = {
   zooDir: '`models/` if it holds a manifest, else `test/fixtures/zoo`',
   workerThreads: 'half the CPU cores, 1 to 8',
   intraOpThreads: 'CPU cores / worker threads',
+  preprocessThreads: 'a quarter of the CPU cores, at least 1',
 }
 
 function cell(text: string): string {

@@ -45,6 +45,12 @@ export const AppConfigSchema = Type.Object(
       maximum: 10000,
       description: 'Timed batch-1 runs per model at start-up for the latency estimate.',
     }),
+    preprocessThreads: Type.Integer({
+      minimum: 1,
+      maximum: 256,
+      description:
+        'Worker threads that decode and resample images ahead of the inference workers (a pipeline stage).',
+    }),
     maxBatchSize: Type.Integer({
       minimum: 1,
       maximum: 1024,
@@ -76,6 +82,11 @@ export const AppConfigSchema = Type.Object(
       maximum: 1024 * 1024,
       description:
         'Largest request line + headers in bytes (Node maxHeaderSize); larger requests get 431 HEADERS_TOO_LARGE.',
+    }),
+    maxConnections: Type.Integer({
+      minimum: 0,
+      description:
+        'Open client connections at most; further ones are closed at once (bounds sockets and file descriptors; 0 = no limit).',
     }),
     requestTimeoutMs: Type.Integer({
       minimum: 0,
@@ -143,12 +154,14 @@ export const KEYS: readonly KeySpec[] = [
   { key: 'maxImagePixels', env: 'MAX_IMAGE_PIXELS', flag: 'max-image-pixels', kind: 'integer' },
   { key: 'defaultModel', env: 'DEFAULT_MODEL', flag: 'default-model', kind: 'string' },
   { key: 'warmupRuns', env: 'WARMUP_RUNS', flag: 'warmup-runs', kind: 'integer' },
+  { key: 'preprocessThreads', env: 'PREPROCESS_THREADS', flag: 'preprocess-threads', kind: 'integer' },
   { key: 'maxBatchSize', env: 'MAX_BATCH_SIZE', flag: 'max-batch-size', kind: 'integer' },
   { key: 'maxQueueDelayUs', env: 'MAX_QUEUE_DELAY_US', flag: 'max-queue-delay-us', kind: 'integer' },
   { key: 'maxQueueSize', env: 'MAX_QUEUE_SIZE', flag: 'max-queue-size', kind: 'integer' },
   { key: 'inferenceTimeoutMs', env: 'INFERENCE_TIMEOUT_MS', flag: 'inference-timeout-ms', kind: 'integer' },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', kind: 'integer' },
   { key: 'maxHeaderBytes', env: 'MAX_HEADER_BYTES', flag: 'max-header-bytes', kind: 'integer' },
+  { key: 'maxConnections', env: 'MAX_CONNECTIONS', flag: 'max-connections', kind: 'integer' },
   { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'integer' },
   {
     key: 'maxEventLoopDelayMs',
@@ -208,12 +221,14 @@ export function defaultConfig(): AppConfig {
     maxBodyBytes: 8 * 1024 * 1024,
     maxImagePixels: 40_000_000,
     warmupRuns: 20,
+    preprocessThreads: Math.max(1, Math.floor(availableParallelism() / 4)),
     maxBatchSize: 32,
     maxQueueDelayUs: 0,
     maxQueueSize: 256,
     inferenceTimeoutMs: 30_000,
     shutdownTimeoutMs: 30_000,
     maxHeaderBytes: 16 * 1024,
+    maxConnections: 1024,
     requestTimeoutMs: 60_000,
     maxEventLoopDelayMs: 1000,
     maxHeapUsedBytes: 0,

@@ -4,7 +4,7 @@
  * queued and running requests finish before the workers (and their sessions) are torn down, which
  * is what makes a zoo reload safe for running requests.
  */
-import type { ApiError } from '../errors.js'
+import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
@@ -17,7 +17,17 @@ import {
   type SchedulerSettings,
 } from './scheduler.js'
 import { WorkerPool, type WorkerExitInfo } from './worker-pool.js'
-import type { BatchItem, WorkerFault, WorkerModelSpec, WorkerModelStatus } from './worker-protocol.js'
+import { PreprocessPool } from './preprocess-pool.js'
+import { rebuildError } from './scheduler.js'
+import type {
+  BatchItem,
+  ImageItem,
+  PixelsItem,
+  PrepareReply,
+  WorkerFault,
+  WorkerModelSpec,
+  WorkerModelStatus,
+} from './worker-protocol.js'
 
 /** A model to load, before the server's batch limit is applied. */
 export type PoolModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
@@ -33,6 +43,8 @@ export interface PoolOptions {
   hooks?: SchedulerHooks
   /** A worker died after start-up (it is being replaced); for logging. */
   onWorkerExit?: (info: WorkerExitInfo) => void
+  /** Preprocessing worker threads (decode + resample ahead of inference); default 1. */
+  preprocessThreads?: number
   /** Test-only: let armFault() reach the workers. */
   faultInjection?: boolean
 }
@@ -63,10 +75,15 @@ function provisionalLatency(status: WorkerModelStatus | undefined): ModelLatency
 
 export class InferencePool {
   private closing: Promise<void> | undefined
+  /** Image requests between admission and submission to the scheduler (close() waits for them). */
+  private preparing = 0
+  private prepared: (() => void) | undefined
 
   private constructor(
     private readonly workers: WorkerPool,
+    private readonly preprocessors: PreprocessPool,
     private readonly scheduler: Scheduler,
+    private readonly contracts: ReadonlyMap<string, InputContract>,
     readonly statuses: ReadonlyMap<string, WorkerModelStatus>,
     readonly settings: SchedulerSettings,
   ) {}
@@ -107,7 +124,13 @@ export class InferencePool {
       settings,
       options.hooks,
     )
-    return new InferencePool(workers, scheduler, workers.statuses, settings)
+    const preprocessors = new PreprocessPool({
+      size: options.preprocessThreads ?? 1,
+      faultInjection: options.faultInjection ?? false,
+      ...(options.onWorkerExit && { onWorkerExit: options.onWorkerExit }),
+    })
+    const contracts = new Map(models.map((spec) => [spec.name, spec.contract]))
+    return new InferencePool(workers, preprocessors, scheduler, contracts, workers.statuses, settings)
   }
 
   /** Workers serving now (fewer than configured while a crashed one is being replaced). */
@@ -129,8 +152,22 @@ export class InferencePool {
     return this.scheduler.latency(model)
   }
 
+  /**
+   * What a one-image request to `model` arriving now would take: its preprocessing (waiting for a
+   * preprocessing worker, then decoding and resampling) overlaps with the queue ahead of it, so
+   * the later of the two, then its batch's run and the hand-off.
+   */
   predict(model: string, now?: number): LatencyPrediction | undefined {
-    return this.scheduler.predict(model, now)
+    const queued = this.scheduler.predict(model, now)
+    if (!queued) return undefined
+    const workers = Math.max(1, this.preprocessors.size)
+    const preprocessing = queued.preprocessMs * (1 + this.preprocessors.pending / workers)
+    const afterQueue = queued.predictedLatencyMs - queued.queueWaitMs
+    return {
+      ...queued,
+      predictedLatencyMs: Math.max(preprocessing, queued.queueWaitMs) + afterQueue,
+      idleLatencyMs: queued.idleLatencyMs + queued.preprocessMs,
+    }
   }
 
   /**
@@ -144,6 +181,9 @@ export class InferencePool {
     dims: readonly number[],
     options: { deadline?: number; transfer?: boolean } = {},
   ): Promise<JobResult> {
+    if (this.closing) {
+      return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
+    }
     const item: BatchItem = { kind: 'tensor', input, rows: dims[0] ?? 1 }
     return this.scheduler.submit(model, item, item.rows, {
       ...(options.deadline !== undefined && { deadline: options.deadline }),
@@ -151,25 +191,61 @@ export class InferencePool {
     })
   }
 
-  /** Preprocesses decoded pixels per the model's contract and runs it, both in a worker. */
-  runPixels(model: string, pixels: PixelBuffer, options: { deadline?: number } = {}): Promise<JobResult> {
-    return this.scheduler.submit(model, { kind: 'pixels', pixels }, 1, {
-      ...options,
-      transfer: wholeBuffer(pixels.data),
-    })
+  /** Preprocesses decoded pixels per the model's contract (preprocessing stage), then runs it. */
+  runPixels(
+    model: string,
+    pixels: PixelBuffer,
+    options: { deadline?: number } = {},
+  ): Promise<JobResult & { preprocessMs: number }> {
+    return this.prepareAndRun(model, { kind: 'pixels', pixels }, wholeBuffer(pixels.data), options.deadline)
   }
 
-  /** Decodes an encoded image, preprocesses and runs it, all in a worker. */
+  /** Decodes and preprocesses an encoded image (preprocessing stage), then runs it. */
   runImage(
     model: string,
     bytes: Uint8Array,
     options: { maxPixels: number; deadline?: number },
-  ): Promise<JobResult> {
+  ): Promise<JobResult & { preprocessMs: number }> {
     const { maxPixels, deadline } = options
-    return this.scheduler.submit(model, { kind: 'image', bytes, maxPixels }, 1, {
-      ...(deadline !== undefined && { deadline }),
-      transfer: wholeBuffer(bytes),
-    })
+    return this.prepareAndRun(model, { kind: 'image', bytes, maxPixels }, wholeBuffer(bytes), deadline)
+  }
+
+  private async prepareAndRun(
+    model: string,
+    item: PixelsItem | ImageItem,
+    transfer: ArrayBuffer[],
+    requested: number | undefined,
+  ): Promise<JobResult & { preprocessMs: number }> {
+    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
+    const contract = this.contracts.get(model)
+    const latency = this.scheduler.latency(model)
+    if (!contract || !latency) throw new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
+    // Refused before any work when the queue is full or the deadline is out of reach already.
+    const now = performance.now()
+    const deadline = this.scheduler.deadline(requested, now)
+    const refusal = this.scheduler.refusal(model, 1, deadline, now, latency.preprocessMs())
+    if (refusal) throw refusal
+    let prepared: PrepareReply
+    let running: Promise<JobResult>
+    this.preparing++
+    try {
+      try {
+        prepared = await this.preprocessors.prepare(contract, item, transfer)
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error)
+        throw new ApiError('INFERENCE_FAILED', `model ${model}: ${why}`, {}, { cause: error })
+      }
+      if (!prepared.ok) throw rebuildError(prepared.error)
+      this.scheduler.observePreprocess(model, prepared.preprocessMs)
+      const { tensor } = prepared
+      running = this.scheduler.submit(model, { kind: 'tensor', input: tensor, rows: 1 }, 1, {
+        deadline,
+        transfer: wholeBuffer(tensor),
+      })
+    } finally {
+      if (--this.preparing === 0) this.prepared?.()
+    }
+    return { ...(await running), preprocessMs: prepared.preprocessMs }
   }
 
   /** Fails every queued request of `model` with `error` (the model just broke). */
@@ -188,8 +264,24 @@ export class InferencePool {
 
   /** Refuses new runs, answers every queued and running one, then terminates the workers. Idempotent. */
   close(): Promise<void> {
-    this.closing ??= this.scheduler.drain().then(() => this.workers.close())
+    this.closing ??= (async () => {
+      // New requests are refused from here on (the flag); images already being prepared still go
+      // on to the scheduler, so wait for them before draining it.
+      if (this.preparing > 0) {
+        await new Promise<void>((resolve) => {
+          this.prepared = resolve
+        })
+      }
+      await this.preprocessors.close()
+      await this.scheduler.drain()
+      await this.workers.close()
+    })()
     return this.closing
+  }
+
+  /** Test-only (needs faultInjection): a preprocessing worker dies with the tasks it holds. */
+  crashPreprocessor(): void {
+    this.preprocessors.crashOne()
   }
 }
 

@@ -28,6 +28,7 @@ const zooRuntime: FastifyPluginAsync = async (app) => {
       intraOpThreads: config.intraOpThreads,
       warmupRuns: config.warmupRuns,
       defaultModel: config.defaultModel,
+      preprocessThreads: config.preprocessThreads,
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayUs: config.maxQueueDelayUs,
       maxQueueSize: config.maxQueueSize,

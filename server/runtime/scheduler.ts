@@ -75,8 +75,6 @@ export interface JobResult {
   queueMs: number
   /** session.run of the whole batch, ms. */
   inferenceMs: number
-  /** Decoding and preprocessing of the batch's images in the worker, ms (0 for tensors). */
-  preprocessMs: number
   /** Rows of the batch the request ran in. */
   batchSize: number
 }
@@ -87,7 +85,6 @@ export interface BatchObservation {
   /** Mean queue time of the batch's requests, ms. */
   queueMs: number
   inferenceMs: number
-  preprocessMs: number
 }
 
 export type ShedReason = 'queue-full' | 'deadline'
@@ -105,7 +102,7 @@ export interface SchedulerHooks {
 
 /** A request's latency if it arrived now, and its parts. */
 export interface LatencyPrediction {
-  /** Queue wait + worker time of its batch + hand-off, ms. */
+  /** Queue wait + worker time of its batch + hand-off (+ its preprocessing, where added), ms. */
   predictedLatencyMs: number
   queueWaitMs: number
   /** Rows of the batch it would run in. */
@@ -124,7 +121,6 @@ export interface LatencyPrediction {
 interface Job {
   item: BatchItem
   rows: number
-  images: number
   deadline: number
   enqueuedAt: number
   submittedAt: number
@@ -136,17 +132,12 @@ interface Job {
 interface ModelState extends ScheduledModel {
   queue: Job[]
   queuedRows: number
-  queuedImages: number
   inFlight: number
 }
 
 interface RunningBatch {
   model: ModelState
   expectedEnd: number
-}
-
-function imagesOf(item: BatchItem): number {
-  return item.kind === 'tensor' ? 0 : 1
 }
 
 /** Index at which a job with `deadline` goes to keep `queue` sorted (after equal deadlines). */
@@ -185,7 +176,6 @@ export class Scheduler {
         maxBatch: Math.max(1, Math.min(model.maxBatch, settings.maxBatchSize)),
         queue: [],
         queuedRows: 0,
-        queuedImages: 0,
         inFlight: 0,
       })
     }
@@ -201,44 +191,26 @@ export class Scheduler {
     if (state) state.latency = latency
   }
 
+  /** A preprocessing-stage measurement for `model`, ms per image. */
+  observePreprocess(model: string, ms: number): void {
+    this.models.get(model)?.latency.observePreprocess(ms)
+  }
+
   maxBatch(model: string): number | undefined {
     return this.models.get(model)?.maxBatch
   }
 
   /** Queues one request; resolves with its logits or rejects with a coded ApiError. */
   submit(model: string, item: BatchItem, rows: number, options: SubmitOptions = {}): Promise<JobResult> {
-    if (this.closing) {
-      return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
-    }
-    const state = this.models.get(model)
-    if (!state) return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} has no session`))
     const now = performance.now()
-    const images = imagesOf(item)
-    if (state.queuedRows > 0 && state.queuedRows + rows > this.settings.maxQueueSize) {
-      this.hooks.onShed?.(model, 'queue-full')
-      const drainMs = this.backlogMs() / Math.max(1, this.executor.size)
-      return Promise.reject(
-        new ApiError(
-          'OVERLOADED',
-          `model ${model} has ${state.queuedRows} rows queued (MAX_QUEUE_SIZE ${this.settings.maxQueueSize}); retry later`,
-          { model, retryAfterS: Math.max(1, Math.ceil(drainMs / 1000)) },
-        ),
-      )
-    }
-    const deadline = Math.min(
-      options.deadline ?? Number.POSITIVE_INFINITY,
-      now + this.settings.requestTimeoutMs,
-    )
-    const needed = this.handoffMs + state.latency.batchMs(rows, images)
-    if (now + needed > deadline) {
-      this.hooks.onShed?.(model, 'deadline')
-      return Promise.reject(this.deadlineError(model, deadline, now, needed))
-    }
+    const deadline = this.deadline(options.deadline, now)
+    const refusal = this.refusal(model, rows, deadline, now)
+    const state = this.models.get(model)
+    if (refusal || !state) return Promise.reject(refusal ?? new Error(`model ${model} has no session`))
     return new Promise<JobResult>((resolve, reject) => {
       const job: Job = {
         item,
         rows,
-        images,
         deadline,
         enqueuedAt: now,
         submittedAt: epochMs(),
@@ -248,9 +220,45 @@ export class Scheduler {
       }
       state.queue.splice(insertionIndex(state.queue, deadline), 0, job)
       state.queuedRows += rows
-      state.queuedImages += images
       this.schedulePump()
     })
+  }
+
+  /** A request's deadline: its own, capped by the server-wide timeout from `now`. */
+  deadline(requested: number | undefined, now = performance.now()): number {
+    return Math.min(requested ?? Number.POSITIVE_INFINITY, now + this.settings.requestTimeoutMs)
+  }
+
+  /**
+   * Why a request of `rows` rows for `model` must be refused right now, if it must: its queue is
+   * full (OVERLOADED), or even run at once and alone it would finish after `deadline`
+   * (DEADLINE_EXCEEDED); `beforeMs` is work it still needs before it can be queued (preprocessing).
+   */
+  refusal(
+    model: string,
+    rows: number,
+    deadline: number,
+    now = performance.now(),
+    beforeMs = 0,
+  ): ApiError | undefined {
+    if (this.closing) return new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
+    const state = this.models.get(model)
+    if (!state) return new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
+    if (state.queuedRows > 0 && state.queuedRows + rows > this.settings.maxQueueSize) {
+      this.hooks.onShed?.(model, 'queue-full')
+      const drainMs = this.backlogMs(now) / Math.max(1, this.executor.size)
+      return new ApiError(
+        'OVERLOADED',
+        `model ${model} has ${state.queuedRows} rows queued (MAX_QUEUE_SIZE ${this.settings.maxQueueSize}); retry later`,
+        { model, retryAfterS: Math.max(1, Math.ceil(drainMs / 1000)) },
+      )
+    }
+    const needed = beforeMs + this.handoffMs + state.latency.runMs(rows)
+    if (now + needed > deadline) {
+      this.hooks.onShed?.(model, 'deadline')
+      return this.deadlineError(model, deadline, now, needed)
+    }
+    return undefined
   }
 
   private deadlineError(model: string, deadline: number, now: number, neededMs: number): ApiError {
@@ -279,13 +287,12 @@ export class Scheduler {
 
   /** Latest moment `job` of `state` can start and still meet its deadline. */
   private latestStart(state: ModelState, job: Job): number {
-    return job.deadline - this.handoffMs - state.latency.batchMs(job.rows, job.images)
+    return job.deadline - this.handoffMs - state.latency.runMs(job.rows)
   }
 
   private removeJob(state: ModelState, index: number): Job {
     const [job] = state.queue.splice(index, 1) as [Job]
     state.queuedRows -= job.rows
-    state.queuedImages -= job.images
     return job
   }
 
@@ -298,12 +305,7 @@ export class Scheduler {
           this.removeJob(state, i)
           this.hooks.onShed?.(state.name, 'deadline')
           job.reject(
-            this.deadlineError(
-              state.name,
-              job.deadline,
-              now,
-              this.handoffMs + state.latency.batchMs(job.rows, job.images),
-            ),
+            this.deadlineError(state.name, job.deadline, now, this.handoffMs + state.latency.runMs(job.rows)),
           )
         } else {
           i++
@@ -365,18 +367,15 @@ export class Scheduler {
   private dispatch(state: ModelState, now: number): void {
     const head = state.queue[0] as Job
     let rows = 0
-    let images = 0
     let count = 0
     for (const job of state.queue) {
       const nextRows = rows + job.rows
-      const nextImages = images + job.images
       if (count > 0) {
         if (nextRows > state.maxBatch) break
-        const finish = now + this.handoffMs + state.latency.batchMs(nextRows, nextImages)
+        const finish = now + this.handoffMs + state.latency.runMs(nextRows)
         if (finish > head.deadline) break
       }
       rows = nextRows
-      images = nextImages
       count++
     }
     const jobs: Job[] = []
@@ -386,7 +385,7 @@ export class Scheduler {
     const task: Omit<BatchTask, 'kind' | 'id'> = { model: state.name, items: jobs.map((job) => job.item) }
     const fault = this.takeFault(state.name)
     if (fault) task.fault = fault
-    const batch: RunningBatch = { model: state, expectedEnd: now + state.latency.batchMs(rows, images) }
+    const batch: RunningBatch = { model: state, expectedEnd: now + state.latency.runMs(rows) }
     this.running.add(batch)
     state.inFlight += count
     const dispatchedAt = now
@@ -419,11 +418,8 @@ export class Scheduler {
       return
     }
     const roundTrip = performance.now() - dispatchedAt
-    const workerMs = reply.preprocessMs + reply.inferenceMs
-    this.handoffMs += 0.2 * (Math.max(0, roundTrip - workerMs) - this.handoffMs)
-    const images = jobs.reduce((sum, job) => sum + job.images, 0)
+    this.handoffMs += 0.2 * (Math.max(0, roundTrip - reply.inferenceMs) - this.handoffMs)
     if (reply.batchRows > 0) state.latency.observeRun(reply.batchRows, reply.inferenceMs)
-    if (images > 0) state.latency.observePreprocess(reply.preprocessMs / images)
 
     let queueSum = 0
     jobs.forEach((job, i) => {
@@ -441,7 +437,6 @@ export class Scheduler {
           dims: [placed.rows, reply.classes],
           queueMs,
           inferenceMs: reply.inferenceMs,
-          preprocessMs: reply.preprocessMs,
           batchSize: reply.batchRows,
         })
       }
@@ -452,33 +447,30 @@ export class Scheduler {
         requests: jobs.length,
         queueMs: queueSum / jobs.length,
         inferenceMs: reply.inferenceMs,
-        preprocessMs: reply.preprocessMs,
       })
     }
   }
 
-  /** Worker time of `rows` queued rows (with `images` images) cut into batches of `maxBatch`. */
-  private queueWorkMs(state: ModelState, rows: number, images: number): number {
+  /** Worker time of `rows` queued rows cut into batches of `maxBatch`. */
+  private queueWorkMs(state: ModelState, rows: number): number {
     if (rows <= 0) return 0
     const full = Math.floor(rows / state.maxBatch)
     const rest = rows - full * state.maxBatch
-    const imageShare = images / rows
-    return (
-      full * state.latency.batchMs(state.maxBatch, state.maxBatch * imageShare) +
-      (rest > 0 ? state.latency.batchMs(rest, rest * imageShare) : 0)
-    )
+    return full * state.latency.runMs(state.maxBatch) + (rest > 0 ? state.latency.runMs(rest) : 0)
   }
 
   /** Remaining time of running batches plus all queued work, ms (summed over workers). */
   private backlogMs(now = performance.now()): number {
     let total = 0
     for (const batch of this.running) total += Math.max(0, batch.expectedEnd - now)
-    for (const state of this.models.values())
-      total += this.queueWorkMs(state, state.queuedRows, state.queuedImages)
+    for (const state of this.models.values()) total += this.queueWorkMs(state, state.queuedRows)
     return total
   }
 
-  /** The latency a one-image request to `model` would see if it arrived now. */
+  /**
+   * The latency a one-row request to `model` would see if it were queued now, its own
+   * preprocessing not included (InferencePool.predict adds the preprocessing stage).
+   */
   predict(model: string, now = performance.now()): LatencyPrediction | undefined {
     const state = this.models.get(model)
     if (!state) return undefined
@@ -487,16 +479,14 @@ export class Scheduler {
     const workers = Math.max(1, this.executor.size)
     // The request joins its model's last partial batch: that batch's work is its own, not a wait.
     const partialRows = state.queuedRows % state.maxBatch
-    const partialImages = state.queuedRows > 0 ? (state.queuedImages / state.queuedRows) * partialRows : 0
-    const ahead = backlog - (partialRows > 0 ? state.latency.batchMs(partialRows, partialImages) : 0)
+    const ahead = backlog - (partialRows > 0 ? state.latency.runMs(partialRows) : 0)
     const queueWaitMs = this.executor.idle > 0 && !queued ? 0 : Math.max(0, ahead) / workers
     const batchSize = partialRows + 1
     const serviceMs = state.latency.runMs(batchSize)
     const preprocessMs = state.latency.preprocessMs()
-    const workerMs = state.latency.batchMs(batchSize, partialImages + 1)
-    const idleMs = preprocessMs + state.latency.runMs(1) / state.latency.contentionFactor
+    const idleMs = state.latency.runMs(1) / state.latency.contentionFactor
     return {
-      predictedLatencyMs: queueWaitMs + workerMs + this.handoffMs,
+      predictedLatencyMs: queueWaitMs + serviceMs + this.handoffMs,
       queueWaitMs,
       batchSize,
       serviceMs,
@@ -557,8 +547,12 @@ export class Scheduler {
   }
 }
 
-/** An item error from the worker → the catalogue error it names (INFERENCE_FAILED if unknown). */
-function rebuildError(error: { code: string; message: string; details?: Record<string, unknown> }): ApiError {
+/** An item error from a worker → the catalogue error it names (INFERENCE_FAILED if unknown). */
+export function rebuildError(error: {
+  code: string
+  message: string
+  details?: Record<string, unknown>
+}): ApiError {
   try {
     return new ApiError(error.code as ApiError['code'], error.message, error.details ?? {})
   } catch {

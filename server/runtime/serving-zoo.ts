@@ -217,12 +217,14 @@ export class ServingZoo implements ZooView, InferenceRunner {
 
   /**
    * Test-only: the next `count` batches (of `model`, or of any model) make their worker fail as
-   * `fault` says. Refused unless the zoo was started with `faultInjection`.
+   * `fault` says; `preprocess-crash` kills a preprocessing worker now. Refused unless the zoo was
+   * started with `faultInjection`.
    */
-  injectFault(fault: WorkerFault, model?: string, count = 1): void {
+  injectFault(fault: WorkerFault | 'preprocess-crash', model?: string, count = 1): void {
     if (!this.settings.faultInjection) throw new Error('fault injection is not enabled for this zoo')
     if (!this.current) throw new Error('no zoo is loaded')
-    this.current.pool.armFault(fault, model, count)
+    if (fault === 'preprocess-crash') this.current.pool.crashPreprocessor()
+    else this.current.pool.armFault(fault, model, count)
   }
 
   /** Test-only: cancels faults armed by injectFault() that have not fired yet. */
@@ -318,7 +320,7 @@ function inferenceResult(job: JobResult): InferenceResult {
   }
 }
 
-function pixelResult(job: JobResult): PixelInferenceResult {
+function pixelResult(job: JobResult & { preprocessMs: number }): PixelInferenceResult {
   return { ...inferenceResult(job), preprocessMs: job.preprocessMs }
 }
 

@@ -31,6 +31,8 @@ export class WorkerCrashError extends Error {
 }
 
 export interface WorkerExitInfo {
+  /** Which stage the worker belonged to. */
+  stage: 'inference' | 'preprocessing'
   threadId: number
   reason: string
   /** Whether a replacement is being started (false while the pool closes). */
@@ -204,7 +206,7 @@ export class WorkerPool {
     if (task) task.reject(new WorkerCrashError(`inference worker ${slot.threadId} died: ${reason}`))
     this.checkDrained()
     if (this.closing) return
-    this.options.onWorkerExit?.({ threadId: slot.threadId, reason, replacing: true })
+    this.options.onWorkerExit?.({ stage: 'inference', threadId: slot.threadId, reason, replacing: true })
     const now = Date.now()
     this.crashTimes.push(now)
     while ((this.crashTimes[0] ?? now) < now - 60_000) this.crashTimes.shift()

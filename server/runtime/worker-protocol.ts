@@ -3,10 +3,11 @@
  * with no runtime imports so both sides agree on the shapes without pulling onnxruntime or sharp
  * into the main thread.
  *
- * Every exchange is one batch: the main thread posts a `BatchTask` (one model, one or more
- * request items), the worker answers with one `BatchReply` carrying the logits of every item in
- * one buffer that is transferred, not copied. Input buffers travel as transferables too when the
- * caller allows it (see worker-pool.ts).
+ * Inference workers exchange batches: the main thread posts a `BatchTask` (one model, one or more
+ * request tensors), the worker answers with one `BatchReply` carrying the logits of every item in
+ * one buffer that is transferred, not copied. Preprocessing workers exchange single images: a
+ * `PrepareTask` (bytes or pixels, moved) answered by a `PrepareReply` (the tensor, moved). Input
+ * buffers travel as transferables whenever the caller gives them up.
  */
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
@@ -78,7 +79,8 @@ export interface ImageItem {
   maxPixels: number
 }
 
-export type BatchItem = TensorItem | PixelsItem | ImageItem
+/** What a batch is made of: tensors (images are turned into tensors by the preprocessing stage). */
+export type BatchItem = TensorItem
 
 /**
  * Test-only faults (honoured only when WorkerInit.faultInjection is set):
@@ -119,8 +121,6 @@ export type BatchReply =
       batchRows: number
       /** Epoch ms (sub-ms) when the worker started the task. */
       startedAt: number
-      /** Decoding + preprocessing of every image/pixels item of the batch, ms. */
-      preprocessMs: number
       /** session.run of the whole batch, ms. */
       inferenceMs: number
     }
@@ -133,6 +133,23 @@ export type BatchReply =
       modelFault: boolean
       startedAt: number
     }
+
+export const PREPARE_TASK = 'alphanet-zoo:prepare' as const
+
+/** Test-only message to a preprocessing worker started with fault injection: die. */
+export const CRASH_TASK = 'alphanet-zoo:crash' as const
+
+/** One image (or decoded pixels) to turn into a model's input tensor, in a preprocessing worker. */
+export interface PrepareTask {
+  kind: typeof PREPARE_TASK
+  id: number
+  contract: InputContract
+  item: PixelsItem | ImageItem
+}
+
+export type PrepareReply =
+  | { id: number; ok: true; tensor: Float32Array; preprocessMs: number }
+  | { id: number; ok: false; error: ItemError; preprocessMs: number }
 
 /** Wall-clock epoch milliseconds with sub-millisecond resolution, comparable across threads. */
 export function epochMs(): number {

@@ -5,15 +5,12 @@
  * run once at every batch size the server will use (powers of two up to the model's maximum), so
  * no request pays for arena growth; the result per model goes back as one init report.
  *
- * A task is one batch of one model: its items (encoded images, decoded pixels or ready tensors)
- * are turned into one input tensor — images are decoded concurrently on libuv's pool by sharp,
- * then resampled and normalised here — session.run executes once, and the logits of every row
- * return in one transferred buffer. An item that cannot be decoded fails alone; a failing
- * session.run fails the batch and is flagged as a model fault.
+ * A task is one batch of one model: its items (tensors of one or more rows each, already
+ * preprocessed — see preprocess-worker.ts) are laid out in one input tensor, session.run executes
+ * once, and the logits of every row return in one transferred buffer. A malformed item fails
+ * alone; a failing session.run fails the batch and is flagged as a model fault.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads'
-import { isApiError } from '../errors.js'
-import { decodeImage } from '../preprocess/decode.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import { syntheticInput } from './latency.js'
@@ -24,7 +21,6 @@ import {
   epochMs,
   isBatchTask,
   warmupBatchSizes,
-  type BatchItem,
   type BatchReply,
   type BatchTask,
   type ItemError,
@@ -129,33 +125,6 @@ async function load(spec: WorkerModelSpec): Promise<WorkerModelStatus> {
   }
 }
 
-function itemError(error: unknown): ItemError {
-  if (isApiError(error)) return { code: error.code, message: error.message, details: error.details }
-  return { code: 'INFERENCE_FAILED', message: `preprocessing failed: ${errorText(error)}` }
-}
-
-/** One item → its tensor and row count, or why it cannot run. */
-async function prepare(
-  item: BatchItem,
-  loaded: LoadedModel,
-): Promise<{ tensor: Float32Array; rows: number } | { error: ItemError }> {
-  try {
-    switch (item.kind) {
-      case 'tensor':
-        return { tensor: item.input, rows: item.rows }
-      case 'pixels':
-        return { tensor: pixelsToTensor(item.pixels, loaded.spec.contract), rows: 1 }
-      case 'image': {
-        const bytes = Buffer.from(item.bytes.buffer, item.bytes.byteOffset, item.bytes.byteLength)
-        const pixels = await decodeImage(bytes, { maxPixels: item.maxPixels })
-        return { tensor: pixelsToTensor(pixels, loaded.spec.contract), rows: 1 }
-      }
-    }
-  } catch (error) {
-    return { error: itemError(error) }
-  }
-}
-
 function post(reply: BatchReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(reply, transfer)
 }
@@ -217,30 +186,22 @@ async function runBatch(task: BatchTask): Promise<void> {
   const { spec } = loaded
   const sample = sampleSize(spec)
 
-  const prepBegin = performance.now()
-  const prepared = await Promise.all(task.items.map((item) => prepare(item, loaded)))
-  const preprocessMs = task.items.some((i) => i.kind !== 'tensor') ? performance.now() - prepBegin : 0
-
   let rows = 0
   const placed: ({ offset: number; rows: number } | { error: ItemError })[] = []
   const tensors: Float32Array[] = []
-  for (const p of prepared) {
-    if ('error' in p) {
-      placed.push({ error: p.error })
-      continue
-    }
-    if (p.tensor.length !== p.rows * sample) {
+  for (const item of task.items) {
+    if (item.input.length !== item.rows * sample) {
       placed.push({
         error: {
           code: 'INFERENCE_FAILED',
-          message: `tensor of ${p.tensor.length} values does not hold ${p.rows} × ${sample}`,
+          message: `tensor of ${item.input.length} values does not hold ${item.rows} × ${sample}`,
         },
       })
       continue
     }
-    placed.push({ offset: rows, rows: p.rows })
-    tensors.push(p.tensor)
-    rows += p.rows
+    placed.push({ offset: rows, rows: item.rows })
+    tensors.push(item.input)
+    rows += item.rows
   }
   if (rows === 0) {
     const logits = new Float32Array(0)
@@ -252,7 +213,6 @@ async function runBatch(task: BatchTask): Promise<void> {
       items: placed,
       batchRows: 0,
       startedAt,
-      preprocessMs,
       inferenceMs: 0,
     })
     return
@@ -312,7 +272,6 @@ async function runBatch(task: BatchTask): Promise<void> {
       items: placed,
       batchRows: rows,
       startedAt,
-      preprocessMs,
       inferenceMs,
     },
     [logits.buffer as ArrayBuffer],

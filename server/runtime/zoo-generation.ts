@@ -31,6 +31,8 @@ export interface GenerationSettings {
   maxQueueSize: number
   /** INFERENCE_TIMEOUT_MS: deadline of a request without a latency budget. */
   inferenceTimeoutMs: number
+  /** PREPROCESS_THREADS: workers decoding and resampling images ahead of inference (default 1). */
+  preprocessThreads?: number
   /** First retry of a model that failed at run time, ms (doubles up to a minute). */
   probeDelayMs?: number
   /** Batch, shedding and fault notifications (metrics). */
@@ -162,9 +164,10 @@ export async function startGeneration(
         hooks.onWorkerCrash?.(model, message)
       },
     },
-    onWorkerExit: ({ threadId, reason }) => {
-      log.warn({ threadId, reason }, 'an inference worker died and is being replaced')
+    onWorkerExit: ({ stage, threadId, reason }) => {
+      log.warn({ stage, threadId, reason }, `a ${stage} worker died and is being replaced`)
     },
+    preprocessThreads: settings.preprocessThreads ?? 1,
     faultInjection: settings.faultInjection ?? false,
   })
   try {

@@ -82,7 +82,7 @@ describe('worker crashes', () => {
         }
       })
       assert.equal(zoo.get(RGB)?.ready, true)
-      assert.ok(log.entries.some((e) => /died and is being replaced/.test(e.msg)))
+      assert.ok(log.entries.some((e) => /inference worker died and is being replaced/.test(e.msg)))
     })
   }
 
@@ -94,6 +94,29 @@ describe('worker crashes', () => {
     await assert.rejects(first, isCode('INFERENCE_FAILED'))
     const results = await Promise.all(queued)
     assert.ok(results.every((r) => r.logits.length === 10))
+  })
+
+  it('a preprocessing worker dying fails the images it held, never hangs, and is replaced', async (t) => {
+    const { zoo, log } = await started(t)
+    const jpeg = await readFile(fixturePath('images', 'photo.jpg'))
+    const image = () => zoo.runImage(RGB, new Uint8Array(jpeg), { maxPixels: 1_000_000 })
+    zoo.injectFault('preprocess-crash')
+    const outcomes = await Promise.allSettled([image(), image(), image()])
+    for (const outcome of outcomes) {
+      if (outcome.status === 'rejected') {
+        assert.ok(isCode('INFERENCE_FAILED')(outcome.reason), String(outcome.reason))
+      } else {
+        assert.equal(outcome.value.logits.length, 10)
+      }
+    }
+    await until(async () => {
+      try {
+        return (await image()).logits.length === 10
+      } catch {
+        return false
+      }
+    })
+    assert.ok(log.entries.some((e) => /preprocessing worker died and is being replaced/.test(e.msg)))
   })
 
   it('fault injection is refused unless the zoo was started with it', async (t) => {

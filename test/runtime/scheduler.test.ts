@@ -55,7 +55,7 @@ class FakeExecutor implements BatchExecutor {
           done()
           let offset = 0
           const items = task.items.map((item) => {
-            const rows = item.kind === 'tensor' ? item.rows : 1
+            const rows = item.rows
             const placed = { offset, rows }
             offset += rows
             return placed
@@ -71,7 +71,6 @@ class FakeExecutor implements BatchExecutor {
             items,
             batchRows: offset,
             startedAt: performance.timeOrigin + performance.now(),
-            preprocessMs: 0,
             inferenceMs,
           })
         },

@@ -1,0 +1,172 @@
+/**
+ * The preprocessing stage: worker threads that turn images (or decoded pixels) into input tensors
+ * ahead of the inference workers, so decoding one request overlaps with running the batch before
+ * it instead of adding to it. A task goes to the worker with the fewest tasks in progress; every
+ * worker takes any number at once (their decodes overlap on libuv's pool).
+ *
+ * Faults: a worker that dies fails every task it held with WorkerCrashError at once and is
+ * replaced (immediately after an isolated crash, with a growing delay when crashes repeat).
+ */
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import type { InputContract } from '../preprocess/pixels-to-tensor.js'
+import { restartDelayMs, WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
+import {
+  CRASH_TASK,
+  PREPARE_TASK,
+  type ImageItem,
+  type PixelsItem,
+  type PrepareReply,
+  type PrepareTask,
+} from './worker-protocol.js'
+
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts')
+
+function workerFilename(): string {
+  return fileURLToPath(
+    new URL(
+      RUNNING_FROM_SOURCE ? './preprocess-worker-from-source.mjs' : './preprocess-worker.js',
+      import.meta.url,
+    ),
+  )
+}
+
+interface PendingTask {
+  resolve: (reply: PrepareReply) => void
+  reject: (error: Error) => void
+}
+
+interface Slot {
+  worker: Worker
+  threadId: number
+  pending: Map<number, PendingTask>
+  error: Error | undefined
+}
+
+export interface PreprocessPoolOptions {
+  size: number
+  /** Test-only: let crashOne() kill a worker. */
+  faultInjection?: boolean
+  /** A worker died (its tasks have been rejected); for logging. */
+  onWorkerExit?: (info: WorkerExitInfo) => void
+}
+
+let nextId = 1
+
+export class PreprocessPool {
+  private readonly slots = new Set<Slot>()
+  private readonly crashTimes: number[] = []
+  private readonly restartTimers = new Set<NodeJS.Timeout>()
+  private closing = false
+  private drained: (() => void) | undefined
+
+  constructor(private readonly options: PreprocessPoolOptions) {
+    for (let i = 0; i < Math.max(1, options.size); i++) this.spawn()
+  }
+
+  private spawn(): void {
+    const worker = new Worker(workerFilename(), {
+      workerData: { faultInjection: this.options.faultInjection ?? false },
+    })
+    const slot: Slot = { worker, threadId: worker.threadId, pending: new Map(), error: undefined }
+    this.slots.add(slot)
+    worker.on('message', (reply: PrepareReply) => {
+      const task = slot.pending.get(reply.id)
+      if (!task) return
+      slot.pending.delete(reply.id)
+      task.resolve(reply)
+      this.checkDrained()
+    })
+    worker.on('error', (error: Error) => {
+      slot.error = error
+    })
+    worker.on('exit', (code: number) => {
+      this.onExit(slot, code)
+    })
+  }
+
+  private onExit(slot: Slot, code: number): void {
+    this.slots.delete(slot)
+    const reason = slot.error ? slot.error.message : `exit code ${code}`
+    for (const task of slot.pending.values()) {
+      task.reject(new WorkerCrashError(`preprocessing worker ${slot.threadId} died: ${reason}`))
+    }
+    slot.pending.clear()
+    this.checkDrained()
+    if (this.closing) return
+    this.options.onWorkerExit?.({ stage: 'preprocessing', threadId: slot.threadId, reason, replacing: true })
+    const now = Date.now()
+    this.crashTimes.push(now)
+    while ((this.crashTimes[0] ?? now) < now - 60_000) this.crashTimes.shift()
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(timer)
+      if (!this.closing) this.spawn()
+    }, restartDelayMs(this.crashTimes.length))
+    this.restartTimers.add(timer)
+  }
+
+  /** Tasks in progress over all workers. */
+  get pending(): number {
+    let total = 0
+    for (const slot of this.slots) total += slot.pending.size
+    return total
+  }
+
+  /** Workers alive now. */
+  get size(): number {
+    return this.slots.size
+  }
+
+  /**
+   * Turns `item` into a tensor per `contract`. `transfer` lists buffers to move (the caller gives
+   * them up). Resolves with the worker's reply (a tensor or the image's coded error); rejects with
+   * WorkerCrashError if the worker dies, or an Error if no worker is alive.
+   */
+  prepare(
+    contract: InputContract,
+    item: PixelsItem | ImageItem,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<PrepareReply> {
+    if (this.closing) return Promise.reject(new Error('the preprocessing pool is closing'))
+    let chosen: Slot | undefined
+    for (const slot of this.slots) {
+      if (!chosen || slot.pending.size < chosen.pending.size) chosen = slot
+    }
+    if (!chosen)
+      return Promise.reject(new Error('no preprocessing worker is running (restarting after a crash)'))
+    const slot = chosen
+    const id = nextId++
+    return new Promise<PrepareReply>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject })
+      try {
+        slot.worker.postMessage({ kind: PREPARE_TASK, id, contract, item } satisfies PrepareTask, transfer)
+      } catch (error) {
+        slot.pending.delete(id)
+        reject(error instanceof Error ? error : new Error(String(error)))
+      }
+    })
+  }
+
+  private checkDrained(): void {
+    if (this.drained && this.pending === 0) this.drained()
+  }
+
+  /** Waits for the tasks in progress, then terminates the workers. */
+  async close(): Promise<void> {
+    this.closing = true
+    for (const timer of this.restartTimers) clearTimeout(timer)
+    this.restartTimers.clear()
+    if (this.pending > 0) {
+      await new Promise<void>((resolve) => {
+        this.drained = resolve
+      })
+    }
+    await Promise.all([...this.slots].map((slot) => slot.worker.terminate()))
+  }
+
+  /** Test-only (needs faultInjection): one worker throws an uncaught exception and dies. */
+  crashOne(): void {
+    const slot = [...this.slots][0]
+    slot?.worker.postMessage({ kind: CRASH_TASK })
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Preprocessing worker (a plain worker_threads Worker owned by preprocess-pool.ts): encoded image
+ * bytes or decoded pixels → a model's input tensor. Decoding runs in sharp on libuv's pool and the
+ * Pillow-exact resample/normalise runs here, so neither the HTTP event loop nor an inference
+ * worker waits for it: while one request's image is prepared, the inference workers run the batch
+ * before it (a two-stage pipeline). Several tasks may be in progress at once (their decodes
+ * overlap); each answers with its tensor, transferred, or the coded error of its image.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { isApiError } from '../errors.js'
+import { decodeImage } from '../preprocess/decode.js'
+import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
+import {
+  CRASH_TASK,
+  PREPARE_TASK,
+  type ItemError,
+  type PrepareReply,
+  type PrepareTask,
+} from './worker-protocol.js'
+
+function itemError(error: unknown): ItemError {
+  if (isApiError(error)) return { code: error.code, message: error.message, details: error.details }
+  return {
+    code: 'INFERENCE_FAILED',
+    message: `preprocessing failed: ${error instanceof Error ? error.message : String(error)}`,
+  }
+}
+
+async function prepare(task: PrepareTask): Promise<void> {
+  const begin = performance.now()
+  let reply: PrepareReply
+  try {
+    const pixels =
+      task.item.kind === 'pixels'
+        ? task.item.pixels
+        : await decodeImage(
+            Buffer.from(task.item.bytes.buffer, task.item.bytes.byteOffset, task.item.bytes.byteLength),
+            { maxPixels: task.item.maxPixels },
+          )
+    const tensor = pixelsToTensor(pixels, task.contract)
+    reply = { id: task.id, ok: true, tensor, preprocessMs: performance.now() - begin }
+    parentPort?.postMessage(reply, [tensor.buffer as ArrayBuffer])
+  } catch (error) {
+    reply = { id: task.id, ok: false, error: itemError(error), preprocessMs: performance.now() - begin }
+    parentPort?.postMessage(reply)
+  }
+}
+
+const { faultInjection } = (workerData ?? {}) as { faultInjection?: boolean }
+
+parentPort?.on('message', (message: { kind?: unknown }) => {
+  if (message.kind === PREPARE_TASK) void prepare(message as PrepareTask)
+  else if (message.kind === CRASH_TASK && faultInjection === true) {
+    // Thrown from a timer: an uncaught exception outside any task, which kills the thread.
+    setTimeout(() => {
+      throw new Error('injected preprocessing worker crash')
+    }, 0)
+  }
+})
