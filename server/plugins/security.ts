@@ -13,6 +13,7 @@
  * - Optional per-client rate limiting (@fastify/rate-limit, off unless RATE_LIMIT_MAX > 0): 429
  *   RATE_LIMITED with Retry-After, probes and metrics exempt. It keys on the peer address; behind a
  *   proxy that address is the proxy's, so limit per client at the proxy instead.
+ * - At most MAX_CONNECTIONS open connections (Node closes further ones on accept).
  * - `handleClientError`: what Node's HTTP parser refuses before Fastify sees a request (headers
  *   over MAX_HEADER_BYTES, a request slower than REQUEST_TIMEOUT_MS, unparseable framing) is
  *   answered with a catalogue JSON error too, then the connection is closed.
@@ -97,6 +98,9 @@ function addSecurityHeaders(reply: FastifyReply): void {
 
 const security: FastifyPluginAsync = async (app) => {
   const { config } = app
+  // Every connection holds a socket and a file descriptor until it closes; beyond the limit Node
+  // closes new ones on accept, so a flood of idle connections cannot exhaust the process.
+  if (config.maxConnections > 0) app.server.maxConnections = config.maxConnections
 
   app.addHook('onSend', async (_request, reply, payload) => {
     addSecurityHeaders(reply)

@@ -6,7 +6,8 @@
  * query strings, and the security headers on every kind of answer.
  */
 import assert from 'node:assert/strict'
-import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import { connect, type AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { ERROR_CODES } from '../../server/errors.js'
@@ -16,6 +17,8 @@ import { rawExchange, type RawResponse } from './support.js'
 
 const MAX_HEADER_BYTES = 4096
 const REQUEST_TIMEOUT_MS = 800
+const MAX_BODY_BYTES = 64 * 1024
+const MAX_CONNECTIONS = 8
 
 function assertCoded(response: RawResponse, status: number, code: string): void {
   assert.equal(response.status, status, response.raw.slice(0, 400))
@@ -37,6 +40,8 @@ describe('HTTP limits on a listening server', () => {
     app = await startApp({
       maxHeaderBytes: MAX_HEADER_BYTES,
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      maxBodyBytes: MAX_BODY_BYTES,
+      maxConnections: MAX_CONNECTIONS,
     })
     await app.listen({ host: '127.0.0.1', port: 0 })
     port = (app.server.address() as AddressInfo).port
@@ -123,10 +128,49 @@ describe('HTTP limits on a listening server', () => {
 
   it('a body that stops arriving → the request times out, the server keeps serving', async () => {
     const head =
-      'POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n'
+      'POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 50000\r\n\r\n'
     const { response, closed } = await rawExchange(port, [head, Buffer.alloc(1000, 1)], { timeoutMs: 30_000 })
     assert.ok(closed, 'the server closed the stalled connection')
     if (response.status) assert.ok([400, 408].includes(response.status), response.raw.slice(0, 300))
+    await assertStillServing()
+  })
+
+  it('a chunked body over MAX_BODY_BYTES is cut off with 413, and a declared one refused up front', async () => {
+    const head = 'POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n'
+    const chunk = Buffer.alloc(16 * 1024, 7)
+    const chunks = Array.from({ length: 8 }, () =>
+      Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]),
+    )
+    const chunked = await rawExchange(port, [
+      `${head}Transfer-Encoding: chunked\r\n\r\n`,
+      ...chunks,
+      '0\r\n\r\n',
+    ])
+    assertCoded(chunked.response, 413, 'BODY_TOO_LARGE')
+    const declared = await rawExchange(port, [`${head}Content-Length: ${100 * 1024 * 1024}\r\n\r\n`, chunk])
+    assertCoded(declared.response, 413, 'BODY_TOO_LARGE')
+    await assertStillServing()
+  })
+
+  it('connections beyond MAX_CONNECTIONS are closed on accept; capacity returns when one closes', async () => {
+    const idle = await Promise.all(
+      Array.from({ length: MAX_CONNECTIONS }, async () => {
+        const socket = connect({ host: '127.0.0.1', port })
+        await once(socket, 'connect')
+        socket.on('error', () => undefined)
+        return socket
+      }),
+    )
+    try {
+      // Give the server a moment to count them.
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      const refused = await rawExchange(port, [get('/healthz')], { timeoutMs: 5_000 })
+      assert.ok(refused.closed, 'the extra connection was closed')
+      assert.ok(Number.isNaN(refused.response.status), refused.response.raw)
+    } finally {
+      for (const socket of idle) socket.destroy()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
     await assertStillServing()
   })
 
