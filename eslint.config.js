@@ -6,7 +6,17 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'coverage/', 'runs/', 'training/', 'bench/.cache/', 'bench/results/', 'models/', 'openapi/'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'coverage/',
+      'runs/',
+      'training/',
+      'bench/.cache/',
+      'bench/results/',
+      'models/',
+      'openapi/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
