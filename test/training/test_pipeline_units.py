@@ -209,3 +209,35 @@ def test_help(command, capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "usage:" in out and "npm run" in out and "--config" in out
+
+
+def test_search_family_pick_pareto_publishes_every_front_member(tmp_path):
+    from alphanet.pipeline.family import family_from_search_results
+    from alphanet.space import load_space
+
+    space = load_space("fashion_mnist")
+    small, large = space.min_arch(), space.max_arch()
+
+    def entry(arch, mflops, top1):
+        return {"arch": {"space": space.name, **arch.to_dict()}, "mflops": mflops, "top1": top1}
+
+    results = tmp_path / "search.json"
+    results.write_text(
+        json.dumps(
+            {
+                "space": space.name,
+                # Both targets pick the small arch (the large one scored lower on the held-out split
+                # at the first target's cost): "targets" merges them into one member.
+                "targets": [
+                    {"targetMflops": 3.0, "pick": entry(small, 2.23, 0.85)},
+                    {"targetMflops": 13.0, "pick": entry(small, 2.23, 0.85)},
+                ],
+                "paretoFront": [entry(small, 2.23, 0.85), entry(large, 12.05, 0.87)],
+            }
+        )
+    )
+    by_target = family_from_search_results(results, space, 10, "fm-", "targets")
+    assert [m.arch for m in by_target] == [small]
+    front = family_from_search_results(results, space, 10, "fm-", "pareto")
+    assert [m.arch for m in front] == [small, large]
+    assert [m.name for m in front] == ["fm-2.23m", "fm-12.05m"]

@@ -21,6 +21,7 @@ from ..loss import DISTILL_CHOICES
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ZOO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 FAMILY_MODES = ("named", "search")
+SEARCH_PICKS = ("targets", "pareto")
 EXECUTION_PROVIDERS = ("auto", "cpu", "cuda")
 
 DEFAULTS: dict[str, Any] = {
@@ -37,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "family": {
         "mode": "named",
         "archs": [],
-        "search": {"config": None, "overrides": [], "targets_mflops": []},
+        "search": {"config": None, "overrides": [], "targets_mflops": [], "pick": "targets"},
     },
     "calibration": {"batches": 64, "batch_size": 256, "seed": 5},
     "evaluation": {"batch_size": 500},
@@ -287,6 +288,8 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
         ):
             raise UserError("pipeline config: family.search.targets_mflops must list positive MFLOPs")
         _check_overrides(search["overrides"], "family.search.overrides")
+        if search["pick"] not in SEARCH_PICKS:
+            raise UserError(f"pipeline config: family.search.pick must be one of {', '.join(SEARCH_PICKS)}")
     for entry in family["archs"]:
         if isinstance(entry, str):
             continue

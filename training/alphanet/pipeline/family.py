@@ -141,21 +141,35 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
         with redirect_stdout(sys.stderr):
             search_cli.run(namespace)
         fingerprint_path.write_text(json.dumps(fingerprint, indent=2) + "\n")
-    members = family_from_search_results(
-        output, result.source.space, result.source.supernet.num_classes, prefix
-    )
+    space, num_classes = result.source.space, result.source.supernet.num_classes
+    members = family_from_search_results(output, space, num_classes, prefix, cfg["family"]["search"]["pick"])
+    # family.archs in search mode: always publish these too (e.g. `max`, which a search seeded with
+    # the smallest subnet rarely samples), labelled by MFLOPs like the search picks.
+    have = {m.arch for m in members}
+    for extra in named_family(cfg["family"]["archs"], space, num_classes, prefix):
+        if extra.arch not in have:
+            label = f"{round(extra.mflops, 2):g}m"
+            members.append(_member(space, num_classes, prefix, label, extra.arch, "named"))
+            have.add(extra.arch)
+    _check_unique(members)
     data = json.loads(output.read_text())
     details = {"searchResults": str(output), "reused": reused, "evaluated": data.get("evaluatedCount")}
     return members, details
 
 
-def family_from_search_results(path: Path, space: SearchSpace, num_classes: int, prefix: str) -> list[Member]:
-    """One member per distinct per-target pick of a ``search`` results file."""
+def family_from_search_results(
+    path: Path, space: SearchSpace, num_classes: int, prefix: str, pick: str = "targets"
+) -> list[Member]:
+    """One member per distinct per-target pick (``pick: targets``) or per Pareto-front member
+    (``pick: pareto``) of a ``search`` results file."""
     try:
         data = json.loads(Path(path).read_text())
         if data["space"] != space.name:
             raise UserError(f"{path} was searched in space '{data['space']}', not '{space.name}'")
         targets = data["targets"]
+        if pick == "pareto":
+            # Every Pareto-front member is its own "target": none is dominated on the held-out split.
+            targets = [{"targetMflops": e["mflops"], "pick": e} for e in data["paretoFront"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path} is not a 'search' results file ({exc})") from None
     members: dict[ArchConfig, Member] = {}
