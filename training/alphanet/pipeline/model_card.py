@@ -154,9 +154,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
     family_text = (
         "Named architectures: " + ", ".join(f"`{m}`" for m in lines_family["members"]) + "."
         if lines_family["mode"] == "named"
-        else "Evolutionary search over the supernet (fitness = top-1 on held-out *training* images after BN "
-        "recalibration), then the best candidate at or below each FLOPs target "
-        f"{report['config']['family']['search']['targets_mflops']} MFLOPs."
+        else _search_family_sentence(report["config"]["family"])
     )
     mapping = {
         "zoo_name": report["zoo"]["name"],
@@ -219,3 +217,23 @@ def refresh_model_card(run_dir: Path, zoo_dir: Path, ablation_dir: Path) -> Path
     with publish_lock(Path(zoo_dir)):
         write_durably(text, Path(zoo_dir) / CARD_FILE, Path(zoo_dir))
     return Path(zoo_dir) / CARD_FILE
+
+
+def _search_family_sentence(family: dict) -> str:
+    search = family["search"]
+    picked = (
+        "then every member of the search's Pareto front (top-1 on the held-out images vs MFLOPs)"
+        if search.get("pick") == "pareto"
+        else f"then the best candidate at or below each FLOPs target {search['targets_mflops']} MFLOPs"
+    )
+    extra = (
+        ", plus "
+        + ", ".join(f"`{a}`" for a in family["archs"] if isinstance(a, str))
+        + " (listed in `family.archs`)"
+        if family.get("archs")
+        else ""
+    )
+    return (
+        "Evolutionary search over the supernet (fitness = top-1 on held-out *training* images after BN "
+        f"recalibration), {picked}{extra}."
+    )
