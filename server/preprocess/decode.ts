@@ -6,8 +6,10 @@
  *   those are refused from their signature before libvips parses anything (sniff.ts), and a file
  *   whose signature and decoded format disagree is refused too.
  * - Safety: the pixel count is checked against MAX_IMAGE_PIXELS from the header before decoding
- *   (`limitInputPixels` guards the decoder too); `failOn: 'error'` rejects truncated or corrupt
- *   data but tolerates benign encoder warnings (odd markers, trailing bytes) that real cameras emit.
+ *   (`limitInputPixels` guards the decoder too), and at most MAX_IMAGE_PIXELS decode at once per
+ *   thread (pixel-budget.ts), so tiny uploads declaring huge images cannot exhaust memory;
+ *   `failOn: 'error'` rejects truncated or corrupt data but tolerates benign encoder warnings (odd
+ *   markers, trailing bytes) that real cameras emit.
  * - Animated GIF/WebP and multi-page TIFF: the first frame/page only.
  * - EXIF orientation is applied, so the pixels are upright as a viewer shows them (Pillow's
  *   ImageOps.exif_transpose).
@@ -21,9 +23,13 @@
 import sharp, { type Metadata } from 'sharp'
 import { apiError } from '../errors.js'
 import type { PixelBuffer } from './resample.js'
+import { PixelBudget } from './pixel-budget.js'
 import { ACCEPTED_FORMATS, sniffFormat, type ImageFormat } from './sniff.js'
 
 export { ACCEPTED_FORMATS, type ImageFormat }
+
+/** This thread's decodes in progress (each worker thread importing this module has its own). */
+export const decodingPixels = new PixelBudget()
 
 // libvips' operation cache would keep recent uploads' pixels in memory (up to 50 MB) for reuse
 // that never comes — every upload is a different image — and hold client data past its request.
@@ -130,6 +136,8 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
     )
   }
 
+  // Bounded memory: at most MAX_IMAGE_PIXELS decoding at once in this thread (pixel-budget.ts).
+  const release = await decodingPixels.acquire(pixels, options.maxPixels)
   try {
     const { data, info } = await image
       .flatten({ background: { r: 0, g: 0, b: 0 } })
@@ -146,5 +154,7 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
     }
   } catch (error) {
     throw decodeFailure(error)
+  } finally {
+    release()
   }
 }

@@ -1,0 +1,77 @@
+/**
+ * Bounded decoding memory (server/preprocess/pixel-budget.ts), regression for: 48 concurrent
+ * 495-byte JPEGs declaring 6000×6000 took the server to 4.9 GB RSS (0.7 GB with the budget).
+ * Unit behaviour of the budget, then decodeImage under a burst of tiny "bombs" within the limit.
+ */
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { decodeImage, decodingPixels } from '../../server/preprocess/decode.js'
+import { PixelBudget } from '../../server/preprocess/pixel-budget.js'
+import { jpegDeclaring } from './corpus.js'
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('PixelBudget', () => {
+  it('admits within the limit, queues beyond it, in arrival order without overtaking', async () => {
+    const budget = new PixelBudget()
+    const order: string[] = []
+    const a = await budget.acquire(60, 100)
+    const b = budget.acquire(50, 100).then((release) => (order.push('b'), release))
+    const c = budget.acquire(10, 100).then((release) => (order.push('c'), release))
+    await tick()
+    // c would fit next to a, but b came first: no overtaking (no starvation of big images).
+    assert.deepEqual(order, [])
+    assert.equal(budget.queued, 2)
+    a()
+    const releaseB = await b
+    const releaseC = await c
+    assert.deepEqual(order, ['b', 'c'])
+    assert.equal(budget.pixelsInUse, 60)
+    releaseB()
+    releaseB() // idempotent
+    assert.equal(budget.pixelsInUse, 10)
+    releaseC()
+    assert.equal(budget.pixelsInUse, 0)
+  })
+
+  it('an image as large as the limit runs alone; one over it (never passed by decode.ts) too', async () => {
+    const budget = new PixelBudget()
+    const big = await budget.acquire(150, 100)
+    assert.equal(budget.pixelsInUse, 150)
+    let small = false
+    const pending = budget.acquire(1, 100).then((release) => ((small = true), release))
+    await tick()
+    assert.equal(small, false)
+    big()
+    ;(await pending)()
+    assert.equal(small, true)
+  })
+})
+
+describe('decodeImage under a burst of small files declaring large images', () => {
+  it('never has more than MAX_IMAGE_PIXELS decoding at once; memory stays bounded', async () => {
+    const maxPixels = 10_000_000
+    const bomb = await jpegDeclaring(3000, 3000) // ~500 bytes declaring 9 MP
+    let peakPixels = 0
+    let peakQueued = 0
+    const rssBefore = process.memoryUsage().rss
+    let peakRss = rssBefore
+    const sampler = setInterval(() => {
+      peakPixels = Math.max(peakPixels, decodingPixels.pixelsInUse)
+      peakQueued = Math.max(peakQueued, decodingPixels.queued)
+      peakRss = Math.max(peakRss, process.memoryUsage().rss)
+    }, 5)
+    try {
+      const decoded = await Promise.all(Array.from({ length: 8 }, () => decodeImage(bomb, { maxPixels })))
+      for (const image of decoded) assert.deepEqual([image.width, image.height], [3000, 3000])
+    } finally {
+      clearInterval(sampler)
+    }
+    assert.ok(peakPixels <= maxPixels, `${peakPixels} pixels decoding at once`)
+    assert.ok(peakQueued >= 1, 'later decodes waited their turn')
+    assert.equal(decodingPixels.pixelsInUse, 0)
+    // Unbounded, the 8 decodes alone need > 400 MB at once.
+    const grewMb = (peakRss - rssBefore) / 2 ** 20
+    assert.ok(grewMb < 350, `RSS grew by ${Math.round(grewMb)} MB`)
+  })
+})
