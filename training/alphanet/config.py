@@ -123,17 +123,18 @@ def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str = "") -> No
             base[key] = _check_value(dotted, DEFAULTS_FLAT.get(dotted), value)
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config sections -> ``{"section.key": value}`` (shared by every config loader)."""
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-DEFAULTS_FLAT = _flatten(DEFAULTS)
+DEFAULTS_FLAT = flatten(DEFAULTS)
 
 
 def parse_override(text: str) -> tuple[str, Any]:

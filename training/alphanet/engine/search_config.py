@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from ..config import flatten
 from ..errors import UserError
 from .search import SearchSettings
 from .subnet_eval import CalibrationSettings
@@ -64,17 +65,7 @@ NULLABLE_TYPES = {
 }
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-FLAT_DEFAULTS = _flatten(DEFAULTS)
+FLAT_DEFAULTS = flatten(DEFAULTS)
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -121,7 +112,7 @@ def load_search_config(path: Path | None, overrides: Iterable[str] = ()) -> dict
         for key, value in raw.items():
             if isinstance(DEFAULTS.get(key), dict) and not isinstance(value, dict):
                 raise UserError(f"search config: '{key}' must be a mapping")
-        for key, value in _flatten(raw).items():
+        for key, value in flatten(raw).items():
             _set(cfg, key, value)
     for text in overrides:
         if "=" not in text:

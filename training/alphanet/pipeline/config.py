@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from ..config import flatten
 from ..errors import UserError
 from ..loss import DISTILL_CHOICES
 
@@ -102,17 +103,7 @@ PATH_KEYS = (
 )
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-FLAT_DEFAULTS = _flatten(DEFAULTS)
+FLAT_DEFAULTS = flatten(DEFAULTS)
 
 
 def _coerce(key: str, value: Any) -> Any:
