@@ -40,6 +40,7 @@ interface Options {
   workerThreads: string | undefined
   out: string
   maxInFlight: number
+  bombShare: number
 }
 
 function readOptions(): Options {
@@ -49,18 +50,20 @@ function readOptions(): Options {
       factor: { type: 'string', default: '2' },
       'deadline-ms': { type: 'string', default: '1000' },
       'calibrate-s': { type: 'string', default: '20' },
-      concurrency: { type: 'string', default: '8' },
+      concurrency: { type: 'string', default: '32' },
       'zoo-dir': { type: 'string' },
       'worker-threads': { type: 'string' },
       out: { type: 'string', default: join(ROOT, 'runs', 'soak') },
       'max-in-flight': { type: 'string', default: '2000' },
+      'bomb-share': { type: 'string', default: '0' },
       help: { type: 'boolean', short: 'h' },
     },
   })
   if (values.help) {
     console.log(
-      'npm run soak -- [--minutes 3] [--factor 2] [--deadline-ms 1000] [--calibrate-s 20] [--concurrency 8]\n' +
-        '                [--zoo-dir DIR] [--worker-threads N] [--out runs/soak] [--max-in-flight 2000]',
+      'npm run soak -- [--minutes 3] [--factor 2] [--deadline-ms 1000] [--calibrate-s 20] [--concurrency 32]\n' +
+        '                [--zoo-dir DIR] [--worker-threads N] [--out runs/soak] [--max-in-flight 2000]\n' +
+        '                [--bomb-share 0.02]  (that share of requests: a ~500-byte JPEG declaring 6000×6000)',
     )
     process.exit(0)
   }
@@ -82,6 +85,7 @@ function readOptions(): Options {
     workerThreads: values['worker-threads'],
     out: resolve(values.out),
     maxInFlight: number('max-in-flight', values['max-in-flight'], 1, 100_000),
+    bombShare: number('bomb-share', values['bomb-share'], 0, 1),
   }
 }
 
@@ -189,9 +193,11 @@ function classify(
           try {
             const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
               code?: string
+              reason?: string
               timing?: { totalMs?: number }
             }
-            code = parsed.code
+            // Load shedding says why (event-loop delay, heap, RSS); the queue bound names no reason.
+            code = parsed.reason !== undefined ? `${parsed.code ?? ''} (${parsed.reason})` : parsed.code
             serverTotalMs = parsed.timing?.totalMs
           } catch {
             code = 'UNPARSEABLE_BODY'
@@ -220,6 +226,19 @@ function classify(
     })
     req.end(body)
   })
+}
+
+/** A baseline JPEG of a few hundred bytes whose header declares width × height (36 MP here). */
+async function jpegDeclaring(width: number, height: number): Promise<Buffer> {
+  const jpeg = Buffer.from(
+    await sharp({ create: { width: 16, height: 16, channels: 3, background: '#3a7' } })
+      .jpeg()
+      .toBuffer(),
+  )
+  const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]))
+  jpeg.writeUInt16BE(height, sof + 5)
+  jpeg.writeUInt16BE(width, sof + 7)
+  return jpeg
 }
 
 async function testImages(): Promise<{ body: Buffer; type: string }[]> {
@@ -283,6 +302,7 @@ interface Window {
 async function main(): Promise<void> {
   const options = readOptions()
   const images = await testImages()
+  const bombImage = { body: await jpegDeclaring(6000, 6000), type: 'image/jpeg' }
   console.error(`soak: starting the server (${options.zooDir ?? 'default zoo'})`)
   const server = await startServer(options)
   const pid = server.child.pid ?? 0
@@ -355,7 +375,11 @@ async function main(): Promise<void> {
       sent++
       continue
     }
-    const image = images[sent % images.length] ?? images[0]
+    // Every (1 / bombShare)-th request is a decompression bomb within the pixel limit.
+    const bomb =
+      options.bombShare > 0 &&
+      Math.floor((sent + 1) * options.bombShare) > Math.floor(sent * options.bombShare)
+    const image = bomb ? bombImage : (images[sent % images.length] ?? images[0])
     if (!image) break
     sent++
     windowSent++
@@ -453,6 +477,11 @@ async function main(): Promise<void> {
     '',
     `Host: ${summary.host.cpus} CPUs, load average ${summary.host.loadAverage.map((l) => round(l, 2)).join(' / ')} at the end (shared, loaded machine; the load generator runs on it too).`,
     `Server: ${options.zooDir ?? 'default zoo'}, ${options.workerThreads ?? 'default'} worker threads, loopback.`,
+    ...(options.bombShare > 0
+      ? [
+          `${round(options.bombShare * 100, 2)} % of the requests are ~500-byte JPEGs declaring 6000×6000 (36 MP).`,
+        ]
+      : []),
     '',
     `| measure | value |`,
     `| --- | --- |`,

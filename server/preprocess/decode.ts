@@ -38,6 +38,13 @@ sharp.cache(false)
 export interface DecodeOptions {
   /** Largest accepted width × height (MAX_IMAGE_PIXELS). */
   maxPixels: number
+  /**
+   * The request's deadline as epoch milliseconds (`performance.timeOrigin + performance.now()`,
+   * comparable across threads). An image still waiting for its turn to decode when the deadline
+   * has passed is dropped with DEADLINE_EXCEEDED instead of being decoded for nobody: under
+   * overload, decodes of already-answered requests would otherwise pile up and starve live ones.
+   */
+  deadline?: number
 }
 
 export interface DecodedImage extends PixelBuffer {
@@ -138,6 +145,15 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
 
   // Bounded memory: at most MAX_IMAGE_PIXELS decoding at once in this thread (pixel-budget.ts).
   const release = await decodingPixels.acquire(pixels, options.maxPixels)
+  const now = performance.timeOrigin + performance.now()
+  if (options.deadline !== undefined && now > options.deadline) {
+    release()
+    throw apiError(
+      'DEADLINE_EXCEEDED',
+      `the request's deadline passed ${Math.round(now - options.deadline)} ms before its image could be decoded`,
+      { remainingMs: Math.round(options.deadline - now) },
+    )
+  }
   try {
     const { data, info } = await image
       .flatten({ background: { r: 0, g: 0, b: 0 } })

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { isApiError } from '../../server/errors.js'
 import { decodeImage, decodingPixels } from '../../server/preprocess/decode.js'
 import { PixelBudget } from '../../server/preprocess/pixel-budget.js'
 import { jpegDeclaring } from './corpus.js'
@@ -73,5 +74,27 @@ describe('decodeImage under a burst of small files declaring large images', () =
     // Unbounded, the 8 decodes alone need > 400 MB at once.
     const grewMb = (peakRss - rssBefore) / 2 ** 20
     assert.ok(grewMb < 350, `RSS grew by ${Math.round(grewMb)} MB`)
+  })
+})
+
+describe('decodeImage with a deadline', () => {
+  it('drops an image whose deadline passed while it waited to be decoded: DEADLINE_EXCEEDED, no decode', async () => {
+    const maxPixels = 10_000_000
+    const bomb = await jpegDeclaring(3000, 3000)
+    const now = () => performance.timeOrigin + performance.now()
+    // The first decode occupies the budget; the second waits, and its deadline passes meanwhile.
+    const first = decodeImage(bomb, { maxPixels })
+    const late = decodeImage(bomb, { maxPixels, deadline: now() + 1 })
+    await first
+    await assert.rejects(late, (error: unknown) => {
+      assert.ok(isApiError(error))
+      assert.equal(error.code, 'DEADLINE_EXCEEDED')
+      assert.ok((error.details.remainingMs as number) < 0)
+      return true
+    })
+    assert.equal(decodingPixels.pixelsInUse, 0)
+    // A deadline still ahead decodes normally.
+    const decoded = await decodeImage(bomb, { maxPixels, deadline: now() + 60_000 })
+    assert.equal(decoded.width, 3000)
   })
 })
