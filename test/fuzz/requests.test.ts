@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import fc from 'fast-check'
 import { FIXTURE_MODELS } from '../helper.js'
 import { startApp } from '../routes/support.js'
@@ -125,7 +125,7 @@ const queryArb = fc
 /** Raw text may not be a legal URL; light-my-request refuses some before the server sees them. */
 async function injectOrSkip(
   app: FastifyInstance,
-  options: Parameters<FastifyInstance['inject']>[0],
+  options: InjectOptions,
 ): Promise<LightMyRequestResponse | undefined> {
   try {
     return await app.inject(options)
