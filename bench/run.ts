@@ -37,6 +37,8 @@ const PYTHON = '/usr/bin/python3'
 interface Options {
   quick: boolean
   fromSource: boolean
+  /** Benchmark only the zoo with this label (`zoo` or `imagenet`). */
+  only: string | undefined
   zooDir: string
   imagenet: boolean
   peer: boolean
@@ -53,6 +55,7 @@ function parseOptions(argv: string[]): Options {
     options: {
       quick: { type: 'boolean', default: false },
       'from-source': { type: 'boolean', default: false },
+      only: { type: 'string' },
       zoo: { type: 'string' },
       'no-imagenet': { type: 'boolean', default: false },
       'no-peer': { type: 'boolean', default: false },
@@ -68,7 +71,7 @@ function parseOptions(argv: string[]): Options {
   })
   if (values.help) {
     console.log(
-      'usage: npm run bench -- [--quick] [--from-source] [--zoo DIR] [--no-imagenet] [--no-peer] [--peer] [--out DIR] [--name NAME]\n' +
+      'usage: npm run bench -- [--quick] [--from-source] [--only zoo|imagenet] [--zoo DIR] [--no-imagenet] [--no-peer] [--peer] [--out DIR] [--name NAME]\n' +
         '                        [--seconds S per load level] [--repeats N] [--slo-seconds S per ramp]',
     )
     process.exit(0)
@@ -88,6 +91,7 @@ function parseOptions(argv: string[]): Options {
   return {
     quick,
     fromSource: values['from-source'],
+    only: values.only,
     zooDir,
     imagenet: !quick && !values['no-imagenet'],
     peer: quick ? values.peer : !values['no-peer'],
@@ -904,7 +908,9 @@ async function main(): Promise<void> {
     })
   }
   const zoos: ZooResult[] = []
-  for (const plan of plans) zoos.push(await benchZoo(plan, options))
+  for (const plan of plans) {
+    if (options.only === undefined || options.only === plan.label) zoos.push(await benchZoo(plan, options))
+  }
   const cpu = cpus()[0]
   const report: Report = {
     createdAt: new Date().toISOString(),
@@ -921,6 +927,7 @@ async function main(): Promise<void> {
     options: {
       quick: options.quick,
       fromSource: options.fromSource,
+      only: options.only,
       zooDir: options.zooDir,
       imagenet: options.imagenet,
       peer: options.peer,

@@ -146,7 +146,9 @@ export interface ClosedLoopResult {
 
 /**
  * `clients` connections, each sending `request` again as soon as its previous answer arrived, for
- * `durationMs` (after a short warm-up that is not counted).
+ * `durationMs`. The window opens after a warm-up that is not counted: at least `warmupMs`, and
+ * until as many answers as clients have arrived (at most `maxWarmupMs`), so that with slow models
+ * and many clients the window sees the steady state, not the initial burst.
  */
 export async function closedLoop(
   host: string,
@@ -155,6 +157,7 @@ export async function closedLoop(
   clients: number,
   durationMs: number,
   warmupMs = Math.min(500, durationMs / 4),
+  maxWarmupMs = 30_000,
 ): Promise<ClosedLoopResult> {
   const connections = Array.from({ length: clients }, () => new Connection(host, port))
   const responses: Response[] = []
@@ -162,17 +165,24 @@ export async function closedLoop(
   // An object, not two lets: the loops read what the timer below changes.
   const window = { counting: false, running: true }
   const counted = () => window.counting && window.running
+  let answered = 0
   const loops = connections.map(async (connection) => {
     while (window.running) {
       try {
         const response = await connection.send(request)
+        answered++
         if (counted()) responses.push(response)
       } catch {
+        answered++
         if (counted()) errors++
       }
     }
   })
+  const warmupStart = performance.now()
   await new Promise((resolve) => setTimeout(resolve, warmupMs))
+  while (answered < clients && performance.now() - warmupStart < maxWarmupMs) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
   window.counting = true
   const begin = performance.now()
   await new Promise((resolve) => setTimeout(resolve, durationMs))

@@ -159,14 +159,23 @@ export class InferencePool {
    */
   predict(model: string, now?: number): LatencyPrediction | undefined {
     const queued = this.scheduler.predict(model, now)
-    if (!queued) return undefined
+    const latency = this.scheduler.latency(model)
+    if (!queued || !latency) return undefined
     const workers = Math.max(1, this.preprocessors.size)
-    const preprocessing = queued.preprocessMs * (1 + this.preprocessors.pending / workers)
-    const afterQueue = queued.predictedLatencyMs - queued.queueWaitMs
+    const share = 1 + this.preprocessors.pending / workers
+    const caution = latency.cautionFactor
+    // Scheduler figures are queue wait + run + hand-off; the cautious one scales the first two.
+    const run = queued.expectedLatencyMs - queued.queueWaitMs
+    const expected = Math.max(queued.preprocessMs * share, queued.queueWaitMs) + run
+    const cautious =
+      Math.max(latency.cautiousPreprocessMs() * share, queued.queueWaitMs * caution) +
+      queued.predictedLatencyMs -
+      queued.queueWaitMs * caution
     return {
       ...queued,
-      predictedLatencyMs: Math.max(preprocessing, queued.queueWaitMs) + afterQueue,
-      idleLatencyMs: queued.idleLatencyMs + queued.preprocessMs,
+      predictedLatencyMs: cautious,
+      expectedLatencyMs: expected,
+      idleLatencyMs: queued.idleLatencyMs + latency.cautiousPreprocessMs(),
     }
   }
 

@@ -10,11 +10,21 @@
  *   take, and a size measured at warm-up but not seen since never goes stale.
  * - Preprocessing per image (decode + resample + normalise, in the worker): an EWMA of observed
  *   per-image time, seeded by a synthetic image at start-up.
+ * - Spread: an EWMA of the absolute deviation of each observation from the running mean, so a
+ *   budget check can use a cautious estimate (mean + DEVIATIONS deviations) where a miss matters,
+ *   while sums over queues (where deviations average out) and definite-miss checks use the mean.
  * Pure arithmetic: the scheduler feeds observations and asks questions.
  */
 
 /** Weight of a new observation in every moving average (≈ the last 10 observations dominate). */
 export const EWMA_WEIGHT = 0.2
+
+/**
+ * How many mean deviations above the mean a budget check allows for (as TCP's retransmission timer
+ * does with round-trip times): run times on a busy CPU have a long tail, and "predicted to meet
+ * the budget" should hold for nearly every request, not half of them.
+ */
+export const DEVIATIONS = 3
 
 export class Ewma {
   private current: number
@@ -50,7 +60,10 @@ export class ModelLatency {
   /** Warm-up run time per batch size, ascending by size. */
   private readonly base: { rows: number; ms: number }[]
   private readonly contention = new Ewma(1)
+  /** Mean absolute deviation of observed/base from the contention factor. */
+  private readonly contentionDeviation = new Ewma(0)
   private readonly preprocess: Ewma
+  private readonly preprocessDeviation = new Ewma(0)
   private runs = 0
 
   /**
@@ -106,14 +119,31 @@ export class ModelLatency {
 
   observeRun(rows: number, ms: number): void {
     const base = this.baseMs(Math.max(1, rows))
-    if (base > 0 && Number.isFinite(ms)) {
-      this.contention.observe(ms / base)
+    if (base > 0 && Number.isFinite(ms) && ms >= 0) {
+      const ratio = ms / base
+      this.contentionDeviation.observe(Math.abs(ratio - this.contention.value))
+      this.contention.observe(ratio)
       this.runs++
     }
   }
 
   observePreprocess(perImageMs: number): void {
+    if (!Number.isFinite(perImageMs) || perImageMs < 0) return
+    this.preprocessDeviation.observe(Math.abs(perImageMs - this.preprocess.value))
     this.preprocess.observe(perImageMs)
+  }
+
+  /**
+   * Factor from a mean estimate to a cautious one (mean + DEVIATIONS mean deviations), from the
+   * spread of observed run times relative to their mean; 1 before anything was observed.
+   */
+  get cautionFactor(): number {
+    return 1 + (DEVIATIONS * this.contentionDeviation.value) / this.contention.value
+  }
+
+  /** Per-image preprocessing time allowing for its spread (mean + DEVIATIONS mean deviations), ms. */
+  cautiousPreprocessMs(): number {
+    return this.preprocess.value + DEVIATIONS * this.preprocessDeviation.value
   }
 
   /** Batches observed since start-up. */

@@ -66,7 +66,9 @@ export class PreprocessPool {
 
   private spawn(): void {
     const worker = new Worker(workerFilename(), {
-      workerData: { faultInjection: this.options.faultInjection ?? false },
+      workerData: {
+        faultInjection: this.options.faultInjection ?? false,
+      },
     })
     const slot: Slot = { worker, threadId: worker.threadId, pending: new Map(), error: undefined }
     this.slots.add(slot)

@@ -102,8 +102,13 @@ export interface SchedulerHooks {
 
 /** A request's latency if it arrived now, and its parts. */
 export interface LatencyPrediction {
-  /** Queue wait + worker time of its batch + hand-off (+ its preprocessing, where added), ms. */
+  /**
+   * Cautious estimate of queue wait + worker time of its batch + hand-off (+ its preprocessing,
+   * where added): the mean scaled by the observed spread (ModelLatency.cautionFactor), ms.
+   */
   predictedLatencyMs: number
+  /** The same as a plain mean, ms. */
+  expectedLatencyMs: number
   queueWaitMs: number
   /** Rows of the batch it would run in. */
   batchSize: number
@@ -111,7 +116,7 @@ export interface LatencyPrediction {
   serviceMs: number
   /** Predicted per-image preprocessing time, ms. */
   preprocessMs: number
-  /** The same request on an unloaded server (warm-up run time, no queue), ms. */
+  /** The same cautious estimate on an unloaded server (warm-up run time, no queue), ms. */
   idleLatencyMs: number
   /** Requests waiting for this model, and running now. */
   queued: number
@@ -484,9 +489,12 @@ export class Scheduler {
     const batchSize = partialRows + 1
     const serviceMs = state.latency.runMs(batchSize)
     const preprocessMs = state.latency.preprocessMs()
-    const idleMs = state.latency.runMs(1) / state.latency.contentionFactor
+    // An unloaded server: the warm-up run time, with the same caution as the prediction.
+    const idleMs = (state.latency.runMs(1) / state.latency.contentionFactor) * state.latency.cautionFactor
+    const expected = queueWaitMs + serviceMs + this.handoffMs
     return {
-      predictedLatencyMs: queueWaitMs + serviceMs + this.handoffMs,
+      predictedLatencyMs: (queueWaitMs + serviceMs) * state.latency.cautionFactor + this.handoffMs,
+      expectedLatencyMs: expected,
       queueWaitMs,
       batchSize,
       serviceMs,

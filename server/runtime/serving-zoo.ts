@@ -334,6 +334,7 @@ export function liveFigures(generation: Generation, model: string, now: number):
   if (!prediction || !latency) return undefined
   return {
     predictedLatencyMs: round3(prediction.predictedLatencyMs),
+    expectedLatencyMs: round3(prediction.expectedLatencyMs),
     idleLatencyMs: round3(prediction.idleLatencyMs),
     queueWaitMs: round3(prediction.queueWaitMs),
     batchSize: prediction.batchSize,

@@ -53,9 +53,10 @@ export const LiveFiguresSchema = Type.Object(
   {
     predictedLatencyMs: Type.Number({
       description:
-        'Predicted latency of a one-image request arriving now: queue wait + decode/preprocess and run of the batch it would join + hand-off, ms. What maxLatencyMs is compared with.',
+        'Predicted latency of a one-image request arriving now — decode/preprocess (overlapping the queue wait), run of the batch it would join, hand-off — as a cautious estimate: the mean plus three mean deviations of the observed spread, ms. What maxLatencyMs is compared with.',
     }),
-    idleLatencyMs: Type.Number({ description: 'The same prediction on an unloaded server, ms.' }),
+    expectedLatencyMs: Type.Number({ description: 'The same prediction as a plain mean, ms.' }),
+    idleLatencyMs: Type.Number({ description: 'The cautious prediction on an unloaded server, ms.' }),
     queueWaitMs: Type.Number({ description: 'Predicted wait until its batch starts, ms.' }),
     batchSize: Type.Integer({ description: 'Size of the batch the request would run in.' }),
     serviceMs: Type.Number({ description: 'Predicted session.run time of that batch, ms.' }),

@@ -35,9 +35,15 @@ export type ModelEntry = Omit<ModelManifest, 'latencyMs'> & {
  * one-image request arriving now is predicted to take, and the load behind that prediction.
  */
 export interface LiveFigures {
-  /** Queue wait + worker time of the batch it would run in + hand-off, ms (what maxLatencyMs compares). */
+  /**
+   * Preprocessing (overlapping the queue wait) + run of the batch it would join + hand-off, as a
+   * cautious estimate — mean plus three mean deviations of the observed spread — ms. What
+   * maxLatencyMs compares.
+   */
   predictedLatencyMs: number
-  /** The same on an unloaded server (warm-up run time, empty queues), ms. */
+  /** The same as a plain mean, ms. */
+  expectedLatencyMs: number
+  /** The cautious estimate on an unloaded server (warm-up run time, empty queues), ms. */
   idleLatencyMs: number
   queueWaitMs: number
   /** Rows of the batch the request would join. */

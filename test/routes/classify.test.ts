@@ -445,6 +445,7 @@ describe('POST /v1/classify: latency budgets under load', () => {
         ...entry,
         live: {
           predictedLatencyMs: PREDICTED[entry.name] ?? 0,
+          expectedLatencyMs: (PREDICTED[entry.name] ?? 0) / 2,
           idleLatencyMs: idleMs,
           queueWaitMs: (PREDICTED[entry.name] ?? 0) - idleMs,
           batchSize: 1,

@@ -76,3 +76,21 @@ describe('ModelLatency', () => {
     assert.throws(() => new ModelLatency(new Map([[2, 1]]), 0), /batch-1/)
   })
 })
+
+describe('ModelLatency caution', () => {
+  it('widens its estimate with the spread of observed run times', () => {
+    const steady = profile()
+    for (let i = 0; i < 40; i++) steady.observeRun(1, 2)
+    near(Math.round(steady.cautionFactor * 1000) / 1000, 1)
+    const noisy = profile()
+    for (let i = 0; i < 40; i++) noisy.observeRun(1, i % 2 === 0 ? 1 : 3)
+    // Mean ratio ≈ 1, mean deviation ≈ 0.5: three deviations make the cautious estimate ≈ 2.5×.
+    assert.ok(noisy.cautionFactor > 2 && noisy.cautionFactor < 3, String(noisy.cautionFactor))
+  })
+
+  it('adds three mean deviations to the preprocessing estimate', () => {
+    const latency = profile()
+    for (let i = 0; i < 60; i++) latency.observePreprocess(i % 2 === 0 ? 1 : 3)
+    assert.ok(latency.cautiousPreprocessMs() > latency.preprocessMs() + 2)
+  })
+})
