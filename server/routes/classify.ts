@@ -99,7 +99,10 @@ const classify: FastifyPluginAsync = async (app) => {
         description: `Send the image as the raw body (${IMAGE_CONTENT_TYPES.join(', ')}) or as the multipart/form-data file part "${IMAGE_FIELD}". Without a budget the default model serves; with one, the most accurate ready model satisfying every constraint (ties: lower latency, fewer MFLOPs, name). Images are EXIF-oriented, alpha is composited onto black, animations contribute their first frame.`,
         querystring: ClassifyQuerySchema,
         consumes: [...IMAGE_CONTENT_TYPES, 'multipart/form-data'],
-        response: { 200: ClassifyResponseSchema, ...errorResponses(400, 404, 413, 415, 422, 500, 503) },
+        response: {
+          200: ClassifyResponseSchema,
+          ...errorResponses(400, 404, 413, 415, 422, 500, 503, 504),
+        },
       },
       preValidation: strictQuery(ClassifyQuerySchema),
     },

@@ -54,7 +54,8 @@ export const MaxMflops = Type.Number({
 export const MaxLatencyMs = Type.Number({
   exclusiveMinimum: 0,
   maximum: 600_000,
-  description: 'Largest acceptable model latency in ms: batch-1 p50 measured on this server at warm-up.',
+  description:
+    "Largest acceptable latency in ms, counted from the request's arrival. The most accurate model predicted to meet it under the current load serves (see `live.predictedLatencyMs` in GET /models); a request that can no longer meet it is answered 504 DEADLINE_EXCEEDED before any compute rather than late.",
 })
 
 export const MinTop1 = Type.Number({
