@@ -119,7 +119,7 @@ export const ERROR_DEFINITIONS = [
     code: 'OVERLOADED',
     statusCode: 503,
     description:
-      'The server is shedding load (a full queue, or event-loop delay / memory over its configured limit); retry after `Retry-After` seconds, ideally on another instance.',
+      'The server is shedding load (a full model queue; no model meeting `maxLatencyMs` under the current load although one would on an idle server; or event-loop delay / memory over its configured limit); retry after `Retry-After` seconds, ideally on another instance.',
   },
   {
     code: 'SHUTTING_DOWN',

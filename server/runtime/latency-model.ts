@@ -161,3 +161,62 @@ export class ModelLatency {
     return this.base.map(({ rows }) => ({ batchSize: rows, ms: this.runMs(rows) }))
   }
 }
+
+/** Utilisation a batch size must bring the load under before the queue stops growing. */
+const STEADY_UTILIZATION = 0.8
+
+/** Requests per millisecond, as an exponentially decaying count over a time constant `tauMs`. */
+export class RateMeter {
+  private value = 0
+  private last = 0
+
+  constructor(private readonly tauMs = 1000) {}
+
+  mark(now: number): void {
+    this.value = this.rateAt(now) + 1 / this.tauMs
+    this.last = now
+  }
+
+  rateAt(now: number): number {
+    return this.value * Math.exp(-Math.max(0, now - this.last) / this.tauMs)
+  }
+}
+
+export interface SteadyState {
+  /** Batch size at which batches keep pace with the arrivals (capped at the model's maximum). */
+  batchSize: number
+  /** Fraction of the workers' time this model would need at that size (≥ 1: it cannot keep up). */
+  utilization: number
+  /** Mean latency of a request in that regime (M/D/1-like with batch service), ms. */
+  latencyMs: number
+}
+
+/**
+ * What serving every arrival at `ratePerMs` with `latency`'s model would settle to: dynamic
+ * batching grows the batch until batches keep pace with arrivals with some headroom (the
+ * smallest b with λ · run(b) / (workers · b) ≤ 0.8, at most the model's maximum batch), then the
+ * queueing delay at that utilisation u is
+ * that of a deterministic server, run(b) · (2 − u) / (2 (1 − u)), with u capped at 0.99 so an
+ * overloaded model gets a large but finite figure. Load-aware selection uses it next to the
+ * current queue: a model whose capacity the arrival rate is about to exceed is ruled out before
+ * its queue has grown, not after.
+ */
+export function steadyState(
+  latency: ModelLatency,
+  ratePerMs: number,
+  workers: number,
+  maxBatch: number,
+): SteadyState {
+  const lanes = Math.max(1, workers)
+  const load = (rows: number) => (ratePerMs * latency.runMs(rows)) / (lanes * rows)
+  let batch = 1
+  // The smallest batch that leaves headroom (utilisation ≤ TARGET): what a queue settles to.
+  while (batch < maxBatch && load(batch) > STEADY_UTILIZATION) {
+    const needed = Math.ceil((ratePerMs * latency.runMs(batch)) / (lanes * STEADY_UTILIZATION))
+    batch = Math.min(maxBatch, Math.max(batch + 1, needed))
+  }
+  const run = latency.runMs(batch)
+  const utilization = load(batch)
+  const u = Math.min(0.99, utilization)
+  return { batchSize: batch, utilization, latencyMs: (run * (2 - u)) / (2 * (1 - u)) }
+}

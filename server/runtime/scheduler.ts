@@ -16,14 +16,16 @@
  *   submission. A request that can no longer finish in time even if started now, alone, is
  *   answered DEADLINE_EXCEEDED (504) before any compute: at submission, at every dispatch, and by
  *   a timer set for the earliest such moment, so a request never waits past its deadline unseen.
- * - Predictions: for a request of model m arriving now, the time until its batch starts (the
- *   running batches' remaining time plus the queued work, shared over the workers), plus its
- *   batch's worker time at the size it would run in (it joins m's last partial batch), plus the
- *   measured hand-off overhead. Service times come from each model's ModelLatency, which every
- *   completed batch updates.
+ * - Predictions: for a request of model m arriving now, the later of (a) the time until its batch
+ *   starts (the running batches' remaining time plus the queued work, shared over the workers)
+ *   plus its batch's run time at the size it would run in (it joins m's last partial batch), and
+ *   (b) the steady-state latency m would settle to if it served the current arrival rate alone
+ *   (latency-model.ts steadyState) — (a) sees the queue that exists, (b) the one about to form;
+ *   then the measured hand-off overhead. Service times come from each model's ModelLatency,
+ *   which every completed batch updates; budget checks use its cautious (mean + spread) figure.
  */
 import { ApiError } from '../errors.js'
-import type { ModelLatency } from './latency-model.js'
+import { RateMeter, steadyState, type ModelLatency } from './latency-model.js'
 import { WorkerCrashError } from './worker-pool.js'
 import {
   epochMs,
@@ -109,6 +111,10 @@ export interface LatencyPrediction {
   predictedLatencyMs: number
   /** The same as a plain mean, ms. */
   expectedLatencyMs: number
+  /** Requests submitted per second, all models (moving average over about a second). */
+  arrivalRatePerS: number
+  /** Share of the workers this model would need if it served that whole rate (≥ 1: overload). */
+  utilization: number
   queueWaitMs: number
   /** Rows of the batch it would run in. */
   batchSize: number
@@ -168,6 +174,8 @@ export class Scheduler {
   private closing = false
   private idleWaiters: (() => void)[] = []
   private readonly faults: { model: string | undefined; fault: WorkerFault; remaining: number }[] = []
+  /** Submissions per ms over all models (the load selection must fit a model to). */
+  private readonly arrivals = new RateMeter(1000)
 
   constructor(
     private readonly executor: BatchExecutor,
@@ -212,6 +220,7 @@ export class Scheduler {
     const refusal = this.refusal(model, rows, deadline, now)
     const state = this.models.get(model)
     if (refusal || !state) return Promise.reject(refusal ?? new Error(`model ${model} has no session`))
+    this.arrivals.mark(now)
     return new Promise<JobResult>((resolve, reject) => {
       const job: Job = {
         item,
@@ -491,10 +500,16 @@ export class Scheduler {
     const preprocessMs = state.latency.preprocessMs()
     // An unloaded server: the warm-up run time, with the same caution as the prediction.
     const idleMs = (state.latency.runMs(1) / state.latency.contentionFactor) * state.latency.cautionFactor
-    const expected = queueWaitMs + serviceMs + this.handoffMs
+    // The later of: draining what is queued now, and the regime the current arrival rate leads to
+    // if this model took it all (rules a model out before its queue has grown).
+    const arrivalRate = this.arrivals.rateAt(now)
+    const steady = steadyState(state.latency, arrivalRate, workers, state.maxBatch)
+    const computeMs = Math.max(queueWaitMs + serviceMs, steady.latencyMs)
     return {
-      predictedLatencyMs: (queueWaitMs + serviceMs) * state.latency.cautionFactor + this.handoffMs,
-      expectedLatencyMs: expected,
+      predictedLatencyMs: computeMs * state.latency.cautionFactor + this.handoffMs,
+      expectedLatencyMs: computeMs + this.handoffMs,
+      arrivalRatePerS: arrivalRate * 1000,
+      utilization: steady.utilization,
       queueWaitMs,
       batchSize,
       serviceMs,

@@ -335,6 +335,8 @@ export function liveFigures(generation: Generation, model: string, now: number):
   return {
     predictedLatencyMs: round3(prediction.predictedLatencyMs),
     expectedLatencyMs: round3(prediction.expectedLatencyMs),
+    arrivalRatePerS: round3(prediction.arrivalRatePerS),
+    utilization: round3(prediction.utilization),
     idleLatencyMs: round3(prediction.idleLatencyMs),
     queueWaitMs: round3(prediction.queueWaitMs),
     batchSize: prediction.batchSize,

@@ -56,6 +56,13 @@ export const LiveFiguresSchema = Type.Object(
         'Predicted latency of a one-image request arriving now — decode/preprocess (overlapping the queue wait), run of the batch it would join, hand-off — as a cautious estimate: the mean plus three mean deviations of the observed spread, ms. What maxLatencyMs is compared with.',
     }),
     expectedLatencyMs: Type.Number({ description: 'The same prediction as a plain mean, ms.' }),
+    arrivalRatePerS: Type.Number({
+      description: 'Inference requests per second over all models (moving average over about a second).',
+    }),
+    utilization: Type.Number({
+      description:
+        'Share of the inference workers this model would need to serve that whole rate at the batch size the rate leads to (≥ 1: it cannot keep up). The prediction includes the latency this load settles to.',
+    }),
     idleLatencyMs: Type.Number({ description: 'The cautious prediction on an unloaded server, ms.' }),
     queueWaitMs: Type.Number({ description: 'Predicted wait until its batch starts, ms.' }),
     batchSize: Type.Integer({ description: 'Size of the batch the request would run in.' }),

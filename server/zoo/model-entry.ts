@@ -43,6 +43,10 @@ export interface LiveFigures {
   predictedLatencyMs: number
   /** The same as a plain mean, ms. */
   expectedLatencyMs: number
+  /** Requests submitted per second over all models (moving average over about a second). */
+  arrivalRatePerS: number
+  /** Share of the workers this model would need to serve that whole rate (≥ 1: overloaded). */
+  utilization: number
   /** The cautious estimate on an unloaded server (warm-up run time, empty queues), ms. */
   idleLatencyMs: number
   queueWaitMs: number

@@ -446,6 +446,8 @@ describe('POST /v1/classify: latency budgets under load', () => {
         live: {
           predictedLatencyMs: PREDICTED[entry.name] ?? 0,
           expectedLatencyMs: (PREDICTED[entry.name] ?? 0) / 2,
+          arrivalRatePerS: 100,
+          utilization: 0.5,
           idleLatencyMs: idleMs,
           queueWaitMs: (PREDICTED[entry.name] ?? 0) - idleMs,
           batchSize: 1,

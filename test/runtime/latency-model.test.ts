@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { EWMA_WEIGHT, Ewma, ModelLatency } from '../../server/runtime/latency-model.js'
+import {
+  EWMA_WEIGHT,
+  Ewma,
+  ModelLatency,
+  RateMeter,
+  steadyState,
+} from '../../server/runtime/latency-model.js'
 
 const profile = () =>
   new ModelLatency(
@@ -92,5 +98,33 @@ describe('ModelLatency caution', () => {
     const latency = profile()
     for (let i = 0; i < 60; i++) latency.observePreprocess(i % 2 === 0 ? 1 : 3)
     assert.ok(latency.cautiousPreprocessMs() > latency.preprocessMs() + 2)
+  })
+})
+
+describe('arrival rate and steady state', () => {
+  it('RateMeter converges to the arrival rate and decays when arrivals stop', () => {
+    const meter = new RateMeter(1000)
+    for (let t = 0; t <= 10_000; t += 10) meter.mark(t)
+    assert.ok(Math.abs(meter.rateAt(10_000) * 1000 - 100) < 2, String(meter.rateAt(10_000) * 1000))
+    assert.ok(meter.rateAt(13_000) < meter.rateAt(10_000) / 10)
+  })
+
+  it('settles on the batch size that keeps pace, and flags a rate beyond capacity', () => {
+    // Profile: 2 ms at 1, 3 at 2, 5 at 4, 9 at 8 (see profile()).
+    const latency = profile()
+    const quiet = steadyState(latency, 0.01, 1, 8)
+    assert.equal(quiet.batchSize, 1)
+    assert.ok(quiet.utilization < 0.05 && Math.abs(quiet.latencyMs - 2) < 0.05)
+    // 0.5 per ms: batch 1 would need 100% of the worker; batches of 2-3 keep up.
+    const busy = steadyState(latency, 0.5, 1, 8)
+    assert.ok(busy.batchSize >= 2 && busy.batchSize <= 4, String(busy.batchSize))
+    assert.ok(busy.utilization < 1 && busy.latencyMs > quiet.latencyMs)
+    // 1 per ms: even batches of 8 (9 ms for 8 rows) cannot keep up.
+    const overloaded = steadyState(latency, 1, 1, 8)
+    assert.equal(overloaded.batchSize, 8)
+    assert.ok(overloaded.utilization > 1)
+    assert.ok(overloaded.latencyMs > 50 * busy.latencyMs)
+    // Twice the workers halve the load.
+    assert.ok(steadyState(latency, 1, 2, 8).utilization < 1)
   })
 })
