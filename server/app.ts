@@ -23,7 +23,12 @@ import webPage from './web/route.js'
  * these timeouts on an interval (30 s by default), so the interval follows a short timeout.
  */
 function httpServerOptions(config: AppConfig): ServerOptions {
-  const options: ServerOptions = { maxHeaderSize: config.maxHeaderBytes }
+  const options: ServerOptions = {
+    maxHeaderSize: config.maxHeaderBytes,
+    // Node would answer an HTTP/1.1 request without Host itself, with an empty uncoded 400;
+    // security.ts refuses it with MALFORMED_REQUEST instead.
+    requireHostHeader: false,
+  }
   if (config.requestTimeoutMs > 0) {
     options.headersTimeout = Math.min(60_000, config.requestTimeoutMs)
     options.connectionsCheckingInterval = Math.min(

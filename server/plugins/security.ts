@@ -107,6 +107,14 @@ const security: FastifyPluginAsync = async (app) => {
     return payload
   })
 
+  // HTTP/1.1 requires Host (RFC 9112 §3.2); app.ts lets such requests through Node's parser so
+  // the refusal carries a catalogue code.
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      throw apiError('MALFORMED_REQUEST', 'an HTTP/1.1 request needs a Host header')
+    }
+  })
+
   let readyAt = Number.POSITIVE_INFINITY
   app.addHook('onReady', async () => {
     readyAt = performance.now()

@@ -95,6 +95,15 @@ describe('HTTP limits on a listening server', () => {
     }
   })
 
+  it('HTTP/1.1 without Host → 400 MALFORMED_REQUEST (coded, not Node’s empty 400); HTTP/1.0 may omit it', async () => {
+    const missing = await rawExchange(port, ['GET /healthz HTTP/1.1\r\nAccept: */*\r\n\r\n'], {
+      untilResponse: true,
+    })
+    assertCoded(missing.response, 400, 'MALFORMED_REQUEST')
+    const old = await rawExchange(port, ['GET /healthz HTTP/1.0\r\n\r\n'], { untilResponse: true })
+    assert.equal(old.response.status, 200, old.response.raw.slice(0, 300))
+  })
+
   it('unparseable requests → 400 MALFORMED_REQUEST', async () => {
     const cases = [
       'NOT A REQUEST\r\n\r\n',

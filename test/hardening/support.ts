@@ -31,34 +31,55 @@ export function parseRawResponse(raw: string): RawResponse {
   return { status, headers, body: Number.isFinite(length) ? rest.slice(0, length) : rest, raw }
 }
 
+/** Whether `raw` holds one whole response (by Content-Length, or a chunked body's last chunk). */
+function isComplete(raw: string): boolean {
+  const split = raw.indexOf('\r\n\r\n')
+  if (split === -1) return false
+  const { headers } = parseRawResponse(raw)
+  const body = raw.slice(split + 4)
+  if (headers['content-length'] !== undefined) return body.length >= Number(headers['content-length'])
+  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) return body.endsWith('0\r\n\r\n')
+  return false
+}
+
 /**
  * Writes `chunks` to 127.0.0.1:`port` (with `gapMs` between them) and collects what comes back
- * until the server closes the connection or `timeoutMs` passes. `closed` says whether the server
- * ended the connection.
+ * until the server closes the connection or `timeoutMs` passes. With `halfClose` the client ends
+ * its side after writing (Node then aborts a request in progress); with `untilResponse` it stops
+ * at the first complete response. `closed` says whether the connection ended.
  */
 export async function rawExchange(
   port: number,
   chunks: (string | Buffer)[],
-  { gapMs = 0, timeoutMs = 10_000 } = {},
+  { gapMs = 0, timeoutMs = 10_000, halfClose = false, untilResponse = false } = {},
 ): Promise<{ response: RawResponse; closed: boolean }> {
-  const socket = connect({ host: '127.0.0.1', port })
+  const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
   await once(socket, 'connect')
   let received = ''
   let closed = false
   socket.setEncoding('latin1')
-  socket.on('data', (chunk: string) => (received += chunk))
+  let complete: () => void = () => undefined
+  socket.on('data', (chunk: string) => {
+    received += chunk
+    if (untilResponse && isComplete(received)) complete()
+  })
   socket.on('error', () => undefined)
   const ended = new Promise<void>((resolve) => {
-    socket.on('close', () => {
-      closed = true
-      resolve()
-    })
+    complete = resolve
+    // The server ending its side counts as closing (this socket allows half-open for halfClose).
+    for (const event of ['end', 'close']) {
+      socket.on(event, () => {
+        closed = true
+        resolve()
+      })
+    }
   })
   for (const chunk of chunks) {
     if (socket.destroyed) break
     socket.write(chunk)
     if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs))
   }
+  if (halfClose && !socket.destroyed) socket.end()
   const timer = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())
   await Promise.race([ended, timer])
   socket.destroy()
