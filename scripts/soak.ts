@@ -466,12 +466,18 @@ async function main(): Promise<void> {
     shutdown: { exitCode, ms: round(stopMs, 0) },
     windows,
   }
-  const holds =
-    !crashed &&
-    healthAfter === 200 &&
-    exitCode === 0 &&
-    unexpected.length === 0 &&
-    summary.accepted.serverWithinDeadlineFraction >= 0.99
+  const criteria: [string, boolean][] = [
+    ['no crash', !crashed],
+    ['healthy after', healthAfter === 200],
+    ['clean SIGTERM exit', exitCode === 0],
+    ['no unexpected failures', unexpected.length === 0],
+    [
+      '≥ 99 % of accepted requests within the deadline (server-timed)',
+      summary.accepted.serverWithinDeadlineFraction >= 0.99,
+    ],
+  ]
+  const failed = criteria.filter(([, met]) => !met).map(([name]) => name)
+  const holds = failed.length === 0
   const markdown = [
     `# Soak ${summary.startedAt}`,
     '',
@@ -504,7 +510,9 @@ async function main(): Promise<void> {
     '',
     `RSS over time (s: MB): ${summary.rssMb.samples.map((s) => `${s.t}: ${s.mb}`).join(', ')}`,
     '',
-    `Verdict: ${holds ? 'HOLDS' : 'DOES NOT HOLD'} (no crash, healthy after, clean exit, no unexpected failures, ≥ 99 % of accepted requests within the deadline, server-timed).`,
+    holds
+      ? `Verdict: HOLDS (${criteria.map(([name]) => name).join(', ')}).`
+      : `Verdict: DOES NOT HOLD — failed: ${failed.join('; ')}.`,
     '',
   ].join('\n')
   await mkdir(options.out, { recursive: true })
