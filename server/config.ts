@@ -83,6 +83,11 @@ export const AppConfigSchema = Type.Object(
       description:
         'Largest request line + headers in bytes (Node maxHeaderSize); larger requests get 431 HEADERS_TOO_LARGE.',
     }),
+    maxInFlight: Type.Integer({
+      minimum: 0,
+      description:
+        'Requests handled at once, over every route but probes and metrics; beyond it 503 OVERLOADED at once (a front-door bound whatever the stages behind it do; 0 = no limit).',
+    }),
     maxConnections: Type.Integer({
       minimum: 0,
       description:
@@ -161,6 +166,7 @@ export const KEYS: readonly KeySpec[] = [
   { key: 'inferenceTimeoutMs', env: 'INFERENCE_TIMEOUT_MS', flag: 'inference-timeout-ms', kind: 'integer' },
   { key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', kind: 'integer' },
   { key: 'maxHeaderBytes', env: 'MAX_HEADER_BYTES', flag: 'max-header-bytes', kind: 'integer' },
+  { key: 'maxInFlight', env: 'MAX_IN_FLIGHT', flag: 'max-in-flight', kind: 'integer' },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', flag: 'max-connections', kind: 'integer' },
   { key: 'requestTimeoutMs', env: 'REQUEST_TIMEOUT_MS', flag: 'request-timeout-ms', kind: 'integer' },
   {
@@ -228,6 +234,7 @@ export function defaultConfig(): AppConfig {
     inferenceTimeoutMs: 30_000,
     shutdownTimeoutMs: 30_000,
     maxHeaderBytes: 16 * 1024,
+    maxInFlight: 1024,
     maxConnections: 1024,
     requestTimeoutMs: 60_000,
     maxEventLoopDelayMs: 1000,

@@ -13,7 +13,8 @@
  * - Optional per-client rate limiting (@fastify/rate-limit, off unless RATE_LIMIT_MAX > 0): 429
  *   RATE_LIMITED with Retry-After, probes and metrics exempt. It keys on the peer address; behind a
  *   proxy that address is the proxy's, so limit per client at the proxy instead.
- * - At most MAX_CONNECTIONS open connections (Node closes further ones on accept).
+ * - At most MAX_CONNECTIONS open connections (Node closes further ones on accept), and at most
+ *   MAX_IN_FLIGHT requests being handled (503 OVERLOADED beyond, probes exempt).
  * - `handleClientError`: what Node's HTTP parser refuses before Fastify sees a request (headers
  *   over MAX_HEADER_BYTES, a request slower than REQUEST_TIMEOUT_MS, unparseable framing) is
  *   answered with a catalogue JSON error too, then the connection is closed.
@@ -119,6 +120,27 @@ const security: FastifyPluginAsync = async (app) => {
   app.addHook('onReady', async () => {
     readyAt = performance.now()
   })
+
+  // Front-door bound: at most MAX_IN_FLIGHT requests in the server at once. The stages behind it
+  // have their own bounds; this one holds whatever they do, so a backlog can never grow without
+  // limit in memory. A request counts until its response has finished or its connection closed.
+  if (config.maxInFlight > 0) {
+    let inFlight = 0
+    app.addHook('onRequest', async (request, reply) => {
+      if (isExempt(request)) return
+      if (inFlight >= config.maxInFlight) {
+        throw apiError(
+          'OVERLOADED',
+          `the server is handling ${inFlight} requests (MAX_IN_FLIGHT ${config.maxInFlight}); retry later`,
+          { reason: 'inFlight', retryAfterS: 1 },
+        )
+      }
+      inFlight++
+      reply.raw.once('close', () => {
+        inFlight--
+      })
+    })
+  }
 
   await app.register(underPressure, {
     sampleInterval: SAMPLE_INTERVAL_MS,

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify'
 import { PRESSURE_RETRY_AFTER_S, STARTUP_GRACE_MS } from '../../server/plugins/security.js'
 import { buildApp } from '../../server/app.js'
 import { buildTestApp, TEST_CONFIG } from '../helper.js'
+import { jpegDeclaring } from '../fuzz/corpus.js'
 import { fixtureImage } from '../routes/support.js'
 
 /** Waits until under-pressure has taken its first sample (it samples once a second). */
@@ -131,6 +132,32 @@ describe('load shedding', () => {
     assert.equal(app.config.maxHeapUsedBytes, 0)
     assert.equal(app.config.maxRssBytes, 0)
     assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
+  })
+})
+
+describe('front-door bound (MAX_IN_FLIGHT)', () => {
+  it('requests beyond it get 503 OVERLOADED at once; probes pass; capacity returns as requests finish', async (t) => {
+    const app = await buildTestApp(t, { maxInFlight: 2 })
+    const slow = await jpegDeclaring(3000, 3000)
+    const classify = (payload: Buffer) =>
+      app.inject({ method: 'POST', url: '/v1/classify', headers: { 'content-type': 'image/jpeg' }, payload })
+    const busy = [classify(slow), classify(slow)]
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    const refused = await app.inject({ method: 'GET', url: '/models' })
+    assert.equal(refused.statusCode, 503, refused.body)
+    const body = JSON.parse(refused.body) as { code: string; reason: string }
+    assert.deepEqual([body.code, body.reason], ['OVERLOADED', 'inFlight'])
+    assert.equal(refused.headers['retry-after'], '1')
+    assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200)
+    for (const res of await Promise.all(busy)) assert.equal(res.statusCode, 200, res.body.slice(0, 200))
+    // Both finished: the count went back down (twice in a row, so not a one-off).
+    assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
+    assert.equal((await app.inject({ method: 'GET', url: '/models' })).statusCode, 200)
+  })
+
+  it('is on by default (1024)', async (t) => {
+    const app = await buildTestApp(t)
+    assert.equal(app.config.maxInFlight, 1024)
   })
 })
 
