@@ -82,10 +82,13 @@ describe('decodeImage with a deadline', () => {
     const maxPixels = 10_000_000
     const bomb = await jpegDeclaring(3000, 3000)
     const now = () => performance.timeOrigin + performance.now()
-    // The first decode occupies the budget; the second waits, and its deadline passes meanwhile.
-    const first = decodeImage(bomb, { maxPixels })
-    const late = decodeImage(bomb, { maxPixels, deadline: now() + 1 })
-    await first
+    // Occupy the whole budget, as a maximal image being decoded would; the image then waits for
+    // its turn, and its deadline passes meanwhile.
+    const occupied = await decodingPixels.acquire(maxPixels, maxPixels)
+    const late = decodeImage(bomb, { maxPixels, deadline: now() + 50 })
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    assert.equal(decodingPixels.queued, 1)
+    occupied()
     await assert.rejects(late, (error: unknown) => {
       assert.ok(isApiError(error))
       assert.equal(error.code, 'DEADLINE_EXCEEDED')
