@@ -92,6 +92,9 @@ class Preprocess:
 def make_handler(net: torch.nn.Module, preprocess: Preprocess, labels: list[str]):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes: without TCP_NODELAY, Nagle + delayed ACK would
+        # stall every keep-alive response by tens of ms, which would measure TCP, not PyTorch.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
             return

@@ -97,9 +97,9 @@ function parseOptions(argv: string[]): Options {
     peer: quick ? values.peer : !values['no-peer'],
     outDir: resolve(values.out ?? join(ROOT, 'bench', 'results')),
     name: values.name ?? (quick ? 'quick' : 'latest'),
-    seconds: number(values.seconds, quick ? 0.3 : 3, 'seconds'),
+    seconds: number(values.seconds, quick ? 0.3 : 2.5, 'seconds'),
     repeats: Math.round(number(values.repeats, quick ? 1 : 2, 'repeats')),
-    sloSeconds: number(values['slo-seconds'], quick ? 1 : 30, 'slo-seconds'),
+    sloSeconds: number(values['slo-seconds'], quick ? 1 : 24, 'slo-seconds'),
   }
 }
 
@@ -392,7 +392,9 @@ interface SloConfigResult {
 
 interface SloResult {
   budgetMs: number
+  /** Length of one ramp (up and down); the configurations take turns through `repeats` of them. */
   rampSeconds: number
+  repeats: number
   rateFrom: number
   rateTo: number
   arrivals: number
@@ -418,66 +420,83 @@ function rampArrivals(from: number, to: number, seconds: number, seed = 99): num
   return times
 }
 
+interface RampOutcome {
+  /** Position of the arrival in its ramp, 0…1. */
+  phase: number
+  status: number
+  latencyMs: number
+  model?: string
+  code?: string
+}
+
+/** Replays `arrivals` (ms offsets) open-loop against the server with one request each. */
 async function runRamp(
   port: number,
   request: Buffer,
   arrivals: readonly number[],
   rampMs: number,
-  budgetMs: number,
-  top1Of: ReadonlyMap<string, number>,
-  config: string,
-): Promise<SloConfigResult> {
+): Promise<RampOutcome[]> {
   const pool = new ConnectionPool(HOST, port)
   const begin = performance.now()
-  const outcomes: { at: number; response?: Response; error?: string }[] = []
+  const outcomes: RampOutcome[] = []
   const inFlight: Promise<void>[] = []
   for (const at of arrivals) {
     const wait = at - (performance.now() - begin)
     if (wait > 1) await sleep(wait)
+    const phase = at / rampMs
     inFlight.push(
       pool.send(request).then(
         (response) => {
-          outcomes.push({ at, response })
+          let model: string | undefined
+          let code: string | undefined
+          try {
+            const body = JSON.parse(response.body.toString()) as { model?: { name?: string }; code?: string }
+            model = response.status === 200 ? body.model?.name : undefined
+            code = response.status === 200 ? undefined : (body.code ?? String(response.status))
+          } catch {
+            code = String(response.status)
+          }
+          outcomes.push({ phase, status: response.status, latencyMs: response.latencyMs, model, code })
         },
-        (error: unknown) => {
-          outcomes.push({ at, error: error instanceof Error ? error.message : String(error) })
+        () => {
+          outcomes.push({ phase, status: 0, latencyMs: Number.POSITIVE_INFINITY, code: 'transport' })
         },
       ),
     )
   }
   await Promise.all(inFlight)
   pool.close()
+  return outcomes
+}
+
+/** One configuration's outcomes over every repetition of the ramp. */
+function summariseRamp(
+  config: string,
+  outcomes: readonly RampOutcome[],
+  budgetMs: number,
+  top1Of: ReadonlyMap<string, number>,
+): SloConfigResult {
+  const count = (into: Record<string, number>, key: string) => {
+    into[key] = (into[key] ?? 0) + 1
+  }
   const served: Record<string, number> = {}
   const low: Record<string, number> = {}
   const peak: Record<string, number> = {}
   const errors: Record<string, number> = {}
   const top1: number[] = []
-  const latencies: number[] = []
   let within = 0
-  for (const { at, response } of outcomes) {
-    if (!response) {
-      errors.transport = (errors.transport ?? 0) + 1
+  for (const o of outcomes) {
+    if (o.model === undefined) {
+      count(errors, o.code ?? 'unknown')
       continue
     }
-    latencies.push(response.latencyMs)
-    if (response.status !== 200) {
-      let code = String(response.status)
-      try {
-        code = (JSON.parse(response.body.toString()) as { code?: string }).code ?? code
-      } catch {
-        // keep the status
-      }
-      errors[code] = (errors[code] ?? 0) + 1
-      continue
-    }
-    const body = JSON.parse(response.body.toString()) as { model: { name: string; top1: number } }
-    served[body.model.name] = (served[body.model.name] ?? 0) + 1
-    top1.push(top1Of.get(body.model.name) ?? body.model.top1)
-    const phase = at / rampMs
-    if (phase < 1 / 6 || phase > 5 / 6) low[body.model.name] = (low[body.model.name] ?? 0) + 1
-    if (phase > 1 / 3 && phase < 2 / 3) peak[body.model.name] = (peak[body.model.name] ?? 0) + 1
-    if (response.latencyMs <= budgetMs) within++
+    count(served, o.model)
+    top1.push(top1Of.get(o.model) ?? Number.NaN)
+    if (o.phase < 1 / 6 || o.phase > 5 / 6) count(low, o.model)
+    if (o.phase > 1 / 3 && o.phase < 2 / 3) count(peak, o.model)
+    if (o.latencyMs <= budgetMs) within++
   }
+  const latencies = outcomes.filter((o) => Number.isFinite(o.latencyMs)).map((o) => o.latencyMs)
   return {
     config,
     requests: outcomes.length,
@@ -524,10 +543,10 @@ async function slo(
   const capCheap = await capacity(server, image, cheapest.name, options.quick ? 0.3 : 2)
   const rateFrom = round(Math.max(1, capBest / 5), 1)
   const rateTo = round(Math.max(rateFrom * 1.5, Math.min(capBest * 1.5, capCheap * 0.6)), 1)
-  const arrivals = rampArrivals(rateFrom, rateTo, options.sloSeconds)
-  log(
-    `  SLO: budget ${budgetMs} ms, ramp ${rateFrom} → ${rateTo} → ${rateFrom} req/s, ${arrivals.length} arrivals`,
-  )
+  // The ramp is cut into repetitions, and the configurations take turns (rotating who goes first)
+  // so that the shared machine's load swings hit every configuration alike.
+  const repeats = options.quick ? 1 : 3
+  const rampSeconds = options.sloSeconds / repeats
   const top1Of = new Map(models.map((m) => [m.name, m.top1]))
   // Quick mode: the extremes of the family only.
   const fixed = options.quick ? [cheapest, best] : ready
@@ -535,30 +554,38 @@ async function slo(
     { name: 'auto (maxLatencyMs)', query: `?maxLatencyMs=${budgetMs}` },
     ...fixed.map((m) => ({ name: m.name, query: `?model=${m.name}` })),
   ]
-  const results: SloConfigResult[] = []
-  for (const config of configs) {
-    const result = await runRamp(
-      server.port,
-      classifyRequest(image, config.query),
-      arrivals,
-      options.sloSeconds * 1000,
-      budgetMs,
-      top1Of,
-      config.name,
-    )
-    log(
-      `  SLO ${config.name}: ${(result.withinBudgetShare * 100).toFixed(2)}% within, top-1 ${result.meanTop1Served}`,
-    )
-    results.push(result)
-    // Let the queues drain before the next configuration.
-    await sleep(options.quick ? 100 : 1500)
+  const outcomes = new Map<string, RampOutcome[]>(configs.map((c) => [c.name, []]))
+  let arrivalsTotal = 0
+  for (let rep = 0; rep < repeats; rep++) {
+    const arrivals = rampArrivals(rateFrom, rateTo, rampSeconds, 99 + rep)
+    arrivalsTotal += arrivals.length
+    for (let k = 0; k < configs.length; k++) {
+      const config = configs[(k + rep) % configs.length] as { name: string; query: string }
+      const ramp = await runRamp(
+        server.port,
+        classifyRequest(image, config.query),
+        arrivals,
+        rampSeconds * 1000,
+      )
+      outcomes.get(config.name)?.push(...ramp)
+      // Let the queues drain before the next configuration.
+      await sleep(options.quick ? 100 : 1500)
+    }
+  }
+  log(
+    `  SLO: budget ${budgetMs} ms, ${repeats} × ramp ${rateFrom} → ${rateTo} → ${rateFrom} req/s, ${arrivalsTotal} arrivals`,
+  )
+  const results = configs.map((c) => summariseRamp(c.name, outcomes.get(c.name) ?? [], budgetMs, top1Of))
+  for (const r of results) {
+    log(`  SLO ${r.config}: ${(r.withinBudgetShare * 100).toFixed(2)}% within, top-1 ${r.meanTop1Served}`)
   }
   return {
     budgetMs,
-    rampSeconds: options.sloSeconds,
+    rampSeconds,
+    repeats,
     rateFrom,
     rateTo,
-    arrivals: arrivals.length,
+    arrivals: arrivalsTotal,
     configs: results,
   }
 }
@@ -848,7 +875,7 @@ function markdown(report: Report): string {
       const s = zoo.slo
       lines.push(
         '',
-        `### SLO ramp — budget ${s.budgetMs} ms, ${s.rateFrom} → ${s.rateTo} → ${s.rateFrom} req/s over ${s.rampSeconds} s (${s.arrivals} arrivals, same schedule for every row)`,
+        `### SLO ramp — budget ${s.budgetMs} ms, ${s.repeats} × (${s.rateFrom} → ${s.rateTo} → ${s.rateFrom} req/s over ${round(s.rampSeconds, 1)} s), configurations taking turns (${s.arrivals} arrivals each, same schedule for every row)`,
         '',
       )
       lines.push(

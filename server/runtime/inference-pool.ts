@@ -8,7 +8,7 @@ import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
-import { ModelLatency } from './latency-model.js'
+import { Contention, ModelLatency } from './latency-model.js'
 import {
   Scheduler,
   type JobResult,
@@ -77,6 +77,7 @@ export class InferencePool {
   private closing: Promise<void> | undefined
   /** Image requests between admission and submission to the scheduler (close() waits for them). */
   private preparing = 0
+  private readonly contentions = new Map<ExecutionProviderName, Contention>()
   private prepared: (() => void) | undefined
 
   private constructor(
@@ -141,6 +142,16 @@ export class InferencePool {
   /** Largest batch `model` runs, or undefined when it has no session. */
   maxBatch(model: string): number | undefined {
     return this.scheduler.maxBatch(model)
+  }
+
+  /** The run-time contention shared by the models on `provider`. */
+  contention(provider: ExecutionProviderName): Contention {
+    let shared = this.contentions.get(provider)
+    if (!shared) {
+      shared = new Contention()
+      this.contentions.set(provider, shared)
+    }
+    return shared
   }
 
   /** Installs a measured latency model for `model`. */

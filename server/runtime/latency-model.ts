@@ -4,8 +4,9 @@
  *
  * - Run time at batch size b: the warm-up profile base(b) — measured at the powers of two up to
  *   the model's maximum batch, made non-decreasing in b, linearly interpolated between sizes and
- *   extrapolated per row beyond the largest — times a contention factor,
- *   an exponentially weighted moving average (EWMA) of observed/base over every batch that runs.
+ *   extrapolated per row beyond the largest — times a contention factor, an exponentially
+ *   weighted moving average (EWMA) of observed/base over every batch that runs, shared by all
+ *   models of an execution provider (Contention).
  *   One factor for all sizes means a batch of 16 under load also updates what a batch of 1 would
  *   take, and a size measured at warm-up but not seen since never goes stale.
  * - Preprocessing per image (decode + resample + normalise, in the worker): an EWMA of observed
@@ -50,6 +51,34 @@ export class Ewma {
   }
 }
 
+/**
+ * How much slower than at warm-up runs are now (observed / profiled run time, as an EWMA) and how
+ * much that ratio scatters. Shared by every model on one execution provider: on a CPU the ratio
+ * is mostly a property of the machine (other load, thermal state), so a batch of any model
+ * updates what every model's next run is expected to take — a model that has not run for a while
+ * does not keep a stale, optimistic estimate.
+ */
+export class Contention {
+  private readonly ratio = new Ewma(1)
+  private readonly deviation = new Ewma(0)
+
+  observe(ratio: number): void {
+    if (!Number.isFinite(ratio) || ratio < 0) return
+    this.deviation.observe(Math.abs(ratio - this.ratio.value))
+    this.ratio.observe(ratio)
+  }
+
+  /** Current run time ÷ warm-up profile. */
+  get factor(): number {
+    return this.ratio.value
+  }
+
+  /** Mean plus DEVIATIONS mean deviations, relative to the mean. */
+  get caution(): number {
+    return 1 + (DEVIATIONS * this.deviation.value) / this.ratio.value
+  }
+}
+
 export interface BatchTiming {
   batchSize: number
   /** Predicted session.run time of a batch of this size, ms. */
@@ -59,9 +88,6 @@ export interface BatchTiming {
 export class ModelLatency {
   /** Warm-up run time per batch size, ascending by size. */
   private readonly base: { rows: number; ms: number }[]
-  private readonly contention = new Ewma(1)
-  /** Mean absolute deviation of observed/base from the contention factor. */
-  private readonly contentionDeviation = new Ewma(0)
   private readonly preprocess: Ewma
   private readonly preprocessDeviation = new Ewma(0)
   private runs = 0
@@ -70,7 +96,11 @@ export class ModelLatency {
    * @param profile warm-up run time (ms) per batch size; must include batch size 1.
    * @param preprocessSeedMs per-image preprocessing estimate before any image was seen.
    */
-  constructor(profile: ReadonlyMap<number, number>, preprocessSeedMs: number) {
+  constructor(
+    profile: ReadonlyMap<number, number>,
+    preprocessSeedMs: number,
+    private readonly contention: Contention = new Contention(),
+  ) {
     this.base = [...profile.entries()]
       .filter(([rows, ms]) => rows >= 1 && Number.isFinite(ms) && ms >= 0)
       .map(([rows, ms]) => ({ rows, ms }))
@@ -104,7 +134,7 @@ export class ModelLatency {
 
   /** Predicted session.run time for a batch of `rows` rows under current conditions, ms. */
   runMs(rows: number): number {
-    return this.baseMs(Math.max(1, rows)) * this.contention.value
+    return this.baseMs(Math.max(1, rows)) * this.contention.factor
   }
 
   /** Predicted per-image preprocessing time, ms. */
@@ -120,9 +150,7 @@ export class ModelLatency {
   observeRun(rows: number, ms: number): void {
     const base = this.baseMs(Math.max(1, rows))
     if (base > 0 && Number.isFinite(ms) && ms >= 0) {
-      const ratio = ms / base
-      this.contentionDeviation.observe(Math.abs(ratio - this.contention.value))
-      this.contention.observe(ratio)
+      this.contention.observe(ms / base)
       this.runs++
     }
   }
@@ -138,7 +166,7 @@ export class ModelLatency {
    * spread of observed run times relative to their mean; 1 before anything was observed.
    */
   get cautionFactor(): number {
-    return 1 + (DEVIATIONS * this.contentionDeviation.value) / this.contention.value
+    return this.contention.caution
   }
 
   /** Per-image preprocessing time allowing for its spread (mean + DEVIATIONS mean deviations), ms. */
@@ -153,7 +181,7 @@ export class ModelLatency {
 
   /** Ratio of the current run-time estimate to the warm-up profile (1 = as measured at start). */
   get contentionFactor(): number {
-    return this.contention.value
+    return this.contention.factor
   }
 
   /** Predicted run time at each profiled batch size. */

@@ -186,7 +186,10 @@ export async function startGeneration(
       try {
         const profile = await measureProfile(pool, model, settings.warmupRuns)
         model.latencyMs = profile.batch1
-        pool.setLatency(model.name, new ModelLatency(profile.runMs, status.preprocessMs ?? 0))
+        pool.setLatency(
+          model.name,
+          new ModelLatency(profile.runMs, status.preprocessMs ?? 0, pool.contention(model.executionProvider)),
+        )
       } catch (error) {
         model.ready = false
         model.reason = `warm-up failed: ${error instanceof Error ? error.message : String(error)}`

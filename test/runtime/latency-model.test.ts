@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
+  Contention,
   EWMA_WEIGHT,
   Ewma,
   ModelLatency,
@@ -126,5 +127,17 @@ describe('arrival rate and steady state', () => {
     assert.ok(overloaded.latencyMs > 50 * busy.latencyMs)
     // Twice the workers halve the load.
     assert.ok(steadyState(latency, 1, 2, 8).utilization < 1)
+  })
+})
+
+describe('shared contention', () => {
+  it('a slow batch of one model raises the estimate of every model on the provider', () => {
+    const shared = new Contention()
+    const a = new ModelLatency(new Map([[1, 2]]), 0, shared)
+    const b = new ModelLatency(new Map([[1, 10]]), 0, shared)
+    for (let i = 0; i < 40; i++) a.observeRun(1, 4)
+    assert.ok(Math.abs(b.runMs(1) - 20) < 0.1, String(b.runMs(1)))
+    assert.equal(b.observedBatches, 0)
+    assert.equal(a.observedBatches, 40)
   })
 })
