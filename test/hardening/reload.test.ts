@@ -31,7 +31,7 @@ async function appWithAdmin(t: Parameters<typeof buildTestApp>[0], zooDir: strin
 }
 
 describe('hot reload under load', () => {
-  it('32 clients, four swaps (API and admin route) and one refused broken zoo: zero failures', async (t) => {
+  it('32 clients, five swaps (API and admin route, one dropping the serving model) and one refused broken zoo: zero failures', async (t) => {
     // Two models keep each swap's warm-up short; the default changes between them below.
     const zooDir = await copyFixtureZoo(t, { models: ['fixture-gray28-small', 'fixture-gray28-large'] })
     const app = await appWithAdmin(t, zooDir)
@@ -94,6 +94,13 @@ describe('hot reload under load', () => {
       const last = await adminReload()
       assert.equal(last.statusCode, 200, last.body)
       generations.push((JSON.parse(last.body) as { generation: number }).generation)
+      // 5. A republication that drops the model serving the traffic (the default): requests that
+      //    selected it just before the swap must still be answered.
+      const reduced = JSON.parse(original) as { models: { name: string }[]; defaultModel?: string }
+      reduced.models = reduced.models.filter((m) => m.name !== 'fixture-gray28-large')
+      delete reduced.defaultModel
+      await writeFile(manifestPath, JSON.stringify(reduced))
+      generations.push((await app.zooManager.reload()).generation)
       // Keep the load on the final generation for a moment.
       await new Promise((resolve) => setTimeout(resolve, 300))
     } finally {
@@ -108,10 +115,11 @@ describe('hot reload under load', () => {
       [...generations].sort((a, b) => a - b),
       'generations increase',
     )
-    assert.equal(new Set(generations).size, 4)
+    assert.equal(new Set(generations).size, 5)
     // Both the original default and the republished one (step 2) served traffic.
     assert.deepEqual([...servedBy].sort(), ['fixture-gray28-large', 'fixture-gray28-small'])
-    assert.equal(app.zoo.defaultModelName(), 'fixture-gray28-large')
+    assert.equal(app.zoo.get('fixture-gray28-large'), undefined, 'the final zoo no longer has it')
+    assert.equal(app.zoo.defaultModelName(), 'fixture-gray28-small')
   })
 
   it('the admin route never takes a zoo path (or anything else) from the request', async (t) => {
