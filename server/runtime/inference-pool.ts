@@ -77,6 +77,8 @@ export class InferencePool {
   private closing: Promise<void> | undefined
   /** Image requests between admission and submission to the scheduler (close() waits for them). */
   private preparing = 0
+  /** Per model: requests admitted and still in the preprocessing stage (count toward its queue). */
+  private readonly preparingFor = new Map<string, number>()
   private readonly contentions = new Map<ExecutionProviderName, Contention>()
   private prepared: (() => void) | undefined
 
@@ -240,17 +242,28 @@ export class InferencePool {
     const contract = this.contracts.get(model)
     const latency = this.scheduler.latency(model)
     if (!contract || !latency) throw new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
-    // Refused before any work when the queue is full or the deadline is out of reach already.
+    // Refused before any work when the model's queue — counting the requests still being
+    // preprocessed for it — is full, or when the deadline is out of reach even after the
+    // preprocessing backlog ahead of this image.
     const now = performance.now()
     const deadline = this.scheduler.deadline(requested, now)
-    const refusal = this.scheduler.refusal(model, 1, deadline, now, latency.preprocessMs())
+    const backlog = this.preprocessors.pending / Math.max(1, this.preprocessors.size)
+    const preprocessing = latency.preprocessMs() * (1 + backlog)
+    const pending = this.preparingFor.get(model) ?? 0
+    const refusal = this.scheduler.refusal(model, 1, deadline, now, preprocessing, pending)
     if (refusal) throw refusal
     let prepared: PrepareReply
     let running: Promise<JobResult>
     this.preparing++
+    this.preparingFor.set(model, pending + 1)
     try {
       try {
-        prepared = await this.preprocessors.prepare(contract, item, transfer)
+        prepared = await this.preprocessors.prepare(
+          contract,
+          item,
+          performance.timeOrigin + deadline,
+          transfer,
+        )
       } catch (error) {
         const why = error instanceof Error ? error.message : String(error)
         throw new ApiError('INFERENCE_FAILED', `model ${model}: ${why}`, {}, { cause: error })
@@ -263,6 +276,7 @@ export class InferencePool {
         transfer: wholeBuffer(tensor),
       })
     } finally {
+      this.preparingFor.set(model, (this.preparingFor.get(model) ?? 1) - 1)
       if (--this.preparing === 0) this.prepared?.()
     }
     return { ...(await running), preprocessMs: prepared.preprocessMs }

@@ -120,13 +120,14 @@ export class PreprocessPool {
   }
 
   /**
-   * Turns `item` into a tensor per `contract`. `transfer` lists buffers to move (the caller gives
-   * them up). Resolves with the worker's reply (a tensor or the image's coded error); rejects with
+   * Turns `item` into a tensor per `contract`, unless `deadline` (epoch ms) passes first.
+   * `transfer` lists buffers to move (the caller gives them up). Resolves with the worker's reply (a tensor or the image's coded error); rejects with
    * WorkerCrashError if the worker dies, or an Error if no worker is alive.
    */
   prepare(
     contract: InputContract,
     item: PixelsItem | ImageItem,
+    deadline: number,
     transfer: ArrayBuffer[] = [],
   ): Promise<PrepareReply> {
     if (this.closing) return Promise.reject(new Error('the preprocessing pool is closing'))
@@ -141,7 +142,10 @@ export class PreprocessPool {
     return new Promise<PrepareReply>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject })
       try {
-        slot.worker.postMessage({ kind: PREPARE_TASK, id, contract, item } satisfies PrepareTask, transfer)
+        slot.worker.postMessage(
+          { kind: PREPARE_TASK, id, contract, item, deadline } satisfies PrepareTask,
+          transfer,
+        )
       } catch (error) {
         slot.pending.delete(id)
         reject(error instanceof Error ? error : new Error(String(error)))

@@ -7,12 +7,13 @@
  * overlap); each answers with its tensor, transferred, or the coded error of its image.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { isApiError } from '../errors.js'
+import { ApiError, isApiError } from '../errors.js'
 import { decodeImage } from '../preprocess/decode.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import {
   CRASH_TASK,
   PREPARE_TASK,
+  epochMs,
   type ItemError,
   type PrepareReply,
   type PrepareTask,
@@ -35,8 +36,17 @@ async function prepare(task: PrepareTask): Promise<void> {
         ? task.item.pixels
         : await decodeImage(
             Buffer.from(task.item.bytes.buffer, task.item.bytes.byteOffset, task.item.bytes.byteLength),
-            { maxPixels: task.item.maxPixels },
+            { maxPixels: task.item.maxPixels, deadline: task.deadline },
           )
+    // Work for a request that is already out of time is dropped, not done for nobody.
+    const now = epochMs()
+    if (now > task.deadline) {
+      throw new ApiError(
+        'DEADLINE_EXCEEDED',
+        `the request's deadline passed ${Math.round(now - task.deadline)} ms before its image could be preprocessed`,
+        { remainingMs: Math.round(task.deadline - now) },
+      )
+    }
     const tensor = pixelsToTensor(pixels, task.contract)
     reply = { id: task.id, ok: true, tensor, preprocessMs: performance.now() - begin }
     parentPort?.postMessage(reply, [tensor.buffer as ArrayBuffer])

@@ -246,7 +246,8 @@ export class Scheduler {
   /**
    * Why a request of `rows` rows for `model` must be refused right now, if it must: its queue is
    * full (OVERLOADED), or even run at once and alone it would finish after `deadline`
-   * (DEADLINE_EXCEEDED); `beforeMs` is work it still needs before it can be queued (preprocessing).
+   * (DEADLINE_EXCEEDED); `beforeMs` is work it still needs before it can be queued (preprocessing),
+   * `aheadRows` rows for this model not in the queue yet but bound for it (being preprocessed).
    */
   refusal(
     model: string,
@@ -254,16 +255,19 @@ export class Scheduler {
     deadline: number,
     now = performance.now(),
     beforeMs = 0,
+    aheadRows = 0,
   ): ApiError | undefined {
     if (this.closing) return new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const state = this.models.get(model)
     if (!state) return new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
-    if (state.queuedRows > 0 && state.queuedRows + rows > this.settings.maxQueueSize) {
+    const queued = state.queuedRows + aheadRows
+    if (queued > 0 && queued + rows > this.settings.maxQueueSize) {
       this.hooks.onShed?.(model, 'queue-full')
-      const drainMs = this.backlogMs(now) / Math.max(1, this.executor.size)
+      const aheadMs = aheadRows > 0 ? state.latency.runMs(aheadRows) : 0
+      const drainMs = (this.backlogMs(now) + aheadMs) / Math.max(1, this.executor.size)
       return new ApiError(
         'OVERLOADED',
-        `model ${model} has ${state.queuedRows} rows queued (MAX_QUEUE_SIZE ${this.settings.maxQueueSize}); retry later`,
+        `model ${model} has ${queued} rows queued or being preprocessed (MAX_QUEUE_SIZE ${this.settings.maxQueueSize}); retry later`,
         { model, retryAfterS: Math.max(1, Math.ceil(drainMs / 1000)) },
       )
     }

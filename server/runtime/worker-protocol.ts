@@ -145,6 +145,8 @@ export interface PrepareTask {
   id: number
   contract: InputContract
   item: PixelsItem | ImageItem
+  /** The request's deadline, epoch ms: past it, the image is dropped (DEADLINE_EXCEEDED) unread. */
+  deadline: number
 }
 
 export type PrepareReply =

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ApiError } from '../../server/errors.js'
 import { pixelsToTensor } from '../../server/preprocess/pixels-to-tensor.js'
@@ -19,6 +21,7 @@ import {
   FIXTURE_ZOO_DIR,
   readReference,
   recordingLog,
+  ROOT,
 } from '../helper.js'
 
 const SETTINGS: GenerationSettings = {
@@ -107,6 +110,27 @@ describe('ServingZoo over the fixture zoo', () => {
         `request ${i} got another request's logits`,
       )
     })
+  })
+
+  it('counts images still being preprocessed against MAX_QUEUE_SIZE: a burst is bounded, never hangs', async (t) => {
+    const { zoo } = await started(t, { warmupRuns: 1, maxQueueSize: 2, maxBatchSize: 1 })
+    const jpeg = new Uint8Array(await readFile(join(ROOT, 'test', 'fixtures', 'images', 'photo.jpg')))
+    const burst = await Promise.allSettled(
+      Array.from({ length: 12 }, () => zoo.runImage('fixture-rgb32', jpeg.slice(), { maxPixels: 1_000_000 })),
+    )
+    const refused = burst.filter((o) => o.status === 'rejected')
+    const served = burst.filter((o) => o.status === 'fulfilled')
+    // Admitted at most the bound (2) plus the one already running when a later one arrives.
+    assert.ok(served.length >= 1 && served.length <= 4, `${served.length} served`)
+    for (const o of refused) {
+      assert.ok(isApiError('OVERLOADED')(o.reason), String(o.reason))
+      assert.ok(((o.reason as ApiError).details.retryAfterS as number) >= 1)
+    }
+    // Once drained, requests are admitted again.
+    assert.equal(
+      (await zoo.runImage('fixture-rgb32', jpeg.slice(), { maxPixels: 1_000_000 })).logits.length,
+      10,
+    )
   })
 
   it('rejects unknown models and tensors that do not fit the model with coded errors', async (t) => {
