@@ -38,6 +38,11 @@ export interface RunOptions {
    * cap): INFERENCE_TIMEOUT_MS after submission.
    */
   deadline?: number
+  /**
+   * Aborted when the client has gone (see clientGoneSignal): work still queued for the request is
+   * dropped with CLIENT_CLOSED instead of being done for no one.
+   */
+  signal?: AbortSignal
 }
 
 export interface PixelInferenceResult extends InferenceResult {

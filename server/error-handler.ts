@@ -140,6 +140,20 @@ export function setRetryAfter(reply: FastifyReply, error: ApiError): void {
 }
 
 /**
+ * Logs an error answer. Only a server fault (500: INFERENCE_FAILED, INTERNAL_ERROR) is an error,
+ * logged with its cause and stack. Everything else — bad input, and the 503/504/499 answers of
+ * load shedding, deadlines and departed clients — is an expected outcome, logged at info with its
+ * code alone: under overload the server refuses thousands of requests a second, and logging each
+ * refusal at error level with its details (a shed request carries every candidate's figures)
+ * cost more CPU than serving, and backed up the log stream by gigabytes (soak at 2× capacity).
+ * Metrics count these outcomes by code.
+ */
+export function logApiError(request: FastifyRequest, error: unknown, apiErr: ApiError): void {
+  if (apiErr.statusCode === 500) request.log.error({ err: error, code: apiErr.code }, apiErr.message)
+  else request.log.info({ code: apiErr.code }, apiErr.message)
+}
+
+/**
  * Installs the error handler, the 404 handler, the shared ErrorResponse schema and the draining
  * guard on the root instance (call before registering routes). While the server closes, new requests get SHUTTING_DOWN (503) and a
  * `Connection: close`, in-flight ones finish; this replaces Fastify's uncoded return503OnClosing.
@@ -150,8 +164,7 @@ export function registerErrorHandlers(app: FastifyInstance): void {
 
   app.setErrorHandler((error, request, reply) => {
     const apiErr = toApiError(error, request)
-    if (apiErr.statusCode >= 500) request.log.error({ err: error }, apiErr.message)
-    else request.log.info({ code: apiErr.code }, apiErr.message)
+    logApiError(request, error, apiErr)
     setRetryAfter(reply, apiErr)
     return reply.code(apiErr.statusCode).send(apiErr.toBody())
   })

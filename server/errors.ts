@@ -133,6 +133,12 @@ export const ERROR_DEFINITIONS = [
       'The request could not be answered within its deadline (its `maxLatencyMs` budget when the chosen model was predicted to meet it, else INFERENCE_TIMEOUT_MS): it was refused before any compute, as soon as even an immediate run could no longer finish in time. `remainingMs` and `neededMs` give the figures.',
   },
   {
+    code: 'CLIENT_CLOSED',
+    statusCode: 499,
+    description:
+      'The client closed the connection before its answer was ready; the work still queued for it was dropped. Never delivered (there is no one to deliver it to) — it names the outcome in logs and metrics.',
+  },
+  {
     code: 'INFERENCE_FAILED',
     statusCode: 500,
     description: 'The model failed while running on valid input (a server-side fault).',
@@ -190,7 +196,7 @@ export class ApiError extends Error {
     return {
       statusCode: this.statusCode,
       code: this.code,
-      error: STATUS_CODES[this.statusCode] ?? 'Error',
+      error: STATUS_CODES[this.statusCode] ?? (this.statusCode === 499 ? 'Client Closed Request' : 'Error'),
       message: this.message,
       ...this.details,
     }

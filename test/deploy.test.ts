@@ -207,6 +207,7 @@ describe('Dockerfile', () => {
         for (const setting of ['HOST=0.0.0.0', 'PORT=8080', 'ZOO_DIR=/app/models'])
           assert.ok(env.includes(setting), setting)
         assert.ok(env.includes(`EXECUTION_PROVIDER=${name}`))
+        assert.ok(env.includes('MALLOC_ARENA_MAX=2'), 'libvips fragments glibc arenas without it')
       })
 
       it('copies the validated zoo, the build output, the page assets and production dependencies', () => {

@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import Fastify from 'fastify'
-import { registerErrorHandlers, toApiError } from '../server/error-handler.js'
+import Fastify, { type FastifyRequest } from 'fastify'
+import { logApiError, registerErrorHandlers, toApiError } from '../server/error-handler.js'
 import { ApiError, apiError, ERROR_CODES, ERROR_DEFINITIONS } from '../server/errors.js'
 import { ROOT } from './helper.js'
 
@@ -229,5 +229,39 @@ describe('registerErrorHandlers', () => {
 
   it('keeps ApiError instances intact for instanceof checks', () => {
     assert.ok(apiError('NOT_READY', 'x') instanceof ApiError)
+  })
+})
+
+describe('logApiError', () => {
+  function recorder() {
+    const entries: { level: string; obj: Record<string, unknown>; msg: string }[] = []
+    const log = (level: string) => (obj: Record<string, unknown>, msg: string) =>
+      entries.push({ level, obj, msg })
+    const request = { log: { error: log('error'), info: log('info') } } as unknown as FastifyRequest
+    return { entries, request }
+  }
+
+  it('logs a server fault at error level with its cause', () => {
+    const { entries, request } = recorder()
+    const cause = new Error('session.run exploded')
+    logApiError(request, cause, apiError('INFERENCE_FAILED', 'model broke'))
+    assert.equal(entries.at(0)?.level, 'error')
+    assert.equal(entries.at(0)?.obj.err, cause)
+  })
+
+  it('logs shedding, deadlines and departed clients at info, with the code only', () => {
+    for (const code of [
+      'OVERLOADED',
+      'DEADLINE_EXCEEDED',
+      'SHUTTING_DOWN',
+      'CLIENT_CLOSED',
+      'MODEL_NOT_READY',
+    ] as const) {
+      const { entries, request } = recorder()
+      const refusal = apiError(code, 'refused', { candidates: [{ name: 'a', live: {} }] })
+      logApiError(request, refusal, refusal)
+      assert.equal(entries.at(0)?.level, 'info', code)
+      assert.deepEqual(entries.at(0)?.obj, { code }, 'no details: a refusal must stay cheap')
+    }
   })
 })

@@ -21,8 +21,9 @@
  *   embedded ICC profile is honoured when converting to sRGB.
  */
 import sharp, { type Metadata } from 'sharp'
-import { apiError } from '../errors.js'
+import { apiError, type ApiError } from '../errors.js'
 import type { PixelBuffer } from './resample.js'
+import { DecodeRate } from './decode-rate.js'
 import { PixelBudget } from './pixel-budget.js'
 import { ACCEPTED_FORMATS, sniffFormat, type ImageFormat } from './sniff.js'
 
@@ -30,6 +31,9 @@ export { ACCEPTED_FORMATS, type ImageFormat }
 
 /** This thread's decodes in progress (each worker thread importing this module has its own). */
 export const decodingPixels = new PixelBudget()
+
+/** This thread's decode speed for large images (decode-rate.ts). */
+export const decodeRate = new DecodeRate()
 
 // libvips' operation cache would keep recent uploads' pixels in memory (up to 50 MB) for reuse
 // that never comes — every upload is a different image — and hold client data past its request.
@@ -45,6 +49,8 @@ export interface DecodeOptions {
    * overload, decodes of already-answered requests would otherwise pile up and starve live ones.
    */
   deadline?: number
+  /** Aborted when the request's client has gone: a decode still waiting for its turn is dropped. */
+  signal?: AbortSignal
 }
 
 export interface DecodedImage extends PixelBuffer {
@@ -143,23 +149,27 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
     )
   }
 
+  // A large image that cannot be decoded before the deadline is refused now, from its header.
+  const size = `${metadata.width}×${metadata.height}`
+  refuseIfTooLate(options.deadline, decodeRate.predictMs(pixels), size)
   // Bounded memory: at most MAX_IMAGE_PIXELS decoding at once in this thread (pixel-budget.ts).
   const release = await decodingPixels.acquire(pixels, options.maxPixels)
-  const now = performance.timeOrigin + performance.now()
-  if (options.deadline !== undefined && now > options.deadline) {
+  try {
+    if (options.signal?.aborted === true) throw clientClosed('decoded')
+    // Waiting for the budget took time: the deadline may have passed, or come too close.
+    refuseIfTooLate(options.deadline, decodeRate.predictMs(pixels) ?? 0, size)
+  } catch (error) {
     release()
-    throw apiError(
-      'DEADLINE_EXCEEDED',
-      `the request's deadline passed ${Math.round(now - options.deadline)} ms before its image could be decoded`,
-      { remainingMs: Math.round(options.deadline - now) },
-    )
+    throw error
   }
   try {
+    const begin = performance.now()
     const { data, info } = await image
       .flatten({ background: { r: 0, g: 0, b: 0 } })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true })
+    decodeRate.observe(pixels, performance.now() - begin)
     if (info.channels !== 3) throw new Error(`expected 3 channels after conversion, got ${info.channels}`)
     return {
       data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -173,4 +183,27 @@ export async function decodeImage(bytes: Buffer, options: DecodeOptions): Promis
   } finally {
     release()
   }
+}
+
+/**
+ * DEADLINE_EXCEEDED when `deadline` (epoch ms) has passed, or when decoding for `neededMs` more
+ * would end after it; nothing when either is unknown.
+ */
+function refuseIfTooLate(deadline: number | undefined, neededMs: number | undefined, size: string): void {
+  if (deadline === undefined || neededMs === undefined) return
+  const now = performance.timeOrigin + performance.now()
+  if (now + neededMs <= deadline) return
+  const left = deadline - now
+  throw apiError(
+    'DEADLINE_EXCEEDED',
+    left < 0
+      ? `the request's deadline passed ${Math.round(-left)} ms before its image could be decoded`
+      : `decoding this ${size} image takes ≈${Math.round(neededMs)} ms here, but the request's deadline is ${Math.round(left)} ms away`,
+    { remainingMs: Math.round(left), neededMs: Math.round(neededMs) },
+  )
+}
+
+/** The error of work dropped because its client has gone (nobody will read the answer). */
+export function clientClosed(stage: string): ApiError {
+  return apiError('CLIENT_CLOSED', `the client closed the connection before its image could be ${stage}`)
 }

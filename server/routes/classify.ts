@@ -10,6 +10,7 @@
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { clientGoneSignal } from '../client-gone.js'
 import { apiError, isApiError } from '../errors.js'
 import { rankPredictions } from '../postprocess.js'
 import {
@@ -141,6 +142,7 @@ const classify: FastifyPluginAsync = async (app) => {
           : undefined
       const result = await app.inference.runImage(model.name, image, {
         maxPixels: app.config.maxImagePixels,
+        signal: clientGoneSignal(reply),
         ...(deadline !== undefined && { deadline }),
       })
       if (result.logits.length !== classes) {

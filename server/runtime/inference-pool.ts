@@ -29,6 +29,12 @@ import type {
   WorkerModelStatus,
 } from './worker-protocol.js'
 
+/** Per request: its deadline (main-thread performance.now() ms) and its client-gone signal. */
+export interface RequestOptions {
+  deadline?: number
+  signal?: AbortSignal
+}
+
 /** A model to load, before the server's batch limit is applied. */
 export type PoolModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
 
@@ -201,7 +207,7 @@ export class InferencePool {
     model: string,
     input: Float32Array,
     dims: readonly number[],
-    options: { deadline?: number; transfer?: boolean } = {},
+    options: RequestOptions & { transfer?: boolean } = {},
   ): Promise<JobResult> {
     if (this.closing) {
       return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
@@ -209,6 +215,7 @@ export class InferencePool {
     const item: BatchItem = { kind: 'tensor', input, rows: dims[0] ?? 1 }
     return this.scheduler.submit(model, item, item.rows, {
       ...(options.deadline !== undefined && { deadline: options.deadline }),
+      ...(options.signal && { signal: options.signal }),
       transfer: options.transfer ? wholeBuffer(input) : [],
     })
   }
@@ -217,27 +224,28 @@ export class InferencePool {
   runPixels(
     model: string,
     pixels: PixelBuffer,
-    options: { deadline?: number } = {},
+    options: RequestOptions = {},
   ): Promise<JobResult & { preprocessMs: number }> {
-    return this.prepareAndRun(model, { kind: 'pixels', pixels }, wholeBuffer(pixels.data), options.deadline)
+    return this.prepareAndRun(model, { kind: 'pixels', pixels }, wholeBuffer(pixels.data), options)
   }
 
   /** Decodes and preprocesses an encoded image (preprocessing stage), then runs it. */
   runImage(
     model: string,
     bytes: Uint8Array,
-    options: { maxPixels: number; deadline?: number },
+    options: RequestOptions & { maxPixels: number },
   ): Promise<JobResult & { preprocessMs: number }> {
-    const { maxPixels, deadline } = options
-    return this.prepareAndRun(model, { kind: 'image', bytes, maxPixels }, wholeBuffer(bytes), deadline)
+    const { maxPixels } = options
+    return this.prepareAndRun(model, { kind: 'image', bytes, maxPixels }, wholeBuffer(bytes), options)
   }
 
   private async prepareAndRun(
     model: string,
     item: PixelsItem | ImageItem,
     transfer: ArrayBuffer[],
-    requested: number | undefined,
+    options: RequestOptions,
   ): Promise<JobResult & { preprocessMs: number }> {
+    const { deadline: requested, signal } = options
     if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const contract = this.contracts.get(model)
     const latency = this.scheduler.latency(model)
@@ -263,6 +271,7 @@ export class InferencePool {
           item,
           performance.timeOrigin + deadline,
           transfer,
+          signal,
         )
       } catch (error) {
         const why = error instanceof Error ? error.message : String(error)
@@ -274,6 +283,7 @@ export class InferencePool {
       running = this.scheduler.submit(model, { kind: 'tensor', input: tensor, rows: 1 }, 1, {
         deadline,
         transfer: wholeBuffer(tensor),
+        ...(signal && { signal }),
       })
     } finally {
       this.preparingFor.set(model, (this.preparingFor.get(model) ?? 1) - 1)

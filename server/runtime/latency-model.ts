@@ -14,6 +14,13 @@
  * - Spread: an EWMA of the absolute deviation of each observation from the running mean, so a
  *   budget check can use a cautious estimate (mean + DEVIATIONS deviations) where a miss matters,
  *   while sums over queues (where deviations average out) and definite-miss checks use the mean.
+ * - Robustness (SpreadEstimate): one outlier — a 36-megapixel image among thumbnails, a batch
+ *   stalled by the OS — is clipped before it enters the averages, and an estimate that stops
+ *   receiving observations relaxes back to its seed. Without both, a burst of huge images once
+ *   raised every prediction above every budget; nothing was admitted any more, so nothing was
+ *   measured that could lower them again, and the server refused all traffic for good (soak with
+ *   decompression bombs). Relaxing turns that lock into periodic probing: a request is admitted
+ *   once the estimate has decayed, and its measurement says whether the slowdown is real.
  * Pure arithmetic: the scheduler feeds observations and asks questions.
  */
 
@@ -27,27 +34,72 @@ export const EWMA_WEIGHT = 0.2
  */
 export const DEVIATIONS = 3
 
-export class Ewma {
-  private current: number
+/**
+ * Time constant with which an estimate that receives no observations returns to its seed, ms.
+ * Long against the gaps between observations under traffic (milliseconds), short against an
+ * outage: a wrongly raised estimate lets traffic through again within seconds.
+ */
+export const RELAX_TAU_MS = 5_000
+
+/**
+ * An observation beyond mean + DEVIATIONS × max(deviation, CLIP_FLOOR × mean) is clipped to that
+ * bound. The floor keeps a steady, tight series (deviation ≈ 0) adaptable: a real shift still
+ * moves the mean by ≥ EWMA_WEIGHT × DEVIATIONS × CLIP_FLOOR (15 %) per observation.
+ */
+export const CLIP_FLOOR = 0.25
+
+/**
+ * A moving mean and mean absolute deviation (both EWMAs) that clips upward outliers and relaxes
+ * toward `seed` (deviation toward 0) with time constant RELAX_TAU_MS while nothing is observed.
+ */
+export class SpreadEstimate {
+  private mean: number
+  private spread = 0
+  private observedAt: number
   private count = 0
 
-  constructor(seed: number) {
-    this.current = seed
+  constructor(
+    private readonly seed: number,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    this.mean = seed
+    this.observedAt = clock()
   }
 
-  observe(value: number): void {
-    if (!Number.isFinite(value) || value < 0) return
-    this.current += EWMA_WEIGHT * (value - this.current)
-    this.count++
+  /** Share of the distance from the seed still left after the time since the last observation. */
+  private remaining(): number {
+    return Math.exp(-Math.max(0, this.clock() - this.observedAt) / RELAX_TAU_MS)
   }
 
   get value(): number {
-    return this.current
+    return this.seed + (this.mean - this.seed) * this.remaining()
+  }
+
+  get deviation(): number {
+    return this.spread * this.remaining()
+  }
+
+  /** Mean plus DEVIATIONS mean deviations. */
+  get cautious(): number {
+    return this.value + DEVIATIONS * this.deviation
   }
 
   /** Observations since the seed. */
   get samples(): number {
     return this.count
+  }
+
+  observe(sample: number): void {
+    if (!Number.isFinite(sample) || sample < 0) return
+    const mean = this.value
+    const spread = this.deviation
+    // The first observation replaces the seed unclipped: the seed may be a guess, not a mean.
+    const bound = this.count === 0 ? sample : mean + DEVIATIONS * Math.max(spread, CLIP_FLOOR * mean)
+    const clipped = Math.min(sample, bound)
+    this.spread = spread + EWMA_WEIGHT * (Math.abs(clipped - mean) - spread)
+    this.mean = mean + EWMA_WEIGHT * (clipped - mean)
+    this.observedAt = this.clock()
+    this.count++
   }
 }
 
@@ -59,12 +111,13 @@ export class Ewma {
  * does not keep a stale, optimistic estimate.
  */
 export class Contention {
-  private readonly ratio = new Ewma(1)
-  private readonly deviation = new Ewma(0)
+  private readonly ratio: SpreadEstimate
+
+  constructor(clock?: () => number) {
+    this.ratio = new SpreadEstimate(1, clock)
+  }
 
   observe(ratio: number): void {
-    if (!Number.isFinite(ratio) || ratio < 0) return
-    this.deviation.observe(Math.abs(ratio - this.ratio.value))
     this.ratio.observe(ratio)
   }
 
@@ -75,7 +128,8 @@ export class Contention {
 
   /** Mean plus DEVIATIONS mean deviations, relative to the mean. */
   get caution(): number {
-    return 1 + (DEVIATIONS * this.deviation.value) / this.ratio.value
+    const factor = this.ratio.value
+    return factor > 0 ? this.ratio.cautious / factor : 1
   }
 }
 
@@ -88,8 +142,7 @@ export interface BatchTiming {
 export class ModelLatency {
   /** Warm-up run time per batch size, ascending by size. */
   private readonly base: { rows: number; ms: number }[]
-  private readonly preprocess: Ewma
-  private readonly preprocessDeviation = new Ewma(0)
+  private readonly preprocess: SpreadEstimate
   private runs = 0
 
   /**
@@ -113,7 +166,7 @@ export class ModelLatency {
       const current = this.base[i] as { rows: number; ms: number }
       if (current.ms < previous.ms) current.ms = previous.ms
     }
-    this.preprocess = new Ewma(Math.max(0, preprocessSeedMs))
+    this.preprocess = new SpreadEstimate(Math.max(0, preprocessSeedMs))
   }
 
   /** Warm-up time at `rows`: interpolated between profiled sizes, extrapolated per row beyond. */
@@ -156,8 +209,6 @@ export class ModelLatency {
   }
 
   observePreprocess(perImageMs: number): void {
-    if (!Number.isFinite(perImageMs) || perImageMs < 0) return
-    this.preprocessDeviation.observe(Math.abs(perImageMs - this.preprocess.value))
     this.preprocess.observe(perImageMs)
   }
 
@@ -171,7 +222,7 @@ export class ModelLatency {
 
   /** Per-image preprocessing time allowing for its spread (mean + DEVIATIONS mean deviations), ms. */
   cautiousPreprocessMs(): number {
-    return this.preprocess.value + DEVIATIONS * this.preprocessDeviation.value
+    return this.preprocess.cautious
   }
 
   /** Batches observed since start-up. */

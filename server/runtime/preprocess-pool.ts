@@ -12,8 +12,10 @@ import { Worker } from 'node:worker_threads'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import { restartDelayMs, WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
 import {
+  CANCEL_TASK,
   CRASH_TASK,
   PREPARE_TASK,
+  type CancelTask,
   type ImageItem,
   type PixelsItem,
   type PrepareReply,
@@ -120,15 +122,18 @@ export class PreprocessPool {
   }
 
   /**
-   * Turns `item` into a tensor per `contract`, unless `deadline` (epoch ms) passes first.
-   * `transfer` lists buffers to move (the caller gives them up). Resolves with the worker's reply (a tensor or the image's coded error); rejects with
-   * WorkerCrashError if the worker dies, or an Error if no worker is alive.
+   * Turns `item` into a tensor per `contract`, unless `deadline` (epoch ms) passes first or
+   * `signal` aborts (the client has gone: the worker drops the image if it has not decoded it
+   * yet). `transfer` lists buffers to move (the caller gives them up). Resolves with the worker's
+   * reply (a tensor or the image's coded error); rejects with WorkerCrashError if the worker
+   * dies, or an Error if no worker is alive.
    */
   prepare(
     contract: InputContract,
     item: PixelsItem | ImageItem,
     deadline: number,
     transfer: ArrayBuffer[] = [],
+    signal?: AbortSignal,
   ): Promise<PrepareReply> {
     if (this.closing) return Promise.reject(new Error('the preprocessing pool is closing'))
     let chosen: Slot | undefined
@@ -139,8 +144,22 @@ export class PreprocessPool {
       return Promise.reject(new Error('no preprocessing worker is running (restarting after a crash)'))
     const slot = chosen
     const id = nextId++
+    const cancel = (): void => {
+      if (slot.pending.has(id)) slot.worker.postMessage({ kind: CANCEL_TASK, id } satisfies CancelTask)
+    }
+    signal?.addEventListener('abort', cancel, { once: true })
+    const settled = (): void => signal?.removeEventListener('abort', cancel)
     return new Promise<PrepareReply>((resolve, reject) => {
-      slot.pending.set(id, { resolve, reject })
+      slot.pending.set(id, {
+        resolve: (reply) => {
+          settled()
+          resolve(reply)
+        },
+        reject: (error) => {
+          settled()
+          reject(error)
+        },
+      })
       try {
         slot.worker.postMessage(
           { kind: PREPARE_TASK, id, contract, item, deadline } satisfies PrepareTask,
@@ -148,6 +167,7 @@ export class PreprocessPool {
         )
       } catch (error) {
         slot.pending.delete(id)
+        settled()
         reject(error instanceof Error ? error : new Error(String(error)))
       }
     })

@@ -8,11 +8,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { ApiError, isApiError } from '../errors.js'
-import { decodeImage } from '../preprocess/decode.js'
+import { clientClosed, decodeImage } from '../preprocess/decode.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import {
+  CANCEL_TASK,
   CRASH_TASK,
   PREPARE_TASK,
+  type CancelTask,
   epochMs,
   type ItemError,
   type PrepareReply,
@@ -27,8 +29,13 @@ function itemError(error: unknown): ItemError {
   }
 }
 
+/** Tasks in progress, by id: the pool cancels one (its client has gone) through its controller. */
+const inProgress = new Map<number, AbortController>()
+
 async function prepare(task: PrepareTask): Promise<void> {
   const begin = performance.now()
+  const cancel = new AbortController()
+  inProgress.set(task.id, cancel)
   let reply: PrepareReply
   try {
     const pixels =
@@ -36,8 +43,9 @@ async function prepare(task: PrepareTask): Promise<void> {
         ? task.item.pixels
         : await decodeImage(
             Buffer.from(task.item.bytes.buffer, task.item.bytes.byteOffset, task.item.bytes.byteLength),
-            { maxPixels: task.item.maxPixels, deadline: task.deadline },
+            { maxPixels: task.item.maxPixels, deadline: task.deadline, signal: cancel.signal },
           )
+    if (cancel.signal.aborted) throw clientClosed('preprocessed')
     // Work for a request that is already out of time is dropped, not done for nobody.
     const now = epochMs()
     if (now > task.deadline) {
@@ -53,6 +61,8 @@ async function prepare(task: PrepareTask): Promise<void> {
   } catch (error) {
     reply = { id: task.id, ok: false, error: itemError(error), preprocessMs: performance.now() - begin }
     parentPort?.postMessage(reply)
+  } finally {
+    inProgress.delete(task.id)
   }
 }
 
@@ -60,6 +70,7 @@ const { faultInjection } = (workerData ?? {}) as { faultInjection?: boolean }
 
 parentPort?.on('message', (message: { kind?: unknown }) => {
   if (message.kind === PREPARE_TASK) void prepare(message as PrepareTask)
+  else if (message.kind === CANCEL_TASK) inProgress.get((message as CancelTask).id)?.abort()
   else if (message.kind === CRASH_TASK && faultInjection === true) {
     // Thrown from a timer: an uncaught exception outside any task, which kills the thread.
     setTimeout(() => {

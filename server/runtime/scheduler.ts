@@ -67,6 +67,8 @@ export interface SubmitOptions {
   deadline?: number
   /** Buffers of the item to move to the worker instead of copying (the caller gives them up). */
   transfer?: ArrayBuffer[]
+  /** Aborted when the client has gone: a request still queued is dropped with CLIENT_CLOSED. */
+  signal?: AbortSignal
 }
 
 export interface JobResult {
@@ -138,6 +140,8 @@ interface Job {
   transfer: ArrayBuffer[]
   resolve: (result: JobResult) => void
   reject: (error: Error) => void
+  /** Detaches the job from its request's abort signal (once it leaves the queue). */
+  detach: () => void
 }
 
 interface ModelState extends ScheduledModel {
@@ -220,6 +224,8 @@ export class Scheduler {
     const refusal = this.refusal(model, rows, deadline, now)
     const state = this.models.get(model)
     if (refusal || !state) return Promise.reject(refusal ?? new Error(`model ${model} has no session`))
+    const { signal } = options
+    if (signal?.aborted === true) return Promise.reject(clientClosedError(model))
     this.arrivals.mark(now)
     return new Promise<JobResult>((resolve, reject) => {
       const job: Job = {
@@ -231,7 +237,18 @@ export class Scheduler {
         transfer: options.transfer ?? [],
         resolve,
         reject,
+        detach: () => signal?.removeEventListener('abort', onAbort),
       }
+      // The client has gone: a request still waiting leaves the queue (nobody would read the
+      // answer); one already running finishes with its batch.
+      const onAbort = (): void => {
+        const index = state.queue.indexOf(job)
+        if (index < 0) return
+        this.removeJob(state, index)
+        job.reject(clientClosedError(model))
+        if (this.isIdle()) this.notifyIdle()
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
       state.queue.splice(insertionIndex(state.queue, deadline), 0, job)
       state.queuedRows += rows
       this.schedulePump()
@@ -311,6 +328,7 @@ export class Scheduler {
   private removeJob(state: ModelState, index: number): Job {
     const [job] = state.queue.splice(index, 1) as [Job]
     state.queuedRows -= job.rows
+    job.detach()
     return job
   }
 
@@ -572,6 +590,14 @@ export class Scheduler {
     if (this.timer) clearTimeout(this.timer)
     this.timer = undefined
   }
+}
+
+function clientClosedError(model: string): ApiError {
+  return new ApiError(
+    'CLIENT_CLOSED',
+    `the client closed the connection while its request for model ${model} was queued`,
+    { model },
+  )
 }
 
 /** An item error from a worker → the catalogue error it names (INFERENCE_FAILED if unknown). */

@@ -136,6 +136,14 @@ export type BatchReply =
 
 export const PREPARE_TASK = 'alphanet-zoo:prepare' as const
 
+/** Drop a prepare task whose client has gone, if it has not been decoded yet. */
+export const CANCEL_TASK = 'alphanet-zoo:cancel' as const
+
+export interface CancelTask {
+  kind: typeof CANCEL_TASK
+  id: number
+}
+
 /** Test-only message to a preprocessing worker started with fault injection: die. */
 export const CRASH_TASK = 'alphanet-zoo:crash' as const
 

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { isApiError } from '../../server/errors.js'
-import { decodeImage, decodingPixels } from '../../server/preprocess/decode.js'
+import { decodeImage, decodeRate, decodingPixels } from '../../server/preprocess/decode.js'
+import { DecodeRate, RATE_MIN_PIXELS } from '../../server/preprocess/decode-rate.js'
 import { PixelBudget } from '../../server/preprocess/pixel-budget.js'
 import { jpegDeclaring } from './corpus.js'
 
@@ -99,5 +100,42 @@ describe('decodeImage with a deadline', () => {
     // A deadline still ahead decodes normally.
     const decoded = await decodeImage(bomb, { maxPixels, deadline: now() + 60_000 })
     assert.equal(decoded.width, 3000)
+  })
+
+  it('refuses from the header a large image it cannot decode before the deadline', async () => {
+    const maxPixels = 40_000_000
+    const now = () => performance.timeOrigin + performance.now()
+    // Teach this thread's rate with one decode, then measure what a 6000×6000 image would take.
+    await decodeImage(await jpegDeclaring(2000, 2000), { maxPixels })
+    const bomb = await jpegDeclaring(6000, 6000)
+    const neededMs = decodeRate.predictMs(36_000_000)
+    assert.ok(neededMs !== undefined && neededMs > 5, `predicted ${neededMs} ms`)
+    const begin = performance.now()
+    await assert.rejects(
+      decodeImage(bomb, { maxPixels, deadline: now() + neededMs / 4 }),
+      (error: unknown) => {
+        assert.ok(isApiError(error))
+        assert.equal(error.code, 'DEADLINE_EXCEEDED')
+        assert.match(error.message, /decoding this 6000×6000 image takes ≈\d+ ms here/)
+        assert.ok((error.details.remainingMs as number) >= 0)
+        return true
+      },
+    )
+    assert.ok(performance.now() - begin < neededMs / 2, 'refused without decoding')
+    // With time enough it decodes.
+    const decoded = await decodeImage(bomb, { maxPixels, deadline: now() + 60_000 })
+    assert.equal(decoded.width, 6000)
+  })
+})
+
+describe('DecodeRate', () => {
+  it('predicts large images only, and only once it has seen one', () => {
+    const rate = new DecodeRate()
+    assert.equal(rate.predictMs(10 * RATE_MIN_PIXELS), undefined)
+    rate.observe(RATE_MIN_PIXELS / 2, 1000)
+    assert.equal(rate.predictMs(10 * RATE_MIN_PIXELS), undefined, 'small images teach nothing')
+    rate.observe(2 * RATE_MIN_PIXELS, 20)
+    assert.ok(Math.abs((rate.predictMs(10 * RATE_MIN_PIXELS) ?? 0) - 100) < 1e-9)
+    assert.equal(rate.predictMs(RATE_MIN_PIXELS - 1), undefined)
   })
 })

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
+  CLIP_FLOOR,
   Contention,
+  DEVIATIONS,
   EWMA_WEIGHT,
-  Ewma,
   ModelLatency,
   RateMeter,
+  RELAX_TAU_MS,
+  SpreadEstimate,
   steadyState,
 } from '../../server/runtime/latency-model.js'
 
@@ -23,14 +26,72 @@ function near(actual: number, expected: number): void {
   assert.ok(Math.abs(actual - expected) < 1e-9, `${actual} ≠ ${expected}`)
 }
 
-describe('Ewma', () => {
+/** A clock the test moves by hand, ms. */
+function manualClock(): { now: () => number; advance: (ms: number) => void } {
+  let t = 0
+  return {
+    now: () => t,
+    advance: (ms) => {
+      t += ms
+    },
+  }
+}
+
+describe('SpreadEstimate', () => {
   it('moves a fixed fraction of the way to each observation and ignores junk', () => {
-    const ewma = new Ewma(10)
-    ewma.observe(20)
-    near(ewma.value, 10 + EWMA_WEIGHT * 10)
-    ewma.observe(Number.NaN)
-    ewma.observe(-1)
-    assert.equal(ewma.samples, 1)
+    const clock = manualClock()
+    const estimate = new SpreadEstimate(10, clock.now)
+    estimate.observe(12)
+    near(estimate.value, 10 + EWMA_WEIGHT * 2)
+    near(estimate.deviation, EWMA_WEIGHT * 2)
+    estimate.observe(11)
+    near(estimate.value, 10.4 + EWMA_WEIGHT * 0.6)
+    near(estimate.deviation, 0.4 + EWMA_WEIGHT * (0.6 - 0.4))
+    estimate.observe(Number.NaN)
+    estimate.observe(-1)
+    estimate.observe(Number.POSITIVE_INFINITY)
+    assert.equal(estimate.samples, 2)
+    near(estimate.cautious, estimate.value + DEVIATIONS * estimate.deviation)
+  })
+
+  it('never clips its first observation: a zero seed would otherwise clip everything to zero', () => {
+    const estimate = new SpreadEstimate(0, manualClock().now)
+    estimate.observe(5)
+    near(estimate.value, EWMA_WEIGHT * 5)
+  })
+
+  it('clips an outlier instead of letting it dominate the mean', () => {
+    const clock = manualClock()
+    const estimate = new SpreadEstimate(1, clock.now)
+    for (let i = 0; i < 30; i++) estimate.observe(1)
+    // A 36-megapixel image among thumbnails: 1000× the usual time.
+    estimate.observe(1000)
+    const bound = 1 + DEVIATIONS * CLIP_FLOOR
+    near(estimate.value, 1 + EWMA_WEIGHT * (bound - 1))
+    assert.ok(estimate.cautious < 2, `cautious ${estimate.cautious} after one outlier`)
+  })
+
+  it('still follows a real, lasting shift within a few dozen observations', () => {
+    const estimate = new SpreadEstimate(1, manualClock().now)
+    for (let i = 0; i < 10; i++) estimate.observe(1)
+    for (let i = 0; i < 40; i++) estimate.observe(10)
+    assert.ok(Math.abs(estimate.value - 10) < 0.5, String(estimate.value))
+  })
+
+  it('relaxes toward its seed while nothing is observed (no lock after a bad burst)', () => {
+    const clock = manualClock()
+    const estimate = new SpreadEstimate(1, clock.now)
+    for (let i = 0; i < 40; i++) estimate.observe(i % 2 === 0 ? 20 : 40)
+    const raised = estimate.value
+    assert.ok(raised > 20)
+    clock.advance(RELAX_TAU_MS)
+    near(estimate.value, 1 + (raised - 1) * Math.exp(-1))
+    clock.advance(4 * RELAX_TAU_MS)
+    assert.ok(estimate.value < 1 + (raised - 1) * 0.01)
+    assert.ok(estimate.deviation < 0.2)
+    // The next observation starts from the relaxed figure.
+    estimate.observe(1)
+    assert.ok(estimate.value < 1.5)
   })
 })
 

@@ -251,6 +251,30 @@ describe('Scheduler', () => {
     assert.equal(executor.batches.length, 1, 'the expired request never reached a worker')
   })
 
+  it('drops a queued request whose client has gone; a running one finishes with its batch', async () => {
+    const { executor, scheduler: s } = scheduler()
+    const runningClient = new AbortController()
+    const running = s.submit('a', tensor(), 1, { signal: runningClient.signal })
+    await turn()
+    const goneClient = new AbortController()
+    const gone = s.submit('a', tensor(), 1, { signal: goneClient.signal })
+    const kept = s.submit('a', tensor(), 1)
+    assert.equal(s.predict('a')?.queued, 2)
+    goneClient.abort()
+    runningClient.abort()
+    await assert.rejects(gone, isCode('CLIENT_CLOSED'))
+    assert.equal(s.predict('a')?.queued, 1, 'the abandoned request left the queue at once')
+    executor.at(0).finish()
+    assert.equal((await running).batchSize, 1)
+    await turn()
+    assert.equal(executor.at(1).task.items.length, 1, 'only the live request ran')
+    executor.at(1).finish()
+    await kept
+    // Already gone before submission: refused without queueing.
+    await assert.rejects(s.submit('a', tensor(), 1, { signal: AbortSignal.abort() }), isCode('CLIENT_CLOSED'))
+    assert.equal(s.predict('a')?.queued, 0)
+  })
+
   it('applies the server-wide timeout to requests without a deadline', async () => {
     const { executor, scheduler: s } = scheduler({ requestTimeoutMs: 20 })
     const running = s.submit('a', tensor(), 1)

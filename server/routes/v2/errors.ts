@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiError } from '../../errors.js'
-import { setRetryAfter, toApiError } from '../../error-handler.js'
+import { logApiError, setRetryAfter, toApiError } from '../../error-handler.js'
 import type { InferenceObservation } from '../../metrics.js'
 import { V2ErrorSchema } from './schemas.js'
 
@@ -26,8 +26,7 @@ export function v2ErrorResponses(...statuses: number[]): Record<number, typeof V
 export function registerV2Errors(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const apiErr = toApiError(error, request)
-    if (apiErr.statusCode >= 500) request.log.error({ err: error, code: apiErr.code }, apiErr.message)
-    else request.log.info({ code: apiErr.code }, apiErr.message)
+    logApiError(request, error, apiErr)
     const observation = observations.get(request)
     if (observation) app.metrics.recordFailure(observation, apiErr.code)
     app.metrics.recordRefusal(observation?.model, apiErr.code)

@@ -17,6 +17,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
+import { clientGoneSignal } from '../../client-gone.js'
 import { apiError } from '../../errors.js'
 import { softmax } from '../../postprocess.js'
 import { BudgetProperties, OnInfeasibleSchema } from '../../schemas/common.js'
@@ -329,7 +330,7 @@ async function infer(
   const { tensor, dims } = readTensor(input, binary, model)
   const batch = dims[0] ?? 1
 
-  const result = await app.inference.run(model.name, tensor, dims)
+  const result = await app.inference.run(model.name, tensor, dims, { signal: clientGoneSignal(reply) })
   const classes = model.labels.length
   if (result.logits.length !== batch * classes) {
     throw apiError(
