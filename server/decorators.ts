@@ -11,6 +11,8 @@ import type { ModelEntry } from './zoo/model-entry.js'
 export interface ZooView {
   /** Every model of the manifest, ready or not, in manifest order. */
   list(): ModelEntry[]
+  /** Their names alone (cheap: for labels and lookups that need no live figures). */
+  names(): readonly string[]
   get(name: string): ModelEntry | undefined
   readyModels(): ModelEntry[]
   /** True once a zoo is loaded, at least one model is warm, and the server is not closing. */

@@ -75,7 +75,7 @@ const metricsPlugin: FastifyPluginAsync = async (app) => {
   app.decorate(
     'metrics',
     new ServerMetrics({
-      modelNames: () => app.zoo.list().map((m) => m.name),
+      modelNames: () => app.zoo.names(),
       modelReadiness: () => app.zoo.list(),
     }),
   )

@@ -98,9 +98,15 @@ export class ServingZoo implements ZooView, InferenceRunner {
     return this.current
   }
 
+  /** The names of the current zoo's models, in manifest order (cheap: no live figures). */
+  names(): readonly string[] {
+    return this.current?.zoo.models.map((m) => m.name) ?? []
+  }
+
   /**
    * Every model, ready ones with their live figures as of now (a snapshot: read it once per
-   * decision, so every model of one selection is judged at the same moment).
+   * decision, so every model of one selection is judged at the same moment). Not cheap (a
+   * prediction per model): what needs only the names uses names().
    */
   list(): ModelEntry[] {
     const generation = this.current

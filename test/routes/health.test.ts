@@ -25,6 +25,7 @@ describe('health routes', () => {
     t.after(() => app.close())
     const zoo: ZooView = {
       list: () => [],
+      names: () => [],
       get: () => undefined,
       readyModels: () => [],
       isReady: () => false,

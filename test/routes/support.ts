@@ -44,6 +44,7 @@ export async function routesOverFakeRuntime(
   )
   const zoo: ZooView = {
     list: () => entries,
+    names: () => entries.map((e) => e.name),
     get: (name) => entries.find((e) => e.name === name),
     readyModels: () => entries.filter((e) => e.ready),
     isReady: () => entries.some((e) => e.ready),
