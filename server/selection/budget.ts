@@ -36,8 +36,11 @@ export interface SelectableModel {
   ready: boolean
   reason?: string
   latencyMs?: { p50: number; p95: number }
-  /** Load-aware prediction for a request arriving now, and the same on an unloaded server. */
-  live?: { predictedLatencyMs: number; idleLatencyMs: number }
+  /**
+   * Load-aware prediction for a request arriving now, the same on an unloaded server, and the
+   * predicted session.run time of the batch it would run in (the work it adds to the queue).
+   */
+  live?: { predictedLatencyMs: number; idleLatencyMs: number; serviceMs?: number }
 }
 
 export type Constraint = 'ready' | keyof Budget

@@ -346,6 +346,34 @@ describe('load-aware latency budgets', () => {
     )
   })
 
+  it('keeps headroom: a costlier model only if the fastest could still serve the next request in budget', () => {
+    /** `predicted` per model, and each model's run (serviceMs) = its warm-up p50. */
+    const withRuns = (predicted: Record<string, number>) =>
+      loaded(predicted).map((m) =>
+        m.live && m.latencyMs ? { ...m, live: { ...m.live, serviceMs: m.latencyMs.p50 } } : m,
+      )
+    // Idle: the largest model's run (30 ms) behind the fastest's prediction still fits 35 ms.
+    assert.equal(chosen(select({ budget: { maxLatencyMs: 35 } }, withRuns({}))), 'large')
+    // Loaded: every model is predicted within 35 ms, but after large's 30-ms run a request for
+    // the fastest model would need 10 + 30 ms: large is held back, medium (10 + 10) is not.
+    const busy = withRuns({ tiny: 10, small: 12, medium: 20, large: 34 })
+    const outcome = select({ budget: { maxLatencyMs: 35 } }, busy)
+    assert.equal(chosen(outcome), 'medium')
+    assert.match(outcome.explanation, /large would fit too, but would leave the requests behind it no room/)
+    assert.ok(
+      outcome.candidates.find((c) => c.model.name === 'large')?.accepted,
+      'large is within budget itself',
+    )
+    // The fastest model itself is never held back, and no budget means no headroom rule.
+    assert.equal(
+      chosen(
+        select({ budget: { maxLatencyMs: 35 } }, withRuns({ tiny: 34, small: 40, medium: 40, large: 40 })),
+      ),
+      'tiny',
+    )
+    assert.equal(chosen(select({ budget: { maxMflops: 1000 } }, busy)), 'large')
+  })
+
   it('counts the time the request already spent against the budget', () => {
     const idle = loaded({})
     assert.equal(chosen(select({ budget: { maxLatencyMs: 35 }, elapsedMs: 4 }, idle)), 'large')
