@@ -9,8 +9,13 @@ import type { ReloadResult } from './runtime/serving-zoo.js'
 import type { ModelEntry } from './zoo/model-entry.js'
 
 export interface ZooView {
-  /** Every model of the manifest, ready or not, in manifest order. */
-  list(): ModelEntry[]
+  /**
+   * Every model of the manifest, ready or not, in manifest order, ready ones with their live
+   * figures — of the model named `liveFor` only, when given (a request that names its model needs
+   * no prediction for the others; computing them all was a sixth of the event loop's time per
+   * request at saturation).
+   */
+  list(options?: { liveFor?: string }): ModelEntry[]
   /** Their names alone (cheap: for labels and lookups that need no live figures). */
   names(): readonly string[]
   get(name: string): ModelEntry | undefined

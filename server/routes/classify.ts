@@ -21,6 +21,7 @@ import {
 } from '../schemas/classify.js'
 import { errorResponses } from '../schemas/common.js'
 import { strictQuery } from '../schemas/strict-query.js'
+import { hasBudget } from '../selection/budget.js'
 import { selectModel } from '../selection/selector.js'
 import { budgetView, selectionError, selectionRequest, servedModel } from './selection-view.js'
 
@@ -115,7 +116,9 @@ const classify: FastifyPluginAsync = async (app) => {
         ...selectionRequest(request.query, app.zoo.defaultModelName()),
         elapsedMs: reply.elapsedTime,
       }
-      const outcome = selectModel(app.zoo.list(), selection)
+      // Live predictions are needed for every model only when a budget is judged across them.
+      const liveFor = selection.model ?? (hasBudget(selection.budget) ? undefined : selection.defaultModel)
+      const outcome = selectModel(app.zoo.list(liveFor === undefined ? {} : { liveFor }), selection)
       const failure = selectionError(outcome, selection)
       if (failure) throw failure
       if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')

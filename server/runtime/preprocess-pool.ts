@@ -11,11 +11,14 @@ import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import { restartDelayMs, WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
+import { MessageBatch } from './message-batch.js'
 import {
   CANCEL_TASK,
   CRASH_TASK,
+  PREPARE_BATCH,
   PREPARE_TASK,
   type CancelTask,
+  type PrepareBatch,
   type ImageItem,
   type PixelsItem,
   type PrepareReply,
@@ -42,6 +45,8 @@ interface Slot {
   worker: Worker
   threadId: number
   pending: Map<number, PendingTask>
+  /** Tasks posted this turn, sent together (message-batch.ts). */
+  outbox: MessageBatch<PrepareTask>
   error: Error | undefined
 }
 
@@ -72,13 +77,28 @@ export class PreprocessPool {
         faultInjection: this.options.faultInjection ?? false,
       },
     })
-    const slot: Slot = { worker, threadId: worker.threadId, pending: new Map(), error: undefined }
+    const pending = new Map<number, PendingTask>()
+    const outbox = new MessageBatch<PrepareTask>(
+      (tasks, transfer) => {
+        worker.postMessage({ kind: PREPARE_BATCH, tasks } satisfies PrepareBatch, transfer)
+      },
+      (tasks, error) => {
+        for (const task of tasks) {
+          pending.get(task.id)?.reject(error)
+          pending.delete(task.id)
+        }
+        this.checkDrained()
+      },
+    )
+    const slot: Slot = { worker, threadId: worker.threadId, pending, outbox, error: undefined }
     this.slots.add(slot)
-    worker.on('message', (reply: PrepareReply) => {
-      const task = slot.pending.get(reply.id)
-      if (!task) return
-      slot.pending.delete(reply.id)
-      task.resolve(reply)
+    worker.on('message', (replies: PrepareReply[]) => {
+      for (const reply of replies) {
+        const task = pending.get(reply.id)
+        if (!task) continue
+        pending.delete(reply.id)
+        task.resolve(reply)
+      }
       this.checkDrained()
     })
     worker.on('error', (error: Error) => {
@@ -145,7 +165,10 @@ export class PreprocessPool {
     const slot = chosen
     const id = nextId++
     const cancel = (): void => {
-      if (slot.pending.has(id)) slot.worker.postMessage({ kind: CANCEL_TASK, id } satisfies CancelTask)
+      if (!slot.pending.has(id)) return
+      // The task may still be in this turn's outbox: send it first, so the cancel finds it.
+      slot.outbox.flush()
+      slot.worker.postMessage({ kind: CANCEL_TASK, id } satisfies CancelTask)
     }
     signal?.addEventListener('abort', cancel, { once: true })
     const settled = (): void => signal?.removeEventListener('abort', cancel)
@@ -160,16 +183,7 @@ export class PreprocessPool {
           reject(error)
         },
       })
-      try {
-        slot.worker.postMessage(
-          { kind: PREPARE_TASK, id, contract, item, deadline } satisfies PrepareTask,
-          transfer,
-        )
-      } catch (error) {
-        slot.pending.delete(id)
-        settled()
-        reject(error instanceof Error ? error : new Error(String(error)))
-      }
+      slot.outbox.push({ kind: PREPARE_TASK, id, contract, item, deadline }, transfer)
     })
   }
 

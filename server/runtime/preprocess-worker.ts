@@ -10,11 +10,13 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { ApiError, isApiError } from '../errors.js'
 import { clientClosed, decodeImage } from '../preprocess/decode.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
+import { MessageBatch } from './message-batch.js'
 import {
   CANCEL_TASK,
   CRASH_TASK,
-  PREPARE_TASK,
+  PREPARE_BATCH,
   type CancelTask,
+  type PrepareBatch,
   epochMs,
   type ItemError,
   type PrepareReply,
@@ -28,6 +30,11 @@ function itemError(error: unknown): ItemError {
     message: `preprocessing failed: ${error instanceof Error ? error.message : String(error)}`,
   }
 }
+
+/** Replies finished in one turn go back as one message. */
+const replies = new MessageBatch<PrepareReply>((batch, transfer) => {
+  parentPort?.postMessage(batch, transfer)
+})
 
 /** Tasks in progress, by id: the pool cancels one (its client has gone) through its controller. */
 const inProgress = new Map<number, AbortController>()
@@ -57,10 +64,10 @@ async function prepare(task: PrepareTask): Promise<void> {
     }
     const tensor = pixelsToTensor(pixels, task.contract)
     reply = { id: task.id, ok: true, tensor, preprocessMs: performance.now() - begin }
-    parentPort?.postMessage(reply, [tensor.buffer as ArrayBuffer])
+    replies.push(reply, [tensor.buffer as ArrayBuffer])
   } catch (error) {
     reply = { id: task.id, ok: false, error: itemError(error), preprocessMs: performance.now() - begin }
-    parentPort?.postMessage(reply)
+    replies.push(reply)
   } finally {
     inProgress.delete(task.id)
   }
@@ -69,7 +76,7 @@ async function prepare(task: PrepareTask): Promise<void> {
 const { faultInjection } = (workerData ?? {}) as { faultInjection?: boolean }
 
 parentPort?.on('message', (message: { kind?: unknown }) => {
-  if (message.kind === PREPARE_TASK) void prepare(message as PrepareTask)
+  if (message.kind === PREPARE_BATCH) for (const task of (message as PrepareBatch).tasks) void prepare(task)
   else if (message.kind === CANCEL_TASK) inProgress.get((message as CancelTask).id)?.abort()
   else if (message.kind === CRASH_TASK && faultInjection === true) {
     // Thrown from a timer: an uncaught exception outside any task, which kills the thread.

@@ -108,11 +108,14 @@ export class ServingZoo implements ZooView, InferenceRunner {
    * decision, so every model of one selection is judged at the same moment). Not cheap (a
    * prediction per model): what needs only the names uses names().
    */
-  list(): ModelEntry[] {
+  list(options: { liveFor?: string } = {}): ModelEntry[] {
     const generation = this.current
     if (!generation) return []
     const now = performance.now()
-    return generation.zoo.models.map((model) => this.withLive(generation, model, now))
+    const { liveFor } = options
+    return generation.zoo.models.map((model) =>
+      liveFor === undefined || model.name === liveFor ? this.withLive(generation, model, now) : model,
+    )
   }
 
   get(name: string): ModelEntry | undefined {

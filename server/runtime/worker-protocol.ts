@@ -136,6 +136,14 @@ export type BatchReply =
 
 export const PREPARE_TASK = 'alphanet-zoo:prepare' as const
 
+/** Several prepare tasks in one message (message-batch.ts); the worker answers PrepareReply[]. */
+export const PREPARE_BATCH = 'alphanet-zoo:prepare-batch' as const
+
+export interface PrepareBatch {
+  kind: typeof PREPARE_BATCH
+  tasks: PrepareTask[]
+}
+
 /** Drop a prepare task whose client has gone, if it has not been decoded yet. */
 export const CANCEL_TASK = 'alphanet-zoo:cancel' as const
 

@@ -215,7 +215,7 @@ interface Choice {
 function choose(app: FastifyInstance, target: Target, input: RequestInput, fields: SelectionFields): Choice {
   const explicit = target.kind === 'model' ? { ...fields, model: target.model.name } : fields
   const selection = selectionRequest(explicit, app.zoo.defaultModelName())
-  let models = app.zoo.list()
+  let models = app.zoo.list(target.kind === 'model' ? { liveFor: target.model.name } : {})
   if (target.kind === 'auto') {
     models = models.filter((m) => accepts(m, input))
     if (models.length === 0) {
