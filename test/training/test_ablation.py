@@ -104,6 +104,8 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert code == 0, stderr
     card = (zoo / "README.md").read_text()
     assert "## Ablation: distillation loss" in card and "`kl` top-1 %" in card and "`none`" not in card
+    # Someone adds a reading of the results below the card's notes marker.
+    (zoo / "README.md").write_text(card + "\n### What the ablation says\n\nwritten by hand\n")
 
     # Another arm later, after the published family changed: every recorded arch plus the new
     # member s4, and the published model card is brought up to date.
@@ -123,6 +125,7 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert json.loads(stdout)["modelCard"] == str(zoo / "README.md")
     card = (zoo / "README.md").read_text()
     assert "`kl` top-1 %" in card and "`none` top-1 %" in card and "| `fmnist-min` |" in card
+    assert card.endswith("\n### What the ablation says\n\nwritten by hand\n"), "hand-written notes kept"
 
     # Rerunning an arm does not train it again and fills in the new arch; a different epoch budget
     # is refused.

@@ -20,6 +20,25 @@ from .stages import format_seconds
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 CHART_FILE = "pareto.png"
 CARD_FILE = "README.md"
+# The generated card ends with this line; what a person writes below it in the published card
+# (a reading of the ablation, caveats) survives every republish and ablation refresh.
+NOTES_MARKER = "<!-- Hand-written notes below this line are kept when the pipeline republishes this card. -->"
+
+
+def with_kept_notes(card: str, zoo_dir: Path) -> str:
+    """`card` (generated, ending with NOTES_MARKER) followed by the hand-written notes of the card
+    now published in `zoo_dir`, if it has any."""
+    try:
+        existing = (Path(zoo_dir) / CARD_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return card
+    _, found, notes = existing.partition(NOTES_MARKER)
+    if not found or not notes.strip():
+        return card
+    head, marker, _ = card.rpartition(NOTES_MARKER)
+    if not marker:
+        return card
+    return head + NOTES_MARKER + notes
 
 
 def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -213,8 +232,8 @@ def refresh_model_card(run_dir: Path, zoo_dir: Path, ablation_dir: Path) -> Path
         or sorted(m.get("name") for m in manifest.get("models", [])) != sorted(published)
     ):
         return None
-    text = model_card(report, load_space(report["space"]["name"]), ablation_dir)
     with publish_lock(Path(zoo_dir)):
+        text = with_kept_notes(model_card(report, load_space(report["space"]["name"]), ablation_dir), zoo_dir)
         write_durably(text, Path(zoo_dir) / CARD_FILE, Path(zoo_dir))
     return Path(zoo_dir) / CARD_FILE
 

@@ -35,7 +35,7 @@ from .members import (
     load_eval_tensors,
     manifest_labels,
 )
-from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart
+from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart, with_kept_notes
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
@@ -323,7 +323,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
             report["chart"] = True
             report["finishedAt"] = utc_now_iso()
             side_files[CHART_FILE] = pareto_chart(manifest["models"], f"{cfg['zoo']['name']}: top-1 vs cost")
-            side_files[CARD_FILE] = model_card(report, space, ablation_dir(cfg))
+            side_files[CARD_FILE] = with_kept_notes(model_card(report, space, ablation_dir(cfg)), zoo_dir)
         published = publish_zoo(manifest, staging, zoo_dir, side_files=side_files)
         report["publish"] = published.to_dict()
         for record in report["models"]:
