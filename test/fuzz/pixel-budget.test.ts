@@ -86,8 +86,11 @@ describe('decodeImage with a deadline', () => {
     // Occupy the whole budget, as a maximal image being decoded would; the image then waits for
     // its turn, and its deadline passes meanwhile.
     const occupied = await decodingPixels.acquire(maxPixels, maxPixels)
-    const late = decodeImage(bomb, { maxPixels, deadline: now() + 50 })
-    await new Promise((resolve) => setTimeout(resolve, 150))
+    // Enough time to pass the header check (once this thread knows its decode rate, an image that
+    // cannot be decoded in time is refused before it queues — the next test), not to wait its turn.
+    const allowMs = (decodeRate.predictMs(3000 * 3000) ?? 0) + 50
+    const late = decodeImage(bomb, { maxPixels, deadline: now() + allowMs })
+    await new Promise((resolve) => setTimeout(resolve, allowMs + 100))
     assert.equal(decodingPixels.queued, 1)
     occupied()
     await assert.rejects(late, (error: unknown) => {
