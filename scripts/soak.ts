@@ -180,6 +180,16 @@ function classify(
 ): Promise<Answer> {
   const started = performance.now()
   return new Promise((resolveAnswer) => {
+    // The connection failed or broke mid-answer: no status, no code.
+    const transportError = (error: Error): void => {
+      resolveAnswer({
+        status: 0,
+        code: undefined,
+        latencyMs: performance.now() - started,
+        serverTotalMs: undefined,
+        error: error.message,
+      })
+    }
     const req = request(
       {
         host: '127.0.0.1',
@@ -210,26 +220,10 @@ function classify(
           }
           resolveAnswer({ status: res.statusCode ?? 0, code, latencyMs, serverTotalMs, error: undefined })
         })
-        res.on('error', (error) => {
-          resolveAnswer({
-            status: 0,
-            code: undefined,
-            latencyMs: performance.now() - started,
-            serverTotalMs: undefined,
-            error: error.message,
-          })
-        })
+        res.on('error', transportError)
       },
     )
-    req.on('error', (error) => {
-      resolveAnswer({
-        status: 0,
-        code: undefined,
-        latencyMs: performance.now() - started,
-        serverTotalMs: undefined,
-        error: error.message,
-      })
-    })
+    req.on('error', transportError)
     req.end(body)
   })
 }

@@ -4,6 +4,7 @@
  * queued and running requests finish before the workers (and their sessions) are torn down, which
  * is what makes a zoo reload safe for running requests.
  */
+import type { RunOptions } from '../decorators.js'
 import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { PixelBuffer } from '../preprocess/resample.js'
@@ -28,12 +29,6 @@ import type {
   WorkerModelSpec,
   WorkerModelStatus,
 } from './worker-protocol.js'
-
-/** Per request: its deadline (main-thread performance.now() ms) and its client-gone signal. */
-export interface RequestOptions {
-  deadline?: number
-  signal?: AbortSignal
-}
 
 /** A model to load, before the server's batch limit is applied. */
 export type PoolModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
@@ -207,7 +202,7 @@ export class InferencePool {
     model: string,
     input: Float32Array,
     dims: readonly number[],
-    options: RequestOptions & { transfer?: boolean } = {},
+    options: RunOptions & { transfer?: boolean } = {},
   ): Promise<JobResult> {
     if (this.closing) {
       return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
@@ -224,7 +219,7 @@ export class InferencePool {
   runPixels(
     model: string,
     pixels: PixelBuffer,
-    options: RequestOptions = {},
+    options: RunOptions = {},
   ): Promise<JobResult & { preprocessMs: number }> {
     return this.prepareAndRun(model, { kind: 'pixels', pixels }, wholeBuffer(pixels.data), options)
   }
@@ -233,7 +228,7 @@ export class InferencePool {
   runImage(
     model: string,
     bytes: Uint8Array,
-    options: RequestOptions & { maxPixels: number },
+    options: RunOptions & { maxPixels: number },
   ): Promise<JobResult & { preprocessMs: number }> {
     const { maxPixels } = options
     return this.prepareAndRun(model, { kind: 'image', bytes, maxPixels }, wholeBuffer(bytes), options)
@@ -243,7 +238,7 @@ export class InferencePool {
     model: string,
     item: PixelsItem | ImageItem,
     transfer: ArrayBuffer[],
-    options: RequestOptions,
+    options: RunOptions,
   ): Promise<JobResult & { preprocessMs: number }> {
     const { deadline: requested, signal } = options
     if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)

@@ -10,7 +10,8 @@
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
-import { restartDelayMs, WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
+import { RestartBackoff } from './restart-backoff.js'
+import { WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
 import { MessageBatch } from './message-batch.js'
 import {
   CANCEL_TASK,
@@ -62,8 +63,7 @@ let nextId = 1
 
 export class PreprocessPool {
   private readonly slots = new Set<Slot>()
-  private readonly crashTimes: number[] = []
-  private readonly restartTimers = new Set<NodeJS.Timeout>()
+  private readonly restarts = new RestartBackoff()
   private closing = false
   private drained: (() => void) | undefined
 
@@ -119,14 +119,9 @@ export class PreprocessPool {
     this.checkDrained()
     if (this.closing) return
     this.options.onWorkerExit?.({ stage: 'preprocessing', threadId: slot.threadId, reason, replacing: true })
-    const now = Date.now()
-    this.crashTimes.push(now)
-    while ((this.crashTimes[0] ?? now) < now - 60_000) this.crashTimes.shift()
-    const timer = setTimeout(() => {
-      this.restartTimers.delete(timer)
+    this.restarts.schedule(() => {
       if (!this.closing) this.spawn()
-    }, restartDelayMs(this.crashTimes.length))
-    this.restartTimers.add(timer)
+    })
   }
 
   /** Tasks in progress over all workers. */
@@ -194,8 +189,7 @@ export class PreprocessPool {
   /** Waits for the tasks in progress, then terminates the workers. */
   async close(): Promise<void> {
     this.closing = true
-    for (const timer of this.restartTimers) clearTimeout(timer)
-    this.restartTimers.clear()
+    this.restarts.cancel()
     if (this.pending > 0) {
       await new Promise<void>((resolve) => {
         this.drained = resolve

@@ -12,6 +12,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { RestartBackoff } from './restart-backoff.js'
 import {
   BATCH_TASK,
   isInitReport,
@@ -105,18 +106,12 @@ interface Slot {
   error: Error | undefined
 }
 
-/** Replacement delay after `recent` crashes within the last minute: 0, 0.1 s, 0.2 s … 30 s. */
-export function restartDelayMs(recent: number): number {
-  return recent <= 1 ? 0 : Math.min(30_000, 100 * 2 ** (recent - 2))
-}
-
 let nextTaskId = 1
 
 export class WorkerPool {
   readonly statuses: ReadonlyMap<string, WorkerModelStatus>
   private readonly slots = new Set<Slot>()
-  private readonly crashTimes: number[] = []
-  private readonly restartTimers = new Set<NodeJS.Timeout>()
+  private readonly restarts = new RestartBackoff()
   private closing = false
   private closed: Promise<void> | undefined
   private drained: (() => void) | undefined
@@ -207,14 +202,9 @@ export class WorkerPool {
     this.checkDrained()
     if (this.closing) return
     this.options.onWorkerExit?.({ stage: 'inference', threadId: slot.threadId, reason, replacing: true })
-    const now = Date.now()
-    this.crashTimes.push(now)
-    while ((this.crashTimes[0] ?? now) < now - 60_000) this.crashTimes.shift()
-    const timer = setTimeout(() => {
-      this.restartTimers.delete(timer)
+    this.restarts.schedule(() => {
       this.replace()
-    }, restartDelayMs(this.crashTimes.length))
-    this.restartTimers.add(timer)
+    })
   }
 
   private replace(): void {
@@ -292,8 +282,7 @@ export class WorkerPool {
 
   private async shutDown(): Promise<void> {
     this.closing = true
-    for (const timer of this.restartTimers) clearTimeout(timer)
-    this.restartTimers.clear()
+    this.restarts.cancel()
     if (this.idle < this.slots.size) {
       await new Promise<void>((resolve) => {
         this.drained = resolve

@@ -129,6 +129,18 @@ function post(reply: BatchReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(reply, transfer)
 }
 
+/** session.run itself failed: the model is broken, not one input (the pool marks it not ready). */
+function postModelFault(task: BatchTask, error: unknown, startedAt: number): void {
+  post({
+    id: task.id,
+    ok: false,
+    code: 'INFERENCE_FAILED',
+    message: `model ${task.model}: ${errorText(error)}`,
+    modelFault: true,
+    startedAt,
+  })
+}
+
 /** Test-only fault injection; true when the task must not be answered normally. */
 function injectFault(task: BatchTask, loaded: LoadedModel): Promise<boolean> | boolean {
   if (!init.faultInjection || task.fault === undefined) return false
@@ -153,14 +165,7 @@ function injectFault(task: BatchTask, loaded: LoadedModel): Promise<boolean> | b
       return loaded.session.run({ [spec.inputName]: wrong }).then(
         () => false,
         (error: unknown) => {
-          post({
-            id: task.id,
-            ok: false,
-            code: 'INFERENCE_FAILED',
-            message: `model ${task.model}: ${errorText(error)}`,
-            modelFault: true,
-            startedAt: epochMs(),
-          })
+          postModelFault(task, error, epochMs())
           return true
         },
       )
@@ -252,14 +257,7 @@ async function runBatch(task: BatchTask): Promise<void> {
         ? values
         : new Float32Array(values)
   } catch (error) {
-    post({
-      id: task.id,
-      ok: false,
-      code: 'INFERENCE_FAILED',
-      message: `model ${task.model}: ${errorText(error)}`,
-      modelFault: true,
-      startedAt,
-    })
+    postModelFault(task, error, startedAt)
     return
   }
   const inferenceMs = performance.now() - runBegin
