@@ -11,6 +11,8 @@ import type { TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../server/app.js'
 import { FIXTURE_ZOO_DIR, projectRoot, type AppConfig } from '../server/config.js'
+import { ServingZoo } from '../server/runtime/serving-zoo.js'
+import type { GenerationSettings } from '../server/runtime/zoo-generation.js'
 import type { Manifest, ModelManifest } from '../server/zoo/manifest-schema.js'
 
 export { FIXTURE_ZOO_DIR }
@@ -43,6 +45,37 @@ export async function buildTestApp(
   t.after(() => app.close())
   await app.ready()
   return app
+}
+
+/**
+ * buildTestApp with ADMIN_TOKEN set only while the app is built (the admin route reads it at
+ * registration), so no test leaks the token into the environment of the next.
+ */
+export async function buildTestAppWithAdminToken(
+  t: TestContext,
+  token: string,
+  overrides: Partial<AppConfig> = {},
+): Promise<FastifyInstance> {
+  const previous = process.env.ADMIN_TOKEN
+  process.env.ADMIN_TOKEN = token
+  try {
+    return await buildTestApp(t, overrides)
+  } finally {
+    if (previous === undefined) delete process.env.ADMIN_TOKEN
+    else process.env.ADMIN_TOKEN = previous
+  }
+}
+
+/** A started ServingZoo with `settings` and a recording log, closed after the test. */
+export async function startedServingZoo(
+  t: { after(fn: () => Promise<void>): void },
+  settings: GenerationSettings,
+) {
+  const log = recordingLog()
+  const zoo = new ServingZoo(settings, log)
+  t.after(() => zoo.close())
+  await zoo.start()
+  return { zoo, log }
 }
 
 export async function readFixtureManifest(): Promise<Manifest> {

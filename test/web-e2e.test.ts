@@ -7,28 +7,17 @@
  * missing and CI is unset; in CI a missing browser fails the test.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import request from 'supertest'
 import type { ClassifyResponse } from '../server/schemas/classify.js'
 import { fixturePath, FIXTURE_MODELS } from './helper.js'
-import { startApp } from './routes/support.js'
+import { appInBrowser, skipWithoutBrowser } from './browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-]
 const SMALL = 'fixture-gray28-small'
 const RES20 = 'fixture-gray28-res20'
 const LARGE = 'fixture-gray28-large'
@@ -51,14 +40,7 @@ declare const DragEvent: new (
   init: { dataTransfer: DataTransfer; bubbles: boolean; cancelable: boolean },
 ) => object
 
-const available = existsSync(CHROMIUM)
-const inCi = Boolean(process.env.CI)
-const skip =
-  !available && !inCi
-    ? `${CHROMIUM} is not installed (apt-get install chromium, or run \`make test\`)`
-    : false
-
-describe('demo page in Chromium', { skip }, () => {
+describe('demo page in Chromium', { skip: skipWithoutBrowser }, () => {
   let app: FastifyInstance | undefined
   let browser: Browser | undefined
   let page: Page
@@ -66,16 +48,9 @@ describe('demo page in Chromium', { skip }, () => {
   const errors: string[] = []
 
   before(async () => {
-    assert.ok(available, `${CHROMIUM} is required in CI (Makefile DEBIAN_PACKAGES installs it)`)
-    const server = await startApp()
-    app = server
-    await server.listen({ host: '127.0.0.1', port: 0 })
-    const address = server.server.address()
-    assert.ok(address && typeof address === 'object')
-    origin = `http://127.0.0.1:${address.port}`
-    const launched = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS })
-    browser = launched
-    page = await launched.newPage({ viewport: { width: 1280, height: 900 } })
+    const started = await appInBrowser()
+    ;({ app, browser, origin } = started)
+    page = await started.browser.newPage({ viewport: { width: 1280, height: 900 } })
     page.on('pageerror', (error) => errors.push(error.message))
     page.on('console', (message) => {
       if (message.type() === 'error') errors.push(message.text())

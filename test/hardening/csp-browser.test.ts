@@ -5,23 +5,10 @@
  * only when Chromium is missing and CI is unset.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import { startApp } from '../routes/support.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--no-first-run',
-]
-
-const available = existsSync(CHROMIUM)
-const skip = !available && !process.env.CI ? `${CHROMIUM} is not installed` : false
+import type { Browser, Page } from 'playwright-core'
+import { appInBrowser, skipWithoutBrowser } from '../browser.js'
 
 /** Browser globals the in-page callbacks use (the suite is type-checked without the DOM library). */
 declare const document: {
@@ -32,20 +19,13 @@ declare const document: {
 }
 declare const window: { __cspViolations?: string[] }
 
-describe('security headers in a browser', { skip }, () => {
+describe('security headers in a browser', { skip: skipWithoutBrowser }, () => {
   let app: FastifyInstance | undefined
   let browser: Browser | undefined
   let origin: string
 
   before(async () => {
-    assert.ok(available, `${CHROMIUM} is required in CI (Makefile DEBIAN_PACKAGES installs it)`)
-    const server = await startApp()
-    app = server
-    await server.listen({ host: '127.0.0.1', port: 0 })
-    const address = server.server.address()
-    assert.ok(address && typeof address === 'object')
-    origin = `http://127.0.0.1:${address.port}`
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS })
+    ;({ app, browser, origin } = await appInBrowser())
   })
   after(async () => {
     await browser?.close()

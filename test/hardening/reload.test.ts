@@ -8,26 +8,18 @@
 import assert from 'node:assert/strict'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import sharp from 'sharp'
 import { ReloadError } from '../../server/runtime/serving-zoo.js'
 import { picture } from '../fuzz/corpus.js'
-import { buildTestApp, copyFixtureZoo } from '../helper.js'
+import { buildTestAppWithAdminToken, copyFixtureZoo } from '../helper.js'
 
 const CLIENTS = 32
 const TOKEN = 'reload-under-load-token-5f2a9c'
 
-/** Builds the app with ADMIN_TOKEN set only while the admin route reads it (no leaked env). */
-async function appWithAdmin(t: Parameters<typeof buildTestApp>[0], zooDir: string): Promise<FastifyInstance> {
-  const previous = process.env.ADMIN_TOKEN
-  process.env.ADMIN_TOKEN = TOKEN
-  try {
-    return await buildTestApp(t, { zooDir })
-  } finally {
-    if (previous === undefined) delete process.env.ADMIN_TOKEN
-    else process.env.ADMIN_TOKEN = previous
-  }
+function appWithAdmin(t: TestContext, zooDir: string): Promise<FastifyInstance> {
+  return buildTestAppWithAdminToken(t, TOKEN, { zooDir })
 }
 
 describe('hot reload under load', () => {

@@ -13,7 +13,7 @@ import type { ZooReloader } from '../../server/decorators.js'
 import { registerErrorHandlers } from '../../server/error-handler.js'
 import admin, { bearerMatches } from '../../server/routes/admin.js'
 import { ReloadError, type ReloadResult } from '../../server/runtime/serving-zoo.js'
-import { buildTestApp, copyFixtureZoo, fixturePath } from '../helper.js'
+import { buildTestAppWithAdminToken, copyFixtureZoo, fixturePath } from '../helper.js'
 
 const TOKEN = 'test-admin-token-0123456789'
 
@@ -33,16 +33,8 @@ async function standalone(t: TestContext, token: string | undefined, reload?: Zo
   return app
 }
 
-/** The full app with ADMIN_TOKEN set while it is built (the route reads it at registration). */
-async function appWithToken(t: TestContext, zooDir: string): Promise<FastifyInstance> {
-  const previous = process.env.ADMIN_TOKEN
-  process.env.ADMIN_TOKEN = TOKEN
-  try {
-    return await buildTestApp(t, { zooDir })
-  } finally {
-    if (previous === undefined) delete process.env.ADMIN_TOKEN
-    else process.env.ADMIN_TOKEN = previous
-  }
+function appWithToken(t: TestContext, zooDir: string): Promise<FastifyInstance> {
+  return buildTestAppWithAdminToken(t, TOKEN, { zooDir })
 }
 
 /** The error body of a response. */

@@ -15,7 +15,7 @@ import type { GenerationSettings } from '../../server/runtime/zoo-generation.js'
 import type { ClassifyResponse } from '../../server/schemas/classify.js'
 import type { ModelSummary } from '../../server/schemas/models.js'
 import { selectModel } from '../../server/selection/selector.js'
-import { buildTestApp, FIXTURE_ZOO_DIR, fixturePath, recordingLog } from '../helper.js'
+import { buildTestApp, FIXTURE_ZOO_DIR, fixturePath, startedServingZoo } from '../helper.js'
 import { readFile } from 'node:fs/promises'
 
 const SETTINGS: GenerationSettings = {
@@ -48,15 +48,8 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000
   }
 }
 
-async function started(
-  t: { after(fn: () => Promise<void>): void },
-  settings: Partial<GenerationSettings> = {},
-) {
-  const log = recordingLog()
-  const zoo = new ServingZoo({ ...SETTINGS, ...settings }, log)
-  t.after(() => zoo.close())
-  await zoo.start()
-  return { zoo, log }
+function started(t: { after(fn: () => Promise<void>): void }, settings: Partial<GenerationSettings> = {}) {
+  return startedServingZoo(t, { ...SETTINGS, ...settings })
 }
 
 describe('worker crashes', () => {

@@ -22,6 +22,7 @@ import {
   readReference,
   recordingLog,
   ROOT,
+  startedServingZoo,
 } from '../helper.js'
 
 const SETTINGS: GenerationSettings = {
@@ -41,15 +42,8 @@ function isApiError(code: string) {
   return (error: unknown) => error instanceof ApiError && error.code === code
 }
 
-async function started(
-  t: { after(fn: () => Promise<void>): void },
-  settings: Partial<GenerationSettings> = {},
-) {
-  const log = recordingLog()
-  const zoo = new ServingZoo({ ...SETTINGS, ...settings }, log)
-  t.after(() => zoo.close())
-  await zoo.start()
-  return { zoo, log }
+function started(t: { after(fn: () => Promise<void>): void }, settings: Partial<GenerationSettings> = {}) {
+  return startedServingZoo(t, { ...SETTINGS, ...settings })
 }
 
 describe('ServingZoo over the fixture zoo', () => {
