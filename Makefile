@@ -12,7 +12,8 @@ export PYTHON
 export ONNXRUNTIME_NODE_INSTALL ?= skip
 
 DEBIAN_PACKAGES := python3-torch python3-onnx python3-pytest python3-numpy python3-yaml \
-	python3-jsonschema python3-pil python3-matplotlib dataset-fashion-mnist black python3-flake8 chromium
+	python3-jsonschema python3-pil python3-matplotlib dataset-fashion-mnist black python3-flake8 chromium \
+	python3-grpcio python3-grpc-tools
 APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 
 .PHONY: deps deps-debian deps-node build lint format test test-node test-python serve
