@@ -18,7 +18,9 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest 
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { clientGoneSignal } from '../../client-gone.js'
+import type { RunOptions } from '../../decorators.js'
 import { apiError } from '../../errors.js'
+import type { InferenceObservation } from '../../metrics.js'
 import { softmax } from '../../postprocess.js'
 import { BudgetProperties, OnInfeasibleSchema } from '../../schemas/common.js'
 import { hasBudget } from '../../selection/budget.js'
@@ -64,7 +66,7 @@ function invalid(message: string, parameter: string): never {
   throw apiError('INVALID_PARAMETER', message, { parameter, location: 'body' })
 }
 
-function validateRequest(value: unknown): InferRequest {
+export function validateRequest(value: unknown): InferRequest {
   if (checkRequest.Check(value)) return value
   const [error] = checkRequest.Errors(value)
   const path = error?.instancePath ? error.instancePath.replace(/^\//, '').replaceAll('/', '.') : '(root)'
@@ -277,6 +279,77 @@ function buildOutputs(
   return { outputs, binary }
 }
 
+/** One inference call, whatever transport carried it (REST here, gRPC in server/grpc/). */
+export interface InferCall {
+  target: Target
+  /** The request in its JSON shape; binary inputs declare `binary_data_size`. */
+  request: InferRequest
+  /** The binary tensor data, in input order (empty when every input carries `data`). */
+  binary: Buffer
+  /** Echoed as the response `id` when the request has none. */
+  requestId: string
+  run: RunOptions
+  /** Filled in as the model is chosen, for the metrics of the transport. */
+  observation: InferenceObservation
+}
+
+export interface InferOutcome {
+  response: InferResponse
+  /** Bytes of the outputs whose `parameters.binary_data_size` is set, in output order. */
+  tensors: Buffer[]
+}
+
+/**
+ * Parameters → model choice (selection, admission by the runtime) → run → outputs: the whole of
+ * an Open Inference Protocol inference but the framing. Throws catalogue errors.
+ */
+export async function runInference(app: FastifyInstance, call: InferCall): Promise<InferOutcome> {
+  const { target, request: inferRequest, binary, observation } = call
+  const name = target.kind === 'model' ? target.model.name : AUTO_MODEL
+  const options = readParameters(inferRequest.parameters)
+  const input = singleInput(inferRequest, name)
+  const choice = choose(app, target, input, options.fields)
+  const { model } = choice
+  observation.model = model.name
+  observation.selectionReason = choice.reason
+  const budgeted = hasBudget(choice.selection.budget)
+  observation.budget = budgeted ? (choice.budgetMet ? 'met' : 'missed') : 'none'
+
+  const specs = readOutputs(inferRequest.outputs, options.binaryOutput, model.name)
+  const { tensor, dims } = readTensor(input, binary, model)
+  const batch = dims[0] ?? 1
+
+  const result = await app.inference.run(model.name, tensor, dims, call.run)
+  const classes = model.labels.length
+  if (result.logits.length !== batch * classes) {
+    throw apiError(
+      'INFERENCE_FAILED',
+      `${model.name} returned ${result.logits.length} values for a batch of ${batch} × ${classes} classes`,
+    )
+  }
+  app.metrics.recordExecution(model.name, {
+    batchSize: batch,
+    queueMs: result.queueMs,
+    inferenceMs: result.inferenceMs,
+  })
+
+  const { outputs, binary: tensors } = buildOutputs(specs, result.logits, batch, model)
+  const response: InferResponse = {
+    model_name: model.name,
+    model_version: MODEL_VERSION,
+    id: inferRequest.id ?? call.requestId,
+    outputs,
+  }
+  if (target.kind === 'auto' || budgeted) {
+    response.parameters = {
+      selectedModel: model.name,
+      selectionReason: choice.reason,
+      budgetMet: choice.budgetMet,
+    }
+  }
+  return { response, tensors }
+}
+
 interface InferParams {
   name: string
   version?: string
@@ -317,50 +390,17 @@ async function infer(
     inferRequest = validateRequest(parseJsonHeader(json))
   }
 
-  const options = readParameters(inferRequest.parameters)
-  const input = singleInput(inferRequest, name)
-  const choice = choose(app, target, input, options.fields)
-  const { model } = choice
-  observation.model = model.name
-  observation.selectionReason = choice.reason
-  const budgeted = hasBudget(choice.selection.budget)
-  observation.budget = budgeted ? (choice.budgetMet ? 'met' : 'missed') : 'none'
-
-  const specs = readOutputs(inferRequest.outputs, options.binaryOutput, model.name)
-  const { tensor, dims } = readTensor(input, binary, model)
-  const batch = dims[0] ?? 1
-
-  const result = await app.inference.run(model.name, tensor, dims, { signal: clientGoneSignal(reply) })
-  const classes = model.labels.length
-  if (result.logits.length !== batch * classes) {
-    throw apiError(
-      'INFERENCE_FAILED',
-      `${model.name} returned ${result.logits.length} values for a batch of ${batch} × ${classes} classes`,
-    )
-  }
-  app.metrics.recordExecution(model.name, {
-    batchSize: batch,
-    queueMs: result.queueMs,
-    inferenceMs: result.inferenceMs,
+  const { response, tensors } = await runInference(app, {
+    target,
+    request: inferRequest,
+    binary,
+    requestId: request.id,
+    run: { signal: clientGoneSignal(reply) },
+    observation,
   })
-
-  const { outputs, binary: tensors } = buildOutputs(specs, result.logits, batch, model)
-  const response: InferResponse = {
-    model_name: model.name,
-    model_version: MODEL_VERSION,
-    id: inferRequest.id ?? request.id,
-    outputs,
-  }
-  if (target.kind === 'auto' || budgeted) {
-    response.parameters = {
-      selectedModel: model.name,
-      selectionReason: choice.reason,
-      budgetMet: choice.budgetMet,
-    }
-  }
   app.metrics.recordServed(observation, reply.elapsedTime)
 
-  if (outputs.some((o) => o.parameters?.binary_data_size !== undefined)) {
+  if (response.outputs.some((o) => o.parameters?.binary_data_size !== undefined)) {
     const framed = frameBinaryResponse(response, tensors)
     return reply
       .header(HEADER_LENGTH_HEADER, framed.headerLength)
