@@ -57,7 +57,7 @@ describe('OpenAPI', () => {
       'GET /models',
       'GET /models/{name}',
       'GET /readyz',
-      'GET /v2',
+      'GET /v2/',
       'GET /v2/health/live',
       'GET /v2/health/ready',
       'GET /v2/models/{name}',

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { Ajv } from 'ajv'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { formatFixed6 } from '../../server/routes/v2/classification.js'
 import { EXTENSIONS } from '../../server/routes/v2/metadata.js'
@@ -35,6 +36,39 @@ const LABELS = [
   'Bag',
   'Ankle boot',
 ]
+
+/**
+ * The protocol's health response objects (inference_rest.md: $live_server_response,
+ * $ready_server_response — written there with a `live` key by a slip, `ready` in the gRPC
+ * ServerReadyResponse and every implementation — and $ready_model_response), exactly.
+ */
+const ajv = new Ajv({ strict: true })
+const strictObject = (properties: Record<string, { type: string }>) => ({
+  type: 'object',
+  properties,
+  required: Object.keys(properties),
+  additionalProperties: false,
+})
+const SPEC = {
+  live: ajv.compile(strictObject({ live: { type: 'boolean' } })),
+  ready: ajv.compile(strictObject({ ready: { type: 'boolean' } })),
+  modelReady: ajv.compile(strictObject({ name: { type: 'string' }, ready: { type: 'boolean' } })),
+  serverMetadata: ajv.compile({
+    ...strictObject({ name: { type: 'string' }, version: { type: 'string' }, extensions: { type: 'array' } }),
+  }),
+}
+
+function assertSpecBody(
+  res: LightMyRequestResponse,
+  check: (typeof SPEC)[keyof typeof SPEC],
+  status: number,
+): Record<string, unknown> {
+  assert.equal(res.statusCode, status, res.body)
+  assert.match(String(res.headers['content-type']), /^application\/json/)
+  const body = res.json<Record<string, unknown>>()
+  assert.ok(check(body), `${res.body}: ${ajv.errorsText(check.errors)}`)
+  return body
+}
 
 interface OutputBody {
   name: string
@@ -126,25 +160,22 @@ describe('Open Inference Protocol (/v2)', () => {
   }
 
   describe('health and metadata', () => {
-    it('live and ready answer 200 with an empty body', async () => {
-      for (const url of ['/v2/health/live', '/v2/health/ready']) {
-        const res = await get(url)
-        assert.equal(res.statusCode, 200, url)
-        assert.equal(res.body, '', url)
-      }
+    it('live and ready answer 200 with the protocol bodies {"live": true} and {"ready": true}', async () => {
+      assert.deepEqual(assertSpecBody(await get('/v2/health/live'), SPEC.live, 200), { live: true })
+      assert.deepEqual(assertSpecBody(await get('/v2/health/ready'), SPEC.ready, 200), { ready: true })
     })
 
-    it('server metadata names the server, its version and the extensions', async () => {
-      const res = await get('/v2')
-      assert.equal(res.statusCode, 200)
+    it('server metadata (at /v2 and the protocol path /v2/) names the server, its version and the extensions', async () => {
       const pkg = (await import('../../package.json', { with: { type: 'json' } })).default as {
         version: string
       }
-      assert.deepEqual(res.json(), {
-        name: 'alphanet-zoo',
-        version: pkg.version,
-        extensions: [...EXTENSIONS],
-      })
+      for (const url of ['/v2', '/v2/']) {
+        assert.deepEqual(assertSpecBody(await get(url), SPEC.serverMetadata, 200), {
+          name: 'alphanet-zoo',
+          version: pkg.version,
+          extensions: [...EXTENSIONS],
+        })
+      }
       assert.ok(EXTENSIONS.includes('classification') && EXTENSIONS.includes('binary_tensor_data'))
     })
 
@@ -188,15 +219,13 @@ describe('Open Inference Protocol (/v2)', () => {
       })
     })
 
-    it('model ready: 200 empty for ready models (any version spelling), 404 for unknown ones', async () => {
-      for (const url of [
-        `/v2/models/${SMALL}/ready`,
-        `/v2/models/${SMALL}/versions/1/ready`,
-        '/v2/models/alphanet-auto/ready',
-      ]) {
-        const res = await get(url)
-        assert.equal(res.statusCode, 200, url)
-        assert.equal(res.body, '')
+    it('model ready: 200 {name, ready: true} for ready models (any version spelling), 404 for unknown ones', async () => {
+      for (const [url, name] of [
+        [`/v2/models/${SMALL}/ready`, SMALL],
+        [`/v2/models/${SMALL}/versions/1/ready`, SMALL],
+        ['/v2/models/alphanet-auto/ready', 'alphanet-auto'],
+      ] as const) {
+        assert.deepEqual(assertSpecBody(await get(url), SPEC.modelReady, 200), { name, ready: true }, url)
       }
       assertV2Error(await get('/v2/models/no-such-model/ready'), 404, /unknown model: 'no-such-model'/)
       assertV2Error(await get(`/v2/models/${SMALL}/versions/2/ready`), 404, /version 2 is not found/)
@@ -750,14 +779,17 @@ describe('Open Inference Protocol (/v2)', () => {
 })
 
 describe('Open Inference Protocol with models that are not ready', () => {
-  it('model ready is 400, inference 503, metadata still answers; the server is ready on the others', async (t) => {
+  it('model ready is 400, inference 503, metadata answers; the server is not ready (/readyz is)', async (t) => {
     const app = await buildTestApp(t, { zooDir: await createBrokenZoo(t), maxBatchSize: 1 })
+    const get = (url: string) => app.inject({ method: 'GET', url })
     const broken = BROKEN_MODELS.corrupt
-    const ready = await app.inject({ method: 'GET', url: `/v2/models/${broken}/ready` })
-    assert.equal(ready.statusCode, 400)
-    assert.equal(ready.body, '')
-    assert.equal((await app.inject({ method: 'GET', url: `/v2/models/${broken}` })).statusCode, 200)
-    assert.equal((await app.inject({ method: 'GET', url: '/v2/health/ready' })).statusCode, 200)
+    const ready = assertSpecBody(await get(`/v2/models/${broken}/ready`), SPEC.modelReady, 400)
+    assert.deepEqual(ready, { name: broken, ready: false })
+    assert.equal((await get(`/v2/models/${broken}`)).statusCode, 200)
+    // The protocol's server ready: all models ready. /readyz: the server can serve (some model is).
+    assert.deepEqual(assertSpecBody(await get('/v2/health/ready'), SPEC.ready, 400), { ready: false })
+    assert.equal((await get('/readyz')).statusCode, 200)
+    assert.deepEqual(assertSpecBody(await get('/v2/health/live'), SPEC.live, 200), { live: true })
     const res = await app.inject({
       method: 'POST',
       url: `/v2/models/${broken}/infer`,

@@ -1,20 +1,25 @@
 /**
  * Health and metadata of the Open Inference Protocol:
- *   GET /v2/health/live, /v2/health/ready — 200 or 400, empty body (as the protocol and Triton do);
- *     ready = at least one model serves (a model that failed to load shows in its own ready route);
- *   GET /v2 — server metadata with the extensions supported;
+ *   GET /v2/health/live — 200 `{"live": true}`;
+ *   GET /v2/health/ready — `{"ready": bool}`, 200 when every model of the zoo serves, else 400 (the
+ *     protocol's meaning; GET /readyz is the weaker "at least one model serves", see routes/health.ts);
+ *   GET /v2 and /v2/ — server metadata with the extensions supported;
  *   GET /v2/models/{name}[/versions/{v}] — model metadata;
- *   GET /v2/models/{name}[/versions/{v}]/ready — 200 ready, 400 not ready, 404 unknown.
+ *   GET /v2/models/{name}[/versions/{v}]/ready — `{"name", "ready"}`: 200 ready, 400 not, 404 unknown.
+ * Not ready answers 400 as Triton does: a probe needs a non-2xx status, the body says the same.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyPluginAsync, FastifyReply } from 'fastify'
 import { projectRoot } from '../../config.js'
 import { v2ErrorResponses } from './errors.js'
-import { autoMetadata, modelMetadata, resolveTarget } from './models.js'
+import { autoMetadata, isModelReady, isServerReady, modelMetadata, resolveTarget } from './models.js'
 import {
+  LiveSchema,
   ModelMetadataSchema,
   ModelParamsSchema,
+  ModelReadySchema,
+  ReadySchema,
   ServerMetadataSchema,
   VersionedModelParamsSchema,
   type ModelMetadata,
@@ -28,7 +33,6 @@ function serverVersion(): string {
   return pkg.version ?? '0.0.0'
 }
 
-const Empty = (description: string) => ({ type: 'null', description })
 const TAGS = ['open-inference']
 
 const metadataRoutes: FastifyPluginAsync = async (app) => {
@@ -40,10 +44,10 @@ const metadataRoutes: FastifyPluginAsync = async (app) => {
       schema: {
         tags: TAGS,
         summary: 'Server live (Open Inference Protocol)',
-        response: { 200: Empty('Live.') },
+        response: { 200: LiveSchema },
       },
     },
-    async (_request, reply) => reply.code(200).send(),
+    async () => ({ live: true }),
   )
 
   app.get(
@@ -51,18 +55,21 @@ const metadataRoutes: FastifyPluginAsync = async (app) => {
     {
       schema: {
         tags: TAGS,
-        summary: 'Server ready (Open Inference Protocol): 200 once a model serves, else 400',
-        response: { 200: Empty('Ready.'), 400: Empty('Not ready.') },
+        summary: 'Server ready (Open Inference Protocol): 200 when every model of the zoo serves, else 400',
+        response: { 200: ReadySchema, 400: ReadySchema },
       },
     },
-    async (_request, reply) => reply.code(app.zoo.isReady() ? 200 : 400).send(),
+    async (_request, reply) => {
+      const ready = isServerReady(app.zoo)
+      return reply.code(ready ? 200 : 400).send({ ready })
+    },
   )
 
   app.get(
-    '',
+    '/',
     {
-      // Exactly /v2, the protocol's path (not also /v2/).
-      prefixTrailingSlash: 'no-slash',
+      // The protocol writes both: `v2` in its REST table, `/v2/` in its OpenAPI document.
+      prefixTrailingSlash: 'both',
       schema: {
         tags: TAGS,
         summary: 'Server metadata (Open Inference Protocol)',
@@ -77,14 +84,13 @@ const metadataRoutes: FastifyPluginAsync = async (app) => {
     return target.kind === 'model' ? modelMetadata(target.model) : autoMetadata(app.zoo)
   }
   const ready = (reply: FastifyReply, name: string, version?: string) => {
-    const target = resolveTarget(app.zoo, name, version)
-    const isReady = target.kind === 'model' ? target.model.ready && app.zoo.isReady() : app.zoo.isReady()
-    return reply.code(isReady ? 200 : 400).send()
+    const isReady = isModelReady(app.zoo, resolveTarget(app.zoo, name, version))
+    return reply.code(isReady ? 200 : 400).send({ name, ready: isReady })
   }
   const metadataSchema = { tags: TAGS, response: { 200: ModelMetadataSchema, ...v2ErrorResponses(404) } }
   const readySchema = {
     tags: TAGS,
-    response: { 200: Empty('Ready.'), 400: Empty('Not ready.'), ...v2ErrorResponses(404) },
+    response: { 200: ModelReadySchema, 400: ModelReadySchema, ...v2ErrorResponses(404) },
   }
 
   app.get<{ Params: { name: string } }>(

@@ -38,6 +38,21 @@ export function resolveTarget(zoo: ZooView, name: string, version: string | unde
   return model ? { kind: 'model', model } : { kind: 'auto' }
 }
 
+/**
+ * The protocol's "server ready": every model of the zoo serves (not merely one, which is what
+ * GET /readyz checks), and the server is not shutting down.
+ */
+export function isServerReady(zoo: ZooView): boolean {
+  // liveFor a name no model has: readiness needs no live latency figures.
+  const models = zoo.list({ liveFor: '' })
+  return zoo.isReady() && models.length > 0 && models.every((m) => m.ready)
+}
+
+/** A zoo model serves; `alphanet-auto` is ready while any model serves (it selects among those). */
+export function isModelReady(zoo: ZooView, target: Target): boolean {
+  return zoo.isReady() && (target.kind === 'auto' || target.model.ready)
+}
+
 export function inputDims(model: ModelEntry): [number, number, number] {
   return [model.input.channels, model.input.size, model.input.size]
 }

@@ -16,6 +16,21 @@ export const V2ErrorSchema = Type.Object(
   { description: 'Every /v2 error ($inference_error_response of the protocol).' },
 )
 
+export const LiveSchema = Type.Object(
+  { live: Type.Boolean() },
+  { description: 'Server live ($live_server_response).' },
+)
+
+export const ReadySchema = Type.Object(
+  { ready: Type.Boolean({ description: 'Every model of the zoo is ready to serve.' }) },
+  { description: 'Server ready ($ready_server_response).' },
+)
+
+export const ModelReadySchema = Type.Object(
+  { name: Type.String(), ready: Type.Boolean() },
+  { description: 'Model ready ($ready_model_response).' },
+)
+
 export const ServerMetadataSchema = Type.Object({
   name: Type.String(),
   version: Type.String(),
