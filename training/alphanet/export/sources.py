@@ -52,7 +52,8 @@ def _supernet_source(state: dict[str, Any], path: Path, overrides: Iterable[str]
     if missing:
         raise UserError(f"{path}: supernet checkpoint lacks {', '.join(missing)}")
     cfg = _with_overrides(config_from_dict(state["config"]), overrides)
-    space = load_space(state["space"])
+    # The config holds the space as it was given (a bundled name or a YAML file); "space" is its name.
+    space = load_space(cfg["space"])
     supernet = AlphaNetSupernet(
         space, state["num_classes"], bn_eps=cfg["model"]["bn_eps"], bn_momentum=cfg["model"]["bn_momentum"]
     )
