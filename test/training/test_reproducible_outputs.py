@@ -11,6 +11,7 @@ Regenerate (only for an intended change of results): ``ALPHANET_UPDATE_GOLDEN=1 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alphanet.checkpoint import load_checkpoint
+from alphanet.checkpoint import load_checkpoint, save_checkpoint
 from conftest import GOLDEN_DIR, fmnist_available
 from pipeline_helpers import FMNIST_PIPELINE, fast_overrides, run_cli
 
@@ -124,3 +125,23 @@ def test_a_tiny_run_reproduces_the_recorded_checkpoint_search_and_manifest(tiny_
         GOLDEN.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
     expected = json.loads(GOLDEN.read_text())
     _close(actual, expected, "tiny run")
+
+
+RESUMABLE_RUN = GOLDEN_DIR / "resumable_run"
+
+
+def test_a_checkpoint_written_before_the_refactor_resumes_with_resume_auto(tiny_space_file, tmp_path, capsys):
+    """A run in progress (checkpoint of the code before the refactor: 3 of 6 steps) finishes."""
+    run_dir = tmp_path / "run"
+    state = load_checkpoint(RESUMABLE_RUN / "checkpoints" / "last.pt")
+    assert state["step"] == 3
+    stored = copy.deepcopy(state["config"])
+    state["config"]["space"] = str(tiny_space_file)  # it was written next to a space file elsewhere
+    save_checkpoint(run_dir / "checkpoints" / "last.pt", state)
+    code, stdout, stderr = run_cli(capsys, "train", "--run-dir", run_dir, "--resume", "auto", "--no-progress")
+    assert code == 0, stderr
+    assert "differs from the checkpoint" not in stderr
+    summary = json.loads(stdout)
+    assert summary["status"] == "completed" and summary["step"] == 6 and summary["epoch"] == 2
+    resumed = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert {**resumed["config"], "space": stored["space"]} == stored
