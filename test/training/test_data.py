@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import random
 import struct
@@ -15,11 +16,14 @@ from alphanet.data import (
     FashionMNIST,
     ImageFolder,
     ShardedEpochSampler,
+    build_dataset,
     build_loader,
     build_transforms,
     read_idx,
 )
+from alphanet.data.splits import split_indices
 from alphanet.data.transforms import RandomResizedCrop
+from alphanet.engine.subnet_data import holdout_split
 from alphanet.errors import UserError
 from alphanet.space import load_space
 from conftest import FMNIST_ROOT, fmnist_available
@@ -245,3 +249,46 @@ def test_auto_augment_v0_policy_and_ops():
         AutoAugment("v9")
     with pytest.raises(TypeError, match="PIL images"):
         aug(torch.zeros(1, 4, 4, dtype=torch.uint8), random.Random(0))
+
+
+def test_split_indices_are_disjoint_cover_and_seeded():
+    kept, held = split_indices(1000, 100, seed=7)
+    assert len(held) == 100 and len(kept) == 900
+    assert not set(kept) & set(held) and sorted(kept + held) == list(range(1000))
+    assert split_indices(1000, 100, seed=7) == (kept, held)
+    assert split_indices(1000, 100, seed=8)[1] != held
+    for bad in (0, 1000, -3):
+        with pytest.raises(UserError, match="holdout size"):
+            split_indices(1000, bad, seed=0)
+
+
+@needs_fmnist
+def test_training_split_excludes_the_held_out_images(tiny_cfg):
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["data"].update({"holdout_size": 32, "holdout_seed": 3})
+    train, held = build_dataset(cfg, "train"), build_dataset(cfg, "holdout")
+    assert len(train) == 96 - 32 and len(held) == 32
+    # disjoint by content as well as by index: no held-out image is a training image
+    train_images = {bytes(train[i][0].numpy()) for i in range(len(train))}
+    assert all(bytes(held[i][0].numpy()) not in train_images for i in range(len(held)))
+    # the trainer's loader and the search's fitness see the same two parts
+    pool, held_out, never_trained_on = holdout_split(cfg, holdout_size=10, seed=0)
+    assert never_trained_on and pool.indices == train.indices and held_out.indices == held.indices
+    # without a training held-out split, the search carves its own from images the supernet saw
+    cfg["data"]["holdout_size"] = 0
+    pool, held_out, never_trained_on = holdout_split(cfg, holdout_size=10, seed=0)
+    assert not never_trained_on and len(pool) == 86 and len(held_out) == 10
+    with pytest.raises(UserError, match="holdout_size > 0"):
+        build_dataset(cfg, "holdout")
+    assert len(build_dataset(cfg, "train")) == 96
+
+
+@needs_fmnist
+def test_trainer_validates_on_the_held_out_split(tiny_cfg, tmp_path):
+    from alphanet.engine.trainer import SandwichTrainer
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg["data"].update({"holdout_size": 32, "max_val_samples": 50})
+    trainer = SandwichTrainer(cfg, tmp_path / "run", progress=False)
+    assert trainer.val_split == "holdout" and len(trainer.val_loader.dataset) == 32
+    assert len(trainer.train_loader.dataset) == 64

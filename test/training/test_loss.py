@@ -190,3 +190,48 @@ def test_label_smoothed_cross_entropy():
     target[torch.arange(6), labels] += 0.9
     expected = -(target * F.log_softmax(logits, 1)).sum(1).mean()
     torch.testing.assert_close(label_smoothed_cross_entropy(logits, labels, 0.1), expected)
+
+
+def _legacy_alpha_one(student_logits: torch.Tensor, teacher_logits: torch.Tensor):
+    """The alpha = 1 branch as written before the overflow fix (the reference's formula)."""
+    log_q = F.log_softmax(student_logits, dim=1)
+    q = log_q.detach().exp()
+    log_w = F.log_softmax(teacher_logits, dim=1) - log_q.detach()
+    w = log_w.exp()
+    return (q * w * log_w).sum(dim=1), -((q * w) * log_q).sum(dim=1)
+
+
+def test_alpha_one_is_finite_for_any_finite_logit_gap():
+    for gap in (60.0, 89.0, 95.0, 104.0, 150.0, 1e3, 1e5, 1e30):
+        student = torch.zeros(3, 10, dtype=torch.float32)
+        student[:, 0] = gap  # the student is sure of class 0, the teacher of class 1
+        teacher = torch.zeros(3, 10, dtype=torch.float32)
+        teacher[:, 1] = gap
+        student.requires_grad_(True)
+        value, surrogate = f_divergence(student, teacher, 1.0)
+        assert torch.isfinite(value).all(), gap
+        surrogate.sum().backward()
+        assert torch.isfinite(student.grad).all(), gap
+        loss = AdaptiveAlphaDivergence(-1.0, 1.0, 5.0)(student.detach(), teacher)
+        assert torch.isfinite(loss), gap
+
+
+def test_alpha_one_overflow_fix_matches_old_formula_bit_for_bit_where_finite():
+    gen = torch.Generator().manual_seed(3)
+    for scale in (1.0, 10.0, 40.0):
+        student = torch.randn(64, 10, generator=gen, dtype=torch.float32) * scale
+        teacher = torch.randn(64, 10, generator=gen, dtype=torch.float32) * scale
+        value, surrogate = f_divergence(student, teacher, 1.0)
+        old_value, old_surrogate = _legacy_alpha_one(student, teacher)
+        finite = torch.isfinite(old_value)
+        assert finite.any()
+        assert torch.equal(value[finite], old_value[finite])
+        assert torch.equal(surrogate[finite], old_surrogate[finite])
+        assert torch.isfinite(value).all() and torch.isfinite(surrogate).all()
+    # where the old formula overflowed, the value is KL(p || q) computed in log space
+    student = torch.tensor([[120.0, 0.0, 0.0]], dtype=torch.float32)
+    teacher = torch.tensor([[0.0, 120.0, 0.0]], dtype=torch.float32)
+    assert not torch.isfinite(_legacy_alpha_one(student, teacher)[0]).all()
+    expected = (F.softmax(teacher, 1) * (F.log_softmax(teacher, 1) - F.log_softmax(student, 1))).sum(1)
+    value, _ = f_divergence(student, teacher, 1.0)
+    assert torch.allclose(value, expected, rtol=1e-5)

@@ -21,6 +21,8 @@ from .loss import DISTILL_CHOICES
 DEFAULTS: dict[str, Any] = {
     "space": "fashion_mnist",
     "seed": 0,
+    # A fixed network trained alone instead of the supernet (`train --baseline`), else null.
+    "baseline": None,
     "data": {
         "dataset": "fashion_mnist",
         "root": "/usr/share/datasets/fashion-mnist",
@@ -31,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "max_train_samples": None,
         "max_val_samples": None,
+        "holdout_size": 0,
+        "holdout_seed": 0,
     },
     "model": {"bn_eps": 1.0e-5, "bn_momentum": 0.0},
     "train": {
@@ -77,6 +81,7 @@ NULLABLE: dict[str, type] = {
     "validation.max_batches": int,
     "data.max_train_samples": int,
     "data.max_val_samples": int,
+    "baseline": dict,
 }
 
 

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from ..config import apply_overrides, config_from_dict, load_config
 from ..errors import UserError
@@ -59,12 +61,16 @@ def add_parser(subparsers) -> None:
         metavar="MIN",
         help="checkpoint and stop cleanly after this many minutes",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="FILE:NAME",
+        help="train one fixed network of a baselines file instead of the supernet, with the same "
+        "recipe (e.g. configs/baselines/fashion_mnist.yaml:cnn-6.6m)",
+    )
     parser.add_argument("--epochs", type=int, metavar="N", help="shortcut for train.epochs=N")
     parser.add_argument("--seed", type=int, metavar="N", help="shortcut for seed=N")
     parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.2"
-    )
+    add_overrides(parser, "config overrides, e.g. optim.lr=0.2")
 
 
 def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -82,6 +88,23 @@ def _run_dir_of_checkpoint(path: Path) -> Path:
     if path.is_dir():
         return path
     return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+
+
+def load_baseline(spec: str) -> dict:
+    """``FILE:NAME`` -> that entry of the file's ``baselines`` mapping, with its name."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name:
+        raise UserError(f"--baseline must be FILE:NAME, got '{spec}'")
+    try:
+        entries = yaml.safe_load(Path(path).read_text())["baselines"]
+    except FileNotFoundError:
+        raise UserError(f"--baseline: no such file {path}") from None
+    except (yaml.YAMLError, TypeError, KeyError) as exc:
+        raise UserError(f"--baseline: {path} has no 'baselines' mapping ({exc})") from None
+    if not isinstance(entries, dict) or name not in entries:
+        known = ", ".join(entries) if isinstance(entries, dict) else "none"
+        raise UserError(f"--baseline: {path} has no baseline '{name}' (known: {known})")
+    return {"name": name, **entries[name]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         state = load_checkpoint(resume)
         stored = config_from_dict(state["config"])
         cfg = apply_overrides(load_config(args.config) if args.config else stored, overrides)
+        if args.baseline:
+            cfg["baseline"] = load_baseline(args.baseline)
+        elif stored.get("baseline"):
+            cfg["baseline"] = stored["baseline"]
         changed = _changed_keys(stored, cfg)
         if changed:
             changed_text = ", ".join(changed)
@@ -124,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.config:
             raise UserError("--config is required (or --resume a checkpoint / run directory)")
         cfg = load_config(args.config, overrides)
+        if args.baseline:
+            cfg["baseline"] = load_baseline(args.baseline)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.config).stem}-{stamp}"
         if (run_dir / CHECKPOINT_DIR / LAST).exists():

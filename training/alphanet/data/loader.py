@@ -14,9 +14,13 @@ from ..space import load_space
 from .fashion_mnist import FashionMNIST
 from .image_folder import ImageFolder
 from .sampler import ShardedEpochSampler
+from .splits import IndexedSubset, split_indices
 from .transforms import build_transforms
 
-SPLITS = ("train", "val")
+# train: the training images the supernet learns from (minus the held-out ones, when configured);
+# holdout: data.holdout_size training images it never learns from (validation during training, search
+# fitness, picking the family); val: the reported evaluation split (the Fashion-MNIST test set).
+SPLITS = ("train", "holdout", "val")
 DATASETS = ("fashion_mnist", "image_folder")
 
 
@@ -37,23 +41,40 @@ class TransformedDataset(Dataset):
 
 
 def build_dataset(cfg: dict[str, Any], split: str) -> Dataset:
-    """The untransformed dataset of ``split`` (``train`` | ``val``)."""
+    """The untransformed dataset of ``split`` (``train`` | ``holdout`` | ``val``)."""
     if split not in SPLITS:
         raise UserError(f"split must be one of {', '.join(SPLITS)}, got '{split}'")
     data = cfg["data"]
+    source = "val" if split == "val" else "train"
     kind = data["dataset"]
     if kind == "fashion_mnist":
-        dataset = FashionMNIST(data["root"], "train" if split == "train" else "test")
+        dataset = FashionMNIST(data["root"], "train" if source == "train" else "test")
     elif kind == "image_folder":
         space = load_space(cfg["space"])
-        sub = data["train_dir"] if split == "train" else data["val_dir"]
+        sub = data["train_dir"] if source == "train" else data["val_dir"]
         dataset = ImageFolder(Path(data["root"]) / sub, channels=space.in_channels)
     else:
         raise UserError(f"data.dataset must be one of {', '.join(DATASETS)}, got '{kind}'")
-    limit = data.get("max_train_samples" if split == "train" else "max_val_samples")
+    limit = data.get("max_train_samples" if source == "train" else "max_val_samples")
     if limit is not None and limit < len(dataset):
         dataset = _Head(dataset, limit)
+    if source == "train":
+        size, seed = holdout_settings(cfg)
+        if split == "holdout" and size == 0:
+            raise UserError("the holdout split needs data.holdout_size > 0")
+        if size > 0:
+            train_indices, holdout_indices = split_indices(len(dataset), size, seed)
+            dataset = IndexedSubset(dataset, holdout_indices if split == "holdout" else train_indices)
     return dataset
+
+
+def holdout_settings(cfg: dict[str, Any]) -> tuple[int, int]:
+    """(data.holdout_size, data.holdout_seed); configs older than the held-out split have none."""
+    data = cfg["data"]
+    size = int(data.get("holdout_size") or 0)
+    if size < 0:
+        raise UserError(f"data.holdout_size must be >= 0, got {size}")
+    return size, int(data.get("holdout_seed") or 0)
 
 
 class _Head(Dataset):

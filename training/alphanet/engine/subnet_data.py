@@ -5,37 +5,25 @@
 * Evaluation reads the ``val`` split (the Fashion-MNIST test set, or an ImageFolder's
   ``data.val_dir``) with the eval transform.
 * The search must not select architectures on the split that is finally reported, so its fitness
-  uses a *held-out part of the training set*: a fixed, seeded subset of ``holdout_size`` training
-  images, evaluated with the eval transform, and excluded from the calibration images. (The
-  reference's search ranks on the ImageNet validation set; its authors used it for analysis only.)
+  uses a *held-out part of the training set*, evaluated with the eval transform and excluded from
+  the calibration images. When the supernet was trained with ``data.holdout_size`` > 0 this is the
+  split it never trained on; otherwise (older runs, the official ImageNet checkpoint) a seeded
+  subset of ``holdout_size`` training images the supernet *did* train on. (The reference's search
+  ranks on the ImageNet validation set; its authors used it for analysis only.)
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import build_dataset, build_loader
-from ..errors import UserError
+from ..data.loader import holdout_settings
+from ..data.splits import IndexedSubset, split_indices
 
 DATASET_NAMES = {"fashion_mnist": "fashion-mnist"}
-
-
-class IndexedSubset(Dataset):
-    """A fixed subset of a dataset that keeps its ``classes`` (torch's Subset drops them)."""
-
-    def __init__(self, base: Dataset, indices: Sequence[int]):
-        self.base, self.indices = base, list(indices)
-        self.classes = list(base.classes)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int):
-        return self.base[self.indices[index]]
 
 
 @dataclass
@@ -82,19 +70,20 @@ def evaluation_loader(cfg: dict[str, Any], batch_size: int | None = None) -> tup
     return loader, SplitInfo(dataset_name(cfg), eval_split_name(cfg), len(loader.dataset))
 
 
-def holdout_split(cfg: dict[str, Any], holdout_size: int, seed: int) -> tuple[IndexedSubset, IndexedSubset]:
-    """(calibration pool, held-out validation subset) carved from the training split."""
+def holdout_split(cfg: dict[str, Any], holdout_size: int, seed: int) -> tuple[Dataset, Dataset, bool]:
+    """(calibration pool, held-out subset, whether the supernet never trained on the held-out part).
+
+    The training config's own held-out split wins (``holdout_size``/``seed`` are then unused);
+    without one, ``holdout_size`` training images are carved out by ``seed``.
+    """
+    if holdout_settings(cfg)[0] > 0:
+        return build_dataset(cfg, "train"), build_dataset(cfg, "holdout"), True
     train = build_dataset(cfg, "train")
-    if not 0 < holdout_size < len(train):
-        raise UserError(f"holdout size must be in [1, {len(train) - 1}] for {len(train)} training images")
-    order = list(range(len(train)))
-    random.Random(seed).shuffle(order)
-    held_out = sorted(order[:holdout_size])
-    pool = sorted(order[holdout_size:])
-    return IndexedSubset(train, pool), IndexedSubset(train, held_out)
+    pool, held_out = split_indices(len(train), holdout_size, seed)
+    return IndexedSubset(train, pool), IndexedSubset(train, held_out), False
 
 
-def holdout_loader(cfg: dict[str, Any], subset: IndexedSubset, batch_size: int | None = None) -> DataLoader:
+def holdout_loader(cfg: dict[str, Any], subset: Dataset, batch_size: int | None = None) -> DataLoader:
     """The held-out training images with the eval transform, in order."""
     return build_loader(
         cfg, "val", batch_size=batch_size, shuffle=False, augment=False, drop_last=False, dataset=subset

@@ -4,12 +4,14 @@ extract an arch from a supernet, recalibrate its BN statistics on training image
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch
 from torch.utils.data import Dataset
 
+from ..data.loader import holdout_settings
 from ..errors import UserError
 from ..export.sources import SubnetSource
 from ..models import StaticAlphaNet
@@ -17,6 +19,8 @@ from ..space import ArchConfig
 from .bn_calibration import cache_batches, calibrate_bn, to_model_input
 from .evaluate import Accuracy, evaluate
 from .subnet_data import calibration_loader, dataset_name, holdout_loader, holdout_split
+
+log = logging.getLogger(__name__)
 
 
 def uses_channels_last(cfg: dict[str, Any]) -> bool:
@@ -109,9 +113,10 @@ BATCH_CACHE_BYTES = 1 << 30
 class HoldoutFitness:
     """Search fitness: top-1 on held-out training images after BN recalibration.
 
-    The training split is split once (seeded) into a calibration pool and ``holdout_size``
-    held-out images; every candidate is recalibrated on the same pool batches and evaluated on the
-    same held-out images, so fitness is deterministic per arch.
+    The training split is split once into a calibration pool and held-out images (the supernet's
+    own held-out split when it was trained with one, see `holdout_split`); every candidate is
+    recalibrated on the same pool batches and evaluated on the same held-out images, so fitness is
+    deterministic per arch.
     """
 
     def __init__(
@@ -129,7 +134,15 @@ class HoldoutFitness:
         calibration.validate()
         self.source, self.calibration, self.device = source, calibration, device
         self.max_eval_batches = max_eval_batches
-        pool, held_out = holdout_split(source.cfg, holdout_size, holdout_seed)
+        pool, held_out, self.never_trained_on = holdout_split(source.cfg, holdout_size, holdout_seed)
+        if self.never_trained_on:
+            holdout_seed = holdout_settings(source.cfg)[1]
+        else:
+            log.warning(
+                "the supernet was trained without data.holdout_size: search fitness uses %d training "
+                "images it learned from (ranking by training accuracy)",
+                len(held_out),
+            )
         self.pool_size, self.holdout_size, self.holdout_seed = len(pool), len(held_out), holdout_seed
         space = source.space
         image_bytes = space.in_channels * int(space.data["input_size"]) ** 2 * 4
@@ -157,6 +170,7 @@ class HoldoutFitness:
         return {
             "dataset": dataset_name(self.source.cfg),
             "split": "held-out part of the training split (the evaluation split is never used for selection)",
+            "heldOutFromTraining": self.never_trained_on,
             "holdoutSize": self.holdout_size,
             "holdoutSeed": self.holdout_seed,
             "calibrationPool": self.pool_size,

@@ -42,6 +42,7 @@ from ..checkpoint import (
 )
 from ..config import dump_config
 from ..data import build_dataset, build_loader
+from ..data.loader import holdout_settings
 from ..distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from ..errors import UserError
 from ..logging_utils import MetricsWriter, Progress
@@ -144,12 +145,7 @@ class SandwichTrainer:
                 self.space.num_classes,
                 self.num_classes,
             )
-        net = AlphaNetSupernet(
-            self.space,
-            self.num_classes,
-            bn_eps=cfg["model"]["bn_eps"],
-            bn_momentum=cfg["model"]["bn_momentum"],
-        )
+        net = self.build_network()
         self.memory_format = (
             torch.channels_last if cfg["runtime"]["channels_last"] else torch.contiguous_format
         )
@@ -165,7 +161,17 @@ class SandwichTrainer:
         self.batch_size = int(data["batch_size"])
         self.steps_per_epoch = self.train_loader.sampler.per_rank // self.batch_size
         self.distill_start_step = round(cfg["loss"]["distill_start_epochs"] * self.steps_per_epoch)
-        self.val_loader = build_loader(cfg, "val", rank=rank, world_size=world, drop_last=False)
+        # Validation during training reads the held-out training images when there are some: the
+        # reported evaluation split must not steer training decisions (epochs, recipe, early stop).
+        self.val_split = "holdout" if holdout_settings(cfg)[0] > 0 else "val"
+        self.val_loader = build_loader(
+            cfg,
+            "val",
+            rank=rank,
+            world_size=world,
+            drop_last=False,
+            dataset=build_dataset(cfg, self.val_split),
+        )
         self.calib_loader = build_loader(
             cfg,
             "train",
@@ -205,6 +211,26 @@ class SandwichTrainer:
         )
         self.stop = _StopFlag()
         self._saved_at_step: int | None = None
+
+    def build_network(self) -> nn.Module:
+        """The network this trainer trains (here the supernet; `StandaloneTrainer` a fixed one)."""
+        return AlphaNetSupernet(
+            self.space,
+            self.num_classes,
+            bn_eps=self.cfg["model"]["bn_eps"],
+            bn_momentum=self.cfg["model"]["bn_momentum"],
+        )
+
+    def cost_record(self) -> dict[str, float]:
+        """MFLOPs logged in the run's start record."""
+        return {
+            "mflops_min": complexity(self.space, self.space.min_arch(), self.num_classes).mflops,
+            "mflops_max": complexity(self.space, self.space.max_arch(), self.num_classes).mflops,
+        }
+
+    @staticmethod
+    def progress_info(values: dict[str, float]) -> str:
+        return f"loss_max {values['loss_max']:.3f} loss_min {values['loss_min']:.3f}"
 
     # ---- checkpoints -----------------------------------------------------------------------
     def _restore(self, state: dict[str, Any]) -> None:
@@ -405,8 +431,7 @@ class SandwichTrainer:
                     "epochs": self.epochs,
                     "global_batch": self.batch_size * self.dist.world_size,
                     "peak_lr": self.scheduler.base_lrs[0],
-                    "mflops_min": complexity(self.space, self.space.min_arch(), self.num_classes).mflops,
-                    "mflops_max": complexity(self.space, self.space.max_arch(), self.num_classes).mflops,
+                    **self.cost_record(),
                 }
             )
         self.stop.install()
@@ -453,8 +478,7 @@ class SandwichTrainer:
             window_steps += 1
             epoch_meters.update(values)
             window.update(values)
-            info = f"loss_max {values['loss_max']:.3f} loss_min {values['loss_min']:.3f}"
-            self.progress.update(self.state.epoch_step, info)
+            self.progress.update(self.state.epoch_step, self.progress_info(values))
             if self.state.step % every_log == 0:
                 self._log_window(window, window_start, window_steps)
                 window.reset()
@@ -482,6 +506,7 @@ class SandwichTrainer:
             self.state.last_validation = self.validate()
             record["validation"] = self.state.last_validation
             record["validation_seconds"] = round(time.monotonic() - val_start, 2)
+            record["validation_split"] = self.val_split
             if self.is_main:
                 summary = ", ".join(
                     f"{k} top1 {v['top1']:.4f}" for k, v in self.state.last_validation.items()
@@ -503,8 +528,12 @@ def train(
     time_limit_min: float | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a supernet per ``cfg`` into ``run_dir`` (resuming from ``resume_state`` if given)."""
-    trainer = SandwichTrainer(
+    """Train a supernet per ``cfg`` into ``run_dir`` (resuming from ``resume_state`` if given);
+    with ``cfg["baseline"]`` set, the fixed network it names (`StandaloneTrainer`)."""
+    from .standalone import StandaloneTrainer
+
+    trainer_class = StandaloneTrainer if cfg.get("baseline") else SandwichTrainer
+    trainer = trainer_class(
         cfg,
         run_dir,
         resume_state=resume_state,

@@ -37,16 +37,20 @@ def f_divergence(
         if abs(alpha) < _EPS_ALPHA:
             log_w_clipped = torch.clamp(log_w, max=math.log(iw_clip)) if math.isfinite(iw_clip) else log_w
             divergence = (q * -log_w_clipped).sum(dim=1)
-            rho = log_w_clipped - 1.0
+            weight = q * (log_w_clipped - 1.0)
         elif abs(alpha - 1.0) < _EPS_ALPHA:
-            w = log_w.exp()
-            divergence = (q * w * log_w).sum(dim=1)
-            rho = w
+            # q * w is p, but w = exp(log_w) overflows float32 once a teacher-student logit gap
+            # passes ~89 (inf, then 0 * inf = NaN when q underflows). Where the product is not
+            # finite it is recomputed in log space; elsewhere it is the plain product, so finite
+            # results are bit-for-bit what they always were.
+            qw = q * log_w.exp()
+            qw = torch.where(torch.isfinite(qw), qw, (log_q.detach() + log_w).exp())
+            divergence = (qw * log_w).sum(dim=1)
+            weight = qw
         else:
             iw_alpha = torch.clamp((alpha * log_w).exp(), min=0.0, max=iw_clip)
             divergence = (q * (iw_alpha - 1.0)).sum(dim=1) / (alpha * (alpha - 1.0))
-            rho = iw_alpha / alpha + 1.0 / (alpha * (alpha - 1.0))
-        weight = q * rho
+            weight = q * (iw_alpha / alpha + 1.0 / (alpha * (alpha - 1.0)))
     surrogate = -(weight * log_q).sum(dim=1)
     return divergence, surrogate
 

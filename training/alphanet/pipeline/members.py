@@ -23,8 +23,8 @@ import torch
 from ..data import build_dataset, build_loader
 from ..engine.bn_calibration import cache_batches, calibrate_bn, to_model_input
 from ..engine.evaluate import Accuracy, evaluate
+from ..data.splits import IndexedSubset
 from ..engine.subnet_data import (
-    IndexedSubset,
     calibration_loader,
     dataset_name,
     eval_split_name,
