@@ -19,6 +19,7 @@ import pkgutil  # noqa: E402
 import sys  # noqa: E402
 
 from . import __version__, cli  # noqa: E402
+from .cli._command import parse_command_line  # noqa: E402
 from .errors import UserError  # noqa: E402
 
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_command_line(parser, argv)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,14 +1,14 @@
-"""Training configuration: defaults, YAML loading, ``KEY=VALUE`` overrides, validation, dumping.
+"""Training configuration: the training `Schema` (every key, its default and comment), loading,
+``KEY=VALUE`` overrides, validation, dumping.
 
-A config file (``training/configs/*.yaml``) is merged onto `DEFAULTS`; dotted ``KEY=VALUE``
-overrides (values parsed as YAML: ``0.1``, ``true``, ``null``, ``[min, max]``) are applied last.
-Unknown keys and values of the wrong type are `UserError`s that name the key. The resolved config
-is a plain nested dict; `dump_config` writes it as YAML into the run directory.
+A config file (``training/configs/*.yaml``, the same comments as below) is merged onto the
+defaults; dotted ``KEY=VALUE`` overrides are applied last (`alphanet.settings`). Unknown keys and
+values of the wrong type are `UserError`s that name the key. The resolved config is a plain nested
+dict; `dump_config` writes it as YAML into the run directory.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -16,188 +16,96 @@ import yaml
 
 from .errors import UserError
 from .loss import DISTILL_CHOICES
+from .settings import Key, Schema, flatten, get
 
-# Every key with its default. The YAML files under training/configs/ document each key.
-DEFAULTS: dict[str, Any] = {
-    "space": "fashion_mnist",
-    "seed": 0,
-    # A fixed network trained alone instead of the supernet (`train --baseline`), else null.
-    "baseline": None,
+TREE: dict[str, Any] = {
+    "space": Key("fashion_mnist", "search space name (alphanet/spaces/<name>.yaml) or a YAML path"),
+    "seed": Key(0, "arch sampling (same on every rank), init, data order, augmentation"),
+    "baseline": Key(
+        None, "set by `train --baseline FILE:NAME`: train that one network instead of the supernet", dict
+    ),
     "data": {
-        "dataset": "fashion_mnist",
-        "root": "/usr/share/datasets/fashion-mnist",
-        "train_dir": "train",
-        "val_dir": "val",
-        "batch_size": 128,
-        "eval_batch_size": 500,
-        "num_workers": 0,
-        "max_train_samples": None,
-        "max_val_samples": None,
-        "holdout_size": 0,
-        "holdout_seed": 0,
+        "dataset": Key(
+            "fashion_mnist", "fashion_mnist (IDX files) | image_folder (root/<train_dir|val_dir>/<class>/*)"
+        ),
+        "root": Key("/usr/share/datasets/fashion-mnist", "directory of the dataset"),
+        "train_dir": Key("train", "image_folder only: training sub-directory of root"),
+        "val_dir": Key("val", "image_folder only: validation sub-directory of root"),
+        "batch_size": Key(128, "per process; every subnet of a step sees this same batch"),
+        "eval_batch_size": Key(500, "validation batch size"),
+        "num_workers": Key(
+            0, "loader worker processes (0 = load in the training process; at most the cores)"
+        ),
+        "max_train_samples": Key(None, "use only the first N training samples (smoke runs; null = all)", int),
+        "max_val_samples": Key(None, "use only the first N validation samples (null = all)", int),
+        "holdout_size": Key(
+            0, "training images held out: never trained on; validation, search fitness, family picks"
+        ),
+        "holdout_seed": Key(0, "which training images are held out"),
     },
-    "model": {"bn_eps": 1.0e-5, "bn_momentum": 0.0},
+    "model": {
+        "bn_eps": Key(1e-05, "BatchNorm epsilon"),
+        "bn_momentum": Key(
+            0.0, "0 = batch statistics only, running stats never updated (reference); recalibrate"
+        ),
+    },
     "train": {
-        "epochs": 10,
-        "num_random_subnets": 2,
-        "dropout": 0.2,
-        "drop_connect": 0.2,
-        "drop_connect_only_last_two_stages": True,
-        "grad_clip_value": 1.0,
+        "epochs": Key(10, "length of the run (and of the cosine schedule)"),
+        "num_random_subnets": Key(
+            2, "random subnets per step between the largest and the smallest (sandwich rule)"
+        ),
+        "dropout": Key(0.2, "dropout before the classifier, largest subnet only"),
+        "drop_connect": Key(
+            0.2, "drop-connect base rate (block i: rate * i / total_blocks), largest subnet only"
+        ),
+        "drop_connect_only_last_two_stages": Key(True, "apply drop-connect only in mb6 and mb7 (reference)"),
+        "grad_clip_value": Key(1.0, "element-wise gradient value clipping (0 = off)"),
     },
     "loss": {
-        "distill": "alpha_divergence",
-        "alpha_min": -1.0,
-        "alpha_max": 1.0,
-        "iw_clip": 5.0,
-        "label_smoothing": 0.1,
-        "distill_start_epochs": 0.0,
+        "distill": Key("alpha_divergence", "loss of the non-largest subnets: alpha_divergence | kl | none"),
+        "alpha_min": Key(-1.0, "adaptive alpha-divergence: negative alpha"),
+        "alpha_max": Key(1.0, "adaptive alpha-divergence: positive alpha"),
+        "iw_clip": Key(5.0, "clip of the importance weights (p/q)^alpha"),
+        "label_smoothing": Key(0.1, "label smoothing of the largest subnet's cross-entropy"),
+        "distill_start_epochs": Key(
+            0.0, "students learn from labels before this epoch (0 = distill from the start)"
+        ),
     },
     "optim": {
-        "lr": 0.1,
-        "scale_lr_by_batch": True,
-        "lr_scale_batch": 256,
-        "momentum": 0.9,
-        "nesterov": True,
-        "weight_decay": 1.0e-5,
-        "warmup_epochs": 5.0,
-        "warmup_start_factor": 0.001,
-        "min_lr_factor": 0.0,
+        "lr": Key(0.1, "base learning rate (Nesterov SGD)"),
+        "scale_lr_by_batch": Key(True, "peak lr = lr * max(1, global_batch // lr_scale_batch)"),
+        "lr_scale_batch": Key(256, "reference batch for the scaling rule above"),
+        "momentum": Key(0.9, "SGD momentum"),
+        "nesterov": Key(True, "Nesterov momentum"),
+        "weight_decay": Key(1e-05, "on conv/linear weights; never on BN parameters or biases"),
+        "warmup_epochs": Key(5.0, "linear warmup length in epochs (fractions allowed)"),
+        "warmup_start_factor": Key(0.001, "warmup starts at lr * this"),
+        "min_lr_factor": Key(0.0, "cosine decays to lr * this"),
     },
     "validation": {
-        "every_epochs": 1,
-        "subnets": ["min", "max"],
-        "calib_batches": 64,
-        "calib_batch_size": 128,
-        "max_batches": None,
+        "every_epochs": Key(1, "validate every N epochs (and after the last); 0 = never"),
+        "subnets": Key(["min", "max"], "arch names (min | max | named | arch file) validated each time"),
+        "calib_batches": Key(64, "BN recalibration batches of training images (training augmentation)"),
+        "calib_batch_size": Key(128, "BN recalibration batch size"),
+        "max_batches": Key(None, "cap on validation batches (null = the whole split)", int),
     },
-    "checkpoint": {"every_steps": 500, "keep_every_epochs": 0},
-    "log": {"every_steps": 20},
-    "runtime": {"device": "auto", "threads": 0, "channels_last": True},
+    "checkpoint": {
+        "every_steps": Key(500, "checkpoints/last.pt every N steps (and at every epoch end)"),
+        "keep_every_epochs": Key(0, "also keep checkpoints/epoch_XXX.pt every N epochs (0 = never)"),
+    },
+    "log": {
+        "every_steps": Key(20, "metrics.jsonl record and progress line every N steps"),
+    },
+    "runtime": {
+        "device": Key("auto", "auto (cuda if available) | cpu | cuda"),
+        "threads": Key(0, "CPU threads per process (0 = cores / local processes)"),
+        "channels_last": Key(True, "NHWC activations: ~2x faster depthwise convs on CPU"),
+    },
 }
-
-# Keys whose value may be null (their default), with the type of a non-null value.
-NULLABLE: dict[str, type] = {
-    "validation.max_batches": int,
-    "data.max_train_samples": int,
-    "data.max_val_samples": int,
-    "baseline": dict,
-}
-
-
-def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _check_value(key: str, default: Any, value: Any) -> Any:
-    if value is None:
-        if key in NULLABLE:
-            return None
-        raise UserError(f"config: {key} must not be null")
-    if default is None:
-        default = NULLABLE[key]()
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise UserError(f"config: {key} must be a boolean, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"config: {key} must be a number, got {value!r}")
-        return float(value)
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise UserError(f"config: {key} must be an integer, got {value!r}")
-        return value
-    if not isinstance(value, type(default)):
-        raise UserError(f"config: {key} must be {_type_name(default)}, got {value!r}")
-    return value
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any], prefix: str = "") -> None:
-    for key, value in update.items():
-        dotted = f"{prefix}{key}"
-        if key not in base:
-            raise UserError(f"config: unknown key '{dotted}'")
-        if isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                raise UserError(f"config: '{dotted}' must be a mapping, got {value!r}")
-            _merge(base[key], value, dotted + ".")
-        else:
-            base[key] = _check_value(dotted, DEFAULTS_FLAT.get(dotted), value)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config sections -> ``{"section.key": value}`` (shared by every config loader)."""
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-DEFAULTS_FLAT = flatten(DEFAULTS)
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``a.b=value`` -> (``a.b``, YAML-parsed value)."""
-    if "=" not in text:
-        raise UserError(f"override '{text}' is not KEY=VALUE")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if key not in DEFAULTS_FLAT:
-        raise UserError(f"config: unknown key '{key}' in override '{text}'")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key, value
-
-
-def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    cfg = copy.deepcopy(cfg)
-    for text in overrides:
-        key, value = parse_override(text)
-        node = cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node[part]
-        node[parts[-1]] = _check_value(key, DEFAULTS_FLAT[key], value)
-    validate_config(cfg)
-    return cfg
-
-
-def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- YAML file (optional) <- overrides; validated."""
-    cfg = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot parse config {path}: {exc}") from None
-        if raw is not None:
-            if not isinstance(raw, dict):
-                raise UserError(f"config {path}: top level must be a mapping")
-            _merge(cfg, raw)
-    return apply_overrides(cfg, overrides)
-
-
-def config_from_dict(raw: dict[str, Any]) -> dict[str, Any]:
-    """Resolve a stored config (e.g. from a checkpoint) onto the current defaults, validated."""
-    cfg = copy.deepcopy(DEFAULTS)
-    _merge(cfg, raw)
-    validate_config(cfg)
-    return cfg
 
 
 def _positive(cfg: dict[str, Any], key: str, allow_zero: bool = False) -> None:
-    node = _get(cfg, key)
+    node = get(cfg, key)
     if node is None:
         return
     if node < 0 or (node == 0 and not allow_zero):
@@ -236,7 +144,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
     ):
         _positive(cfg, key, allow_zero=True)
     for key in ("train.dropout", "train.drop_connect", "loss.label_smoothing", "optim.min_lr_factor"):
-        value = _get(cfg, key)
+        value = get(cfg, key)
         if not 0.0 <= value < 1.0:
             raise UserError(f"config: {key} must be in [0, 1), got {value}")
     if not 0.0 < cfg["optim"]["warmup_start_factor"] <= 1.0:
@@ -251,16 +159,33 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise UserError("config: validation.subnets must be a non-empty list of arch names")
 
 
-def _get(cfg: dict[str, Any], key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def dump_config(cfg: dict[str, Any], path: str | Path) -> None:
     """Write the resolved config as YAML (atomically)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
     tmp.replace(path)
+
+
+TRAINING = Schema("config", TREE, check=validate_config)
+DEFAULTS: dict[str, Any] = TRAINING.defaults()
+DEFAULTS_FLAT = flatten(DEFAULTS)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``a.b=value`` -> (``a.b``, YAML-parsed value)."""
+    return TRAINING.parse_override(text)
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    return TRAINING.apply_overrides(cfg, overrides)
+
+
+def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults <- YAML file (optional) <- overrides; validated."""
+    return TRAINING.load(path, overrides)
+
+
+def config_from_dict(raw: dict[str, Any]) -> dict[str, Any]:
+    """Resolve a stored config (e.g. from a checkpoint) onto the current defaults, validated."""
+    return TRAINING.from_dict(raw)

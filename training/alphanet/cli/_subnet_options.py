@@ -14,6 +14,7 @@ from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.sources import SubnetSource, load_any_source, load_official_source, model_device
 from ..space import ArchConfig, SearchSpace
+from ._command import add_overrides
 
 
 def add_source_options(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +43,9 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
         help="training config providing the data settings for --official-checkpoint "
         "(default: training/configs/imagenet.yaml)",
     )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="training-config overrides applied to the checkpoint's config, e.g. data.root=/data/imagenet "
+    add_overrides(
+        parser,
+        "training-config overrides applied to the checkpoint's config, e.g. data.root=/data/imagenet "
         "runtime.device=cpu",
     )
 

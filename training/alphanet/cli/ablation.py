@@ -23,19 +23,20 @@ from pathlib import Path
 from ..errors import UserError
 from ..loss import DISTILL_CHOICES
 from ..pipeline.config import load_pipeline_config
+from ._command import add_command, add_overrides
 
 EXIT_INCOMPLETE = 3
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "ablation",
-        help="train and evaluate one supernet per distillation loss (ablation)",
-        description="Train the same supernet with loss.distill = each arm and each seed, then evaluate "
+        "train and evaluate one supernet per distillation loss (ablation)",
+        "Train the same supernet with loss.distill = each arm and each seed, then evaluate "
         "the smallest, a fixed middle, the largest sub-network and every member of the published family "
         "for every arm. Progress on stderr, a JSON summary on stdout.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("Examples::", 1)[1],
+        __doc__,
     )
     parser.add_argument("--config", type=Path, required=True, help="pipeline config YAML (its source.train)")
     parser.add_argument(
@@ -52,7 +53,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--no-train", action="store_true", help="only evaluate existing checkpoints (no training or resuming)"
     )
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="pipeline-config overrides")
+    add_overrides(parser, "pipeline-config overrides")
 
 
 def _split(text: str, what: str) -> list[str]:

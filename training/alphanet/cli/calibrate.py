@@ -27,13 +27,15 @@ from ._subnet_options import (
     load_source,
     resolve_archs,
 )
+from ._command import add_command
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "calibrate",
-        help="extract a sub-network and recalibrate its BN statistics",
-        description="Extract one sub-network from a supernet, re-estimate its BatchNorm statistics on "
+        "extract a sub-network and recalibrate its BN statistics",
+        "Extract one sub-network from a supernet, re-estimate its BatchNorm statistics on "
         "training images (reference semantics) and save it as a standalone calibrated checkpoint, "
         "usable by 'evaluate' and 'export' without the supernet.",
     )

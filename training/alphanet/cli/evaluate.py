@@ -28,13 +28,15 @@ from ._subnet_options import (
     load_source,
     resolve_archs,
 )
+from ._command import add_command
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "evaluate",
-        help="top-1/top-5 of sub-networks (with BN recalibration)",
-        description="Evaluate sub-networks on the evaluation split (Fashion-MNIST test set, or the "
+        "top-1/top-5 of sub-networks (with BN recalibration)",
+        "Evaluate sub-networks on the evaluation split (Fashion-MNIST test set, or the "
         "image tree's data.val_dir). Sub-networks of a supernet are recalibrated first; a calibrated "
         "checkpoint from 'calibrate' is used as is (unless --recalibrate). Prints JSON.",
     )

@@ -33,13 +33,15 @@ from ._subnet_options import (
     load_source,
     resolve_archs,
 )
+from ._command import add_command
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "export",
-        help="export calibrated sub-networks to ONNX and a zoo manifest",
-        description="For every selected sub-network: recalibrate BN (unless the checkpoint is already a "
+        "export calibrated sub-networks to ONNX and a zoo manifest",
+        "For every selected sub-network: recalibrate BN (unless the checkpoint is already a "
         "calibrated sub-network), evaluate top-1/top-5 on the evaluation split, export ONNX (BN folded, "
         "dynamic batch, input 'input', output 'logits'), write a reference input/output pair, and merge "
         "its entry into OUT_DIR/manifest.json (docs/zoo-contract.md).",

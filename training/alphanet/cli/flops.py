@@ -7,13 +7,15 @@ import json
 
 from ..models import complexity
 from ..space import load_space
+from ._command import add_command
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "flops",
-        help="MFLOPs and parameters of sub-networks",
-        description="Analytic MFLOPs (multiply-accumulates of conv and linear layers / 1e6, as the "
+        "MFLOPs and parameters of sub-networks",
+        "Analytic MFLOPs (multiply-accumulates of conv and linear layers / 1e6, as the "
         "reference counts) and effective parameter counts of sub-networks of a space.",
     )
     parser.add_argument(

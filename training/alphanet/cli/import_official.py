@@ -20,13 +20,15 @@ from ..checkpoint import FORMAT_VERSION, save_checkpoint
 from ..export.official_checkpoint import build_key_mapping
 from ..export.sources import OFFICIAL_SOURCE, load_official_source
 from ._subnet_options import file_errors_are_user_errors
+from ._command import add_command, add_overrides
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "import-official",
-        help="convert the official AlphaNet supernet checkpoint into this project's format",
-        description="Load alphanet_pretrained.pth.tar (AttentiveNAS key layout, DDP 'module.' prefix) "
+        "convert the official AlphaNet supernet checkpoint into this project's format",
+        "Load alphanet_pretrained.pth.tar (AttentiveNAS key layout, DDP 'module.' prefix) "
         "through an explicit key mapping with shape checks and save it as a supernet checkpoint. "
         "Its BN running statistics are not meaningful (the reference trains with BN momentum 0): "
         "every sub-network is recalibrated by calibrate / evaluate / export.",
@@ -44,12 +46,7 @@ def add_parser(subparsers) -> None:
         metavar="YAML",
         help="training config stored with it (default: configs/imagenet.yaml)",
     )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="training-config overrides, e.g. data.root=/data/imagenet",
-    )
+    add_overrides(parser, "training-config overrides, e.g. data.root=/data/imagenet")
 
 
 @file_errors_are_user_errors

@@ -19,13 +19,15 @@ from ..engine.latency_table import DEFAULT_CACHE_FLUSH_MB, LatencyTable, arch_un
 from ..errors import UserError
 from ..space import load_space
 from ._subnet_options import file_errors_are_user_errors
+from ._command import add_command
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "latency",
-        help="measure a per-block latency lookup table on this host",
-        description="Time every unit (input resize, stem, each MBConv block variant, head) that the "
+        "measure a per-block latency lookup table on this host",
+        "Time every unit (input resize, stem, each MBConv block variant, head) that the "
         "space's sub-networks can contain, as exported (BN folded, float32, eval mode), and save the "
         "table as JSON for 'search' (constraints.latency_table). An existing table at --out is "
         "extended, not re-measured, when it was measured with the same settings.",

@@ -23,19 +23,20 @@ from pathlib import Path
 
 from ..pipeline.config import REPO_ROOT, load_pipeline_config
 from ..pipeline.supernet_source import TrainingIncomplete
+from ._command import add_command, add_overrides
 
 EXIT_NOT_PUBLISHED = 1
 EXIT_INCOMPLETE = 3
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "pipeline",
-        help="train/load a supernet, export a validated model family and publish it as a zoo",
-        description="The training-then-publish pipeline driven by one config file "
+        "train/load a supernet, export a validated model family and publish it as a zoo",
+        "The training-then-publish pipeline driven by one config file "
         "(training/configs/pipeline/*.yaml). Progress lines on stderr, a JSON summary on stdout.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("Examples::", 1)[1],
+        __doc__,
     )
     parser.add_argument("--config", type=Path, required=True, help="pipeline config YAML")
     parser.add_argument("--run-dir", type=Path, help="override run_dir (checkpoints, staging, report)")
@@ -47,12 +48,7 @@ def add_parser(subparsers) -> None:
         "--reload-pid", metavar="PID|PIDFILE", help="send SIGHUP to this server process after publishing"
     )
     parser.add_argument("--reload-url", help="POST here after publishing (token from $ADMIN_TOKEN)")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="pipeline-config overrides, e.g. zoo.default_model=a3",
-    )
+    add_overrides(parser, "pipeline-config overrides, e.g. zoo.default_model=a3")
 
 
 def _display(path: Path) -> str:

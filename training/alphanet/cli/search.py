@@ -21,25 +21,25 @@ from ..engine.search_config import calibration_settings, load_search_config, sea
 from ..engine.subnet_eval import HoldoutFitness
 from ..export.sources import load_official_source, load_supernet_source, model_device
 from ._subnet_options import file_errors_are_user_errors
+from ._command import add_command, add_overrides
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "search",
-        help="evolutionary architecture search over a trained supernet",
-        description="Evolutionary search (AlphaNet reference, section 7): FLOPs-constrained population, "
+        "evolutionary architecture search over a trained supernet",
+        "Evolutionary search (AlphaNet reference, section 7): FLOPs-constrained population, "
         "mutation and crossover, Pareto archive by FLOPs bins; fitness = top-1 after BN recalibration "
         "on images held out from the training split. Writes the archive, the Pareto front and the "
         "best candidate at or below each FLOPs target to a JSON file.",
     )
     parser.add_argument("config", type=Path, help="search config YAML (see training/configs/search/)")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="search-config overrides, e.g. checkpoint=runs/fmnist constraints.max_mflops=8 "
+    add_overrides(
+        parser,
+        "search-config overrides, e.g. checkpoint=runs/fmnist constraints.max_mflops=8 "
         "data_overrides=[data.root=/data]",
     )
 

@@ -25,16 +25,17 @@ from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from ..config import apply_overrides, config_from_dict, load_config
 from ..errors import UserError
 from ..logging_utils import setup_logging
+from ._command import add_command, add_overrides
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "train",
-        help="train a supernet (sandwich rule + in-place distillation)",
-        description="Train an AlphaNet supernet. Prints a JSON summary on stdout when it stops; "
+        "train a supernet (sandwich rule + in-place distillation)",
+        "Train an AlphaNet supernet. Prints a JSON summary on stdout when it stops; "
         "metrics go to <run-dir>/metrics.jsonl, checkpoints to <run-dir>/checkpoints/.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:" + __doc__.split("Examples::", 1)[1],
+        __doc__,
     )
     parser.add_argument(
         "--config", metavar="FILE", help="training config YAML (e.g. configs/fashion_mnist.yaml)"

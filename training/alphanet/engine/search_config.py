@@ -7,124 +7,65 @@ training config, adjusted by ``data_overrides`` (training-config ``KEY=VALUE`` s
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
-from ..config import flatten
 from ..errors import UserError
+from ..settings import Key, Schema, check_overrides
 from .search import SearchSettings
 from .subnet_eval import CalibrationSettings
 
-DEFAULTS: dict[str, Any] = {
-    "checkpoint": None,
-    "official_checkpoint": None,
-    "space": None,
-    "training_config": None,
-    "data_overrides": [],
-    "output": "search_results.json",
-    "seed": 0,
+LABEL = "search config"
+TREE: dict[str, Any] = {
+    "checkpoint": Key(
+        None, "supernet checkpoint (file or run directory); required unless official_checkpoint", str
+    ),
+    "official_checkpoint": Key(None, "or the published AlphaNet checkpoint (ImageNet space only)", str),
+    "space": Key(None, "official_checkpoint only: its search space (default imagenet)", str),
+    "training_config": Key(
+        None, "official_checkpoint only: data settings (default configs/imagenet.yaml)", str
+    ),
+    "data_overrides": Key([], "training-config KEY=VALUE overrides, e.g. [data.root=/path/to/fashion-mnist]"),
+    "output": Key("search_results.json", "results: archive, Pareto front, per-target picks (JSON)"),
+    "seed": Key(0, "RNG of sampling, mutation and crossover"),
     "constraints": {
-        "min_mflops": 0.0,
-        "max_mflops": 1.0e9,
-        "flops_step": 10.0,
-        "max_latency_ms": None,
-        "latency_table": None,
+        "min_mflops": Key(0.0, "candidates below this are rejected"),
+        "max_mflops": Key(1.0e9, "candidates above this are rejected"),
+        "flops_step": Key(
+            10.0, "Pareto-archive bin width in MFLOPs (the reference's 10 suits ImageNet only)"
+        ),
+        "max_latency_ms": Key(None, "optional latency constraint (needs latency_table)", float),
+        "latency_table": Key(None, "JSON written by `alphanet latency --space <space> --out ...`", str),
     },
     "evolution": {
-        "population_size": 512,
-        "mutate_size": 128,
-        "crossover_size": 128,
-        "mutate_prob": 0.2,
-        "crossover_prob": 0.5,
-        "iterations": 20,
-        "max_sampling_attempts": 10000,
+        "population_size": Key(512, "initial population: the smallest subnet + random ones in range"),
+        "mutate_size": Key(128, "mutants per generation (parents drawn from the archive)"),
+        "crossover_size": Key(128, "crossover children per generation"),
+        "mutate_prob": Key(0.2, "per-gene probability of switching to a different value"),
+        "crossover_prob": Key(0.5, "per-gene probability of taking the first parent's value"),
+        "iterations": Key(20, "generations (each one is evaluated)"),
+        "max_sampling_attempts": Key(10000, "rejection-sampling budget per child before giving up"),
     },
     "fitness": {
-        "holdout_size": 10000,
-        "holdout_seed": 0,
-        "calib_batches": 32,
-        "calib_batch_size": 256,
-        "calib_seed": 5,
-        "eval_batch_size": 500,
-        "max_eval_batches": None,
+        "holdout_size": Key(
+            10000, "only for supernets trained without data.holdout_size (else theirs is used)"
+        ),
+        "holdout_seed": Key(0, "which images are held out (same condition)"),
+        "calib_batches": Key(32, "BN recalibration batches per candidate (training augmentation)"),
+        "calib_batch_size": Key(256, "images per calibration batch"),
+        "calib_seed": Key(5, "calibration shuffle seed (the reference uses 5)"),
+        "eval_batch_size": Key(500, "held-out evaluation batch size"),
+        "max_eval_batches": Key(None, "cap on held-out batches per candidate (null = all)", int),
     },
-    "targets_mflops": [],
+    "targets_mflops": Key(
+        [], "family selection: the best evaluated candidate at or below each of these MFLOPs"
+    ),
 }
-# Keys whose default is null, with the type they take when set.
-NULLABLE_TYPES = {
-    "checkpoint": str,
-    "official_checkpoint": str,
-    "space": str,
-    "training_config": str,
-    "constraints.max_latency_ms": float,
-    "constraints.latency_table": str,
-    "fitness.max_eval_batches": int,
-}
-
-
-FLAT_DEFAULTS = flatten(DEFAULTS)
-
-
-def _coerce(key: str, value: Any) -> Any:
-    default = FLAT_DEFAULTS[key]
-    if value is None:
-        if key in NULLABLE_TYPES:
-            return None
-        raise UserError(f"search config: {key} must not be null")
-    expected = NULLABLE_TYPES.get(key, type(default))
-    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if expected is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if expected is str and isinstance(value, (str, Path)):
-        return str(value)
-    if expected is list and isinstance(value, list):
-        return value
-    raise UserError(f"search config: {key} must be {expected.__name__}, got {value!r}")
-
-
-def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
-    if key not in FLAT_DEFAULTS:
-        raise UserError(f"search config: unknown key '{key}'")
-    node = cfg
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[leaf] = _coerce(key, value)
 
 
 def load_search_config(path: Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults <- YAML file <- ``KEY=VALUE`` overrides (values parsed as YAML); validated."""
-    cfg = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"search config not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot parse search config {path}: {exc}") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"search config {path}: top level must be a mapping")
-        for key, value in raw.items():
-            if isinstance(DEFAULTS.get(key), dict) and not isinstance(value, dict):
-                raise UserError(f"search config: '{key}' must be a mapping")
-        for key, value in flatten(raw).items():
-            _set(cfg, key, value)
-    for text in overrides:
-        if "=" not in text:
-            raise UserError(f"override '{text}' is not KEY=VALUE")
-        key, raw_value = text.split("=", 1)
-        try:
-            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
-        except yaml.YAMLError:
-            value = raw_value
-        _set(cfg, key.strip(), value)
-    validate_search_config(cfg)
-    return cfg
+    return SEARCH.load(path, overrides)
 
 
 def validate_search_config(cfg: dict[str, Any]) -> None:
@@ -132,8 +73,7 @@ def validate_search_config(cfg: dict[str, Any]) -> None:
         raise UserError("search config: set exactly one of checkpoint and official_checkpoint")
     if cfg["checkpoint"] is not None and (cfg["space"] or cfg["training_config"]):
         raise UserError("search config: space and training_config only apply with official_checkpoint")
-    if not all(isinstance(x, str) and "=" in x for x in cfg["data_overrides"]):
-        raise UserError("search config: data_overrides must be a list of KEY=VALUE strings")
+    check_overrides(cfg["data_overrides"], "data_overrides", LABEL)
     targets = cfg["targets_mflops"]
     if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in targets):
         raise UserError("search config: targets_mflops must be a list of positive numbers")
@@ -169,3 +109,6 @@ def search_settings(cfg: dict[str, Any]) -> SearchSettings:
 def calibration_settings(cfg: dict[str, Any]) -> CalibrationSettings:
     fitness = cfg["fitness"]
     return CalibrationSettings(fitness["calib_batches"], fitness["calib_batch_size"], fitness["calib_seed"])
+
+
+SEARCH = Schema(LABEL, TREE, check=validate_search_config)

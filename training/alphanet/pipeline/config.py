@@ -8,216 +8,119 @@ command-line flags (``--run-dir``, ``--zoo-dir``) are relative to the working di
 
 from __future__ import annotations
 
-import copy
 import re
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
-from ..config import flatten
 from ..errors import UserError
+from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..loss import DISTILL_CHOICES
+from ..settings import Key, Schema, check_overrides, get
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ZOO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 FAMILY_MODES = ("named", "search")
 SEARCH_PICKS = ("targets", "pareto")
 EXECUTION_PROVIDERS = ("auto", "cpu", "cuda")
+LABEL = "pipeline config"
 
-DEFAULTS: dict[str, Any] = {
-    "zoo": {"name": None, "description": "", "model_prefix": "", "default_model": None, "labels_file": None},
-    "run_dir": None,
+TREE: dict[str, Any] = {
+    "zoo": {
+        "name": Key(None, "manifest zoo.name ([a-z0-9][a-z0-9._-]*)", str),
+        "description": Key("", "the manifest's zoo description (empty = one naming the space)"),
+        "model_prefix": Key(
+            "", "model name = prefix + member label (search picks: '<MFLOPs>m', e.g. fmnist-5.12m)"
+        ),
+        "default_model": Key(
+            None, "a member label or name for the manifest's defaultModel (null = none)", str
+        ),
+        "labels_file": Key(
+            None, "label names, one per line or a JSON list (null = checkpoint's / dataset's)", str, True
+        ),
+    },
+    "run_dir": Key(None, "supernet/ (training run), search.json, staging/, validation/, reports", str, True),
     "source": {
-        "train": {"config": None, "overrides": [], "time_limit_min": None, "nproc_per_node": 1},
-        "checkpoint": None,
-        "official": None,
-        "space": "imagenet",
-        "training_config": None,
+        "train": {
+            "config": Key(
+                None, "training config; trains into <run_dir>/supernet, resumes there on rerun", str, True
+            ),
+            "overrides": Key([], "training-config KEY=VALUE overrides, e.g. [train.epochs=30]"),
+            "time_limit_min": Key(
+                None, "stop training cleanly after this many minutes (rerun to resume)", float
+            ),
+            "nproc_per_node": Key(1, "> 1: train under torchrun with this many processes (one per GPU)"),
+        },
+        "checkpoint": Key(None, "or: an existing supernet checkpoint (file or run directory)", str, True),
+        "official": Key(
+            None, "or: the published AlphaNet checkpoint (alphanet_pretrained.pth.tar)", str, True
+        ),
+        "space": Key("imagenet", "official only: its search space"),
+        "training_config": Key(None, "official only: training config providing the data settings", str, True),
     },
-    "data_overrides": [],
+    "data_overrides": Key([], "training-config KEY=VALUE applied for calibration and evaluation"),
     "family": {
-        "mode": "named",
-        "archs": [],
-        "search": {"config": None, "overrides": [], "targets_mflops": [], "pick": "targets"},
+        "mode": Key("named", "named (family.archs) | search (evolutionary search, then picks)"),
+        "archs": Key(
+            [], "named mode: the family; search mode: published too (min | max | named | file | {name, arch})"
+        ),
+        "search": {
+            "config": Key(None, "search settings (population, generations, fitness)", str, True),
+            "overrides": Key([], "search-config KEY=VALUE overrides, e.g. [evolution.iterations=5]"),
+            "targets_mflops": Key([], "the best candidate at or below each (duplicates merged)"),
+            "pick": Key(
+                "targets", "targets (one pick per target) | pareto (every member of the Pareto front)"
+            ),
+        },
     },
-    "calibration": {"batches": 64, "batch_size": 256, "seed": 5},
-    "evaluation": {"batch_size": 500},
-    "export": {"opset": 17},
+    "calibration": {
+        "batches": Key(64, "BN recalibration batches of training images per member"),
+        "batch_size": Key(256, "images per calibration batch"),
+        "seed": Key(5, "calibration shuffle seed (the reference uses 5)"),
+    },
+    "evaluation": {
+        "batch_size": Key(500, "PyTorch evaluation batch size"),
+    },
+    "export": {
+        "opset": Key(DEFAULT_OPSET, f"ONNX opset (>= {MIN_OPSET})"),
+    },
     "validation": {
-        "max_samples": None,
-        "reference_tolerance": 1.0e-4,
-        "top1_tolerance": 0.001,
-        "latency_runs": 50,
-        "execution_provider": "cpu",
-        "intra_op_threads": None,
-        "batch_size": 64,
-        "command": ["npm", "run", "--silent", "zoo:validate", "--"],
+        "max_samples": Key(
+            None, "evaluation images re-measured in onnxruntime-node (null = the whole split)", int
+        ),
+        "reference_tolerance": Key(1.0e-4, "max |ONNX - PyTorch| on the reference input, else REFUSED"),
+        "top1_tolerance": Key(0.001, "max |top-1 ORT - top-1 PyTorch| on the same images, else REFUSED"),
+        "latency_runs": Key(50, "timed batch-1 runs per model (p50/p95 -> manifest latencyMs)"),
+        "execution_provider": Key("cpu", "auto | cpu | cuda"),
+        "intra_op_threads": Key(None, "onnxruntime intra-op threads (null = all cores)", int),
+        "batch_size": Key(64, "batch size of the top-1 re-measurement"),
+        "command": Key(
+            ["npm", "run", "--silent", "zoo:validate", "--"], "the validator, run from the repository root"
+        ),
     },
     "publish": {
-        "zoo_dir": "models",
-        "require_all": False,
-        "model_card": True,
-        "reload_pid_file": None,
-        "reload_url": None,
-        "reload_timeout_s": 300.0,
+        "zoo_dir": Key("models", "the zoo directory the server serves (ZOO_DIR)", path=True),
+        "require_all": Key(False, "true: publish nothing unless every member passes validation"),
+        "model_card": Key(True, "write README.md (model card) and pareto.png next to the manifest"),
+        "reload_pid_file": Key(
+            None, "after publishing, SIGHUP the server whose pid is in this file", str, True
+        ),
+        "reload_url": Key(None, "or POST here (e.g. http://127.0.0.1:8080/admin/reload)", str),
+        "reload_timeout_s": Key(300.0, "how long the POST may take (the server warms the new zoo first)"),
     },
     "ablation": {
-        "dir": None,
-        "arms": list(DISTILL_CHOICES),
-        "seeds": [0],
-        "middle": "mid",
+        "dir": Key(None, "results and run directories (null = <run_dir>/ablation)", str, True),
+        "arms": Key(list(DISTILL_CHOICES), "loss.distill per arm (default of --arms)"),
+        "seeds": Key([0], "seeds per arm (default of --seeds)"),
+        "middle": Key(
+            "mid", "the fixed middle sub-network: mid (median choice of every gene) or an arch spec"
+        ),
     },
 }
-
-# Keys whose default is null, with the type a non-null value must have.
-NULLABLE: dict[str, type] = {
-    "zoo.name": str,
-    "zoo.default_model": str,
-    "zoo.labels_file": str,
-    "run_dir": str,
-    "source.train.config": str,
-    "source.train.time_limit_min": float,
-    "source.checkpoint": str,
-    "source.official": str,
-    "source.training_config": str,
-    "family.search.config": str,
-    "validation.max_samples": int,
-    "validation.intra_op_threads": int,
-    "publish.reload_pid_file": str,
-    "publish.reload_url": str,
-    "ablation.dir": str,
-}
-# Path-valued keys, resolved against the repository root when relative.
-PATH_KEYS = (
-    "zoo.labels_file",
-    "run_dir",
-    "source.train.config",
-    "source.checkpoint",
-    "source.official",
-    "source.training_config",
-    "family.search.config",
-    "publish.zoo_dir",
-    "publish.reload_pid_file",
-    "ablation.dir",
-)
-
-
-FLAT_DEFAULTS = flatten(DEFAULTS)
-
-
-def _coerce(key: str, value: Any) -> Any:
-    if value is None:
-        if key in NULLABLE:
-            return None
-        raise UserError(f"pipeline config: {key} must not be null")
-    expected = NULLABLE.get(key) or type(FLAT_DEFAULTS[key])
-    if expected is bool:
-        if isinstance(value, bool):
-            return value
-    elif expected is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif expected is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif expected is str:
-        if isinstance(value, (str, Path)):
-            return str(value)
-    elif expected is list:
-        if isinstance(value, list):
-            return value
-    names = {bool: "a boolean", float: "a number", int: "an integer", str: "a string", list: "a list"}
-    raise UserError(f"pipeline config: {key} must be {names[expected]}, got {value!r}")
-
-
-def _set(cfg: dict[str, Any], key: str, value: Any) -> None:
-    if key not in FLAT_DEFAULTS:
-        if any(k.startswith(key + ".") for k in FLAT_DEFAULTS):
-            raise UserError(f"pipeline config: '{key}' is a section; set its keys ({key}.<key>=...)")
-        raise UserError(f"pipeline config: unknown key '{key}'")
-    node = cfg
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[leaf] = _coerce(key, value)
-
-
-def _apply_tree(cfg: dict[str, Any], raw: dict[str, Any], prefix: str = "") -> None:
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        default = FLAT_DEFAULTS.get(dotted, _subtree(dotted))
-        if isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise UserError(f"pipeline config: '{dotted}' must be a mapping, got {value!r}")
-            _apply_tree(cfg, value, dotted + ".")
-        else:
-            _set(cfg, dotted, value)
-
-
-def _subtree(dotted: str) -> Any:
-    node: Any = DEFAULTS
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise UserError(f"pipeline config: unknown key '{dotted}'")
-        node = node[part]
-    return node
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``a.b=value`` -> (``a.b``, value parsed as YAML)."""
-    if "=" not in text:
-        raise UserError(f"override '{text}' is not KEY=VALUE")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def resolve_path(value: str | Path, base: Path = REPO_ROOT) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
 
 
 def load_pipeline_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults <- YAML file <- overrides; paths made absolute; validated."""
-    cfg = copy.deepcopy(DEFAULTS)
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"pipeline config not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot parse pipeline config {path}: {exc}") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"pipeline config {path}: top level must be a mapping")
-        _apply_tree(cfg, raw)
-    for text in overrides:
-        key, value = parse_override(text)
-        _set(cfg, key, value)
-    for key in PATH_KEYS:
-        _set_path(cfg, key)
-    validate_pipeline_config(cfg)
-    return cfg
-
-
-def _set_path(cfg: dict[str, Any], key: str) -> None:
-    node = cfg
-    *parents, leaf = key.split(".")
-    for part in parents:
-        node = node[part]
-    if node[leaf] is not None:
-        node[leaf] = str(resolve_path(node[leaf]))
-
-
-def get(cfg: dict[str, Any], key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
+    return PIPELINE.load(path, overrides)
 
 
 def source_kind(cfg: dict[str, Any]) -> str:
@@ -226,11 +129,6 @@ def source_kind(cfg: dict[str, Any]) -> str:
     if source["train"]["config"] is not None:
         return "train"
     return "checkpoint" if source["checkpoint"] is not None else "official"
-
-
-def _check_overrides(value: Any, key: str) -> None:
-    if not all(isinstance(x, str) and "=" in x for x in value):
-        raise UserError(f"pipeline config: {key} must be a list of KEY=VALUE strings, got {value!r}")
 
 
 def validate_pipeline_config(cfg: dict[str, Any]) -> None:
@@ -262,8 +160,8 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
         raise UserError("pipeline config: source.train.nproc_per_node must be >= 1")
     if source["train"]["time_limit_min"] is not None and source["train"]["time_limit_min"] <= 0:
         raise UserError("pipeline config: source.train.time_limit_min must be > 0")
-    _check_overrides(source["train"]["overrides"], "source.train.overrides")
-    _check_overrides(cfg["data_overrides"], "data_overrides")
+    check_overrides(source["train"]["overrides"], "source.train.overrides", LABEL)
+    check_overrides(cfg["data_overrides"], "data_overrides", LABEL)
     family = cfg["family"]
     if family["mode"] not in FAMILY_MODES:
         raise UserError(f"pipeline config: family.mode must be one of {', '.join(FAMILY_MODES)}")
@@ -278,7 +176,7 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
             isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in targets
         ):
             raise UserError("pipeline config: family.search.targets_mflops must list positive MFLOPs")
-        _check_overrides(search["overrides"], "family.search.overrides")
+        check_overrides(search["overrides"], "family.search.overrides", LABEL)
         if search["pick"] not in SEARCH_PICKS:
             raise UserError(f"pipeline config: family.search.pick must be one of {', '.join(SEARCH_PICKS)}")
     for entry in family["archs"]:
@@ -294,8 +192,8 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
     for key in ("calibration.batches", "calibration.batch_size", "evaluation.batch_size"):
         if get(cfg, key) < 1:
             raise UserError(f"pipeline config: {key} must be >= 1")
-    if cfg["export"]["opset"] < 17:
-        raise UserError("pipeline config: export.opset must be >= 17")
+    if cfg["export"]["opset"] < MIN_OPSET:
+        raise UserError(f"pipeline config: export.opset must be >= {MIN_OPSET}")
     validation = cfg["validation"]
     for key in ("reference_tolerance", "top1_tolerance"):
         if validation[key] < 0:
@@ -324,3 +222,6 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
         isinstance(s, int) and not isinstance(s, bool) for s in ablation["seeds"]
     ):
         raise UserError("pipeline config: ablation.seeds must be a non-empty list of integers")
+
+
+PIPELINE = Schema(LABEL, TREE, check=validate_pipeline_config, path_base=REPO_ROOT)
