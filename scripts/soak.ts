@@ -124,6 +124,7 @@ async function startServer(options: Options) {
     HOME: process.env.HOME ?? '',
     HOST: '127.0.0.1',
     PORT: String(port),
+    GRPC_PORT: '0',
     // Request logging at info would cost the server as much CPU as the requests themselves.
     LOG_LEVEL: 'warn',
     EXECUTION_PROVIDER: process.env.EXECUTION_PROVIDER ?? 'cpu',

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { resolveConfig, type AppConfig } from './config.js'
 import './decorators.js'
 import { handleFrameworkError, registerErrorHandlers } from './error-handler.js'
+import grpcEndpoint from './grpc/plugin.js'
 import metrics, { metricsRoute } from './plugins/metrics.js'
 import security, { handleClientError } from './plugins/security.js'
 import requestId, { requestIdOptions } from './request-id.js'
@@ -80,6 +81,8 @@ export async function buildApp(options: Partial<AppConfig> = {}): Promise<Fastif
   await app.register(health)
   await app.register(admin)
   await app.register(openInference, { prefix: '/v2' })
+  // gRPC twin of /v2 on GRPC_PORT; listens when main.ts calls app.grpc.listen().
+  await app.register(grpcEndpoint)
   await app.register(metricsRoute)
   await app.register(webPage)
   return app

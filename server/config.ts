@@ -15,6 +15,12 @@ export const AppConfigSchema = Type.Object(
   {
     host: Type.String({ minLength: 1, description: 'Interface to bind.' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'TCP port (0 = any free port).' }),
+    grpcPort: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      description:
+        'TCP port of the gRPC Open Inference Protocol (inference.GRPCInferenceService) and grpc.health.v1.Health, on HOST (0 = no gRPC).',
+    }),
     zooDir: Type.String({
       minLength: 1,
       description: 'Zoo directory holding manifest.json and the ONNX files.',
@@ -151,6 +157,7 @@ export interface KeySpec {
 export const KEYS: readonly KeySpec[] = [
   { key: 'host', env: 'HOST', flag: 'host', kind: 'string' },
   { key: 'port', env: 'PORT', flag: 'port', kind: 'integer' },
+  { key: 'grpcPort', env: 'GRPC_PORT', flag: 'grpc-port', kind: 'integer' },
   { key: 'zooDir', env: 'ZOO_DIR', flag: 'zoo-dir', kind: 'string' },
   { key: 'executionProvider', env: 'EXECUTION_PROVIDER', flag: 'execution-provider', kind: 'string' },
   { key: 'workerThreads', env: 'WORKER_THREADS', flag: 'worker-threads', kind: 'integer' },
@@ -221,6 +228,7 @@ export function defaultConfig(): AppConfig {
   return {
     host: '0.0.0.0',
     port: 8080,
+    grpcPort: 8081,
     zooDir: defaultZooDir(),
     executionProvider: 'auto',
     ...defaultThreads(),

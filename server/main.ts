@@ -1,7 +1,8 @@
 /**
  * Process entry: settings from the environment and flags, build the app (zoo loaded and warm),
- * listen on HOST:PORT. SIGTERM/SIGINT drain: stop accepting, finish in-flight requests, exit 0
- * (or 1 after SHUTDOWN_TIMEOUT_MS). SIGHUP reloads the zoo from ZOO_DIR without downtime.
+ * listen on HOST:PORT, and for gRPC on HOST:GRPC_PORT. SIGTERM/SIGINT drain both: stop accepting,
+ * finish in-flight requests and calls, exit 0 (or 1 after SHUTDOWN_TIMEOUT_MS). SIGHUP reloads the
+ * zoo from ZOO_DIR without downtime.
  */
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
@@ -83,6 +84,15 @@ async function main(): Promise<void> {
   }
   installSignalHandlers(app, config)
   await app.listen({ host: config.host, port: config.port })
+  try {
+    await app.grpc.listen()
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    app.log.fatal({ err: error, grpcPort: config.grpcPort }, `cannot start gRPC: ${message}`)
+    console.error(`cannot start gRPC on port ${config.grpcPort}: ${message}`)
+    await app.close().catch(() => undefined)
+    process.exit(1)
+  }
 }
 
 await main()

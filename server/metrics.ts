@@ -20,7 +20,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Inference APIs whose requests are counted per model. */
-export type InferenceApi = 'v1' | 'v2'
+export type InferenceApi = 'v1' | 'v2' | 'grpc'
 
 export type BudgetOutcome = 'met' | 'missed' | 'infeasible'
 

@@ -31,7 +31,7 @@ describe('x-request-id on the served process', () => {
   before(async () => {
     child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'server/main.ts', '--port', '0', '--host', '127.0.0.1'],
+      ['--import', 'tsx', 'server/main.ts', '--port', '0', '--grpc-port', '0', '--host', '127.0.0.1'],
       {
         cwd: ROOT,
         env: {

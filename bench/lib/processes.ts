@@ -113,6 +113,8 @@ export async function startServer(options: ServerOptions): Promise<Child> {
     ZOO_DIR: options.zooDir,
     HOST,
     PORT: String(port),
+    // gRPC only where a scenario asks for it (options.env), on a port of its own.
+    GRPC_PORT: '0',
     EXECUTION_PROVIDER: 'cpu',
     LOG_LEVEL: 'warn',
     ...options.env,

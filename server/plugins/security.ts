@@ -14,7 +14,8 @@
  *   RATE_LIMITED with Retry-After, probes and metrics exempt. It keys on the peer address; behind a
  *   proxy that address is the proxy's, so limit per client at the proxy instead.
  * - At most MAX_CONNECTIONS open connections (Node closes further ones on accept), and at most
- *   MAX_IN_FLIGHT requests being handled (503 OVERLOADED beyond, probes exempt).
+ *   MAX_IN_FLIGHT requests being handled (503 OVERLOADED beyond, probes exempt), gRPC calls
+ *   included: `app.admission` admits those by the in-flight bound and the pressure limits.
  * - `handleClientError`: what Node's HTTP parser refuses before Fastify sees a request (headers
  *   over MAX_HEADER_BYTES, a request slower than REQUEST_TIMEOUT_MS, unparseable framing) is
  *   answered with a catalogue JSON error too, then the connection is closed.
@@ -25,6 +26,7 @@ import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { InFlightLimit, type Admission } from '../admission.js'
 import { apiError, type ErrorCode } from '../errors.js'
 
 /** Paths never shed nor rate limited: liveness/readiness probes (both protocols) and scraping. */
@@ -124,21 +126,12 @@ const security: FastifyPluginAsync = async (app) => {
   // Front-door bound: at most MAX_IN_FLIGHT requests in the server at once. The stages behind it
   // have their own bounds; this one holds whatever they do, so a backlog can never grow without
   // limit in memory. A request counts until its response has finished or its connection closed.
+  // The bound is shared with gRPC calls (app.admission, below).
+  const inFlight = new InFlightLimit(config.maxInFlight)
   if (config.maxInFlight > 0) {
-    let inFlight = 0
     app.addHook('onRequest', async (request, reply) => {
       if (isExempt(request)) return
-      if (inFlight >= config.maxInFlight) {
-        throw apiError(
-          'OVERLOADED',
-          `the server is handling ${inFlight} requests (MAX_IN_FLIGHT ${config.maxInFlight}); retry later`,
-          { reason: 'inFlight', retryAfterS: 1 },
-        )
-      }
-      inFlight++
-      reply.raw.once('close', () => {
-        inFlight--
-      })
+      reply.raw.once('close', inFlight.enter())
     })
   }
 
@@ -162,6 +155,22 @@ const security: FastifyPluginAsync = async (app) => {
       )
     },
   })
+
+  // Transports without Fastify's hooks (gRPC) are admitted here, by the same bounds.
+  const admission: Admission = {
+    admit: () => {
+      const graced = performance.now() - readyAt < STARTUP_GRACE_MS
+      if (!graced && app.isUnderPressure()) {
+        throw apiError(
+          'OVERLOADED',
+          'the server is overloaded (event-loop delay, heap or RSS over its limit); retry later',
+          { reason: 'pressure', retryAfterS: PRESSURE_RETRY_AFTER_S },
+        )
+      }
+      return inFlight.enter()
+    },
+  }
+  app.decorate('admission', admission)
 
   if (config.rateLimitMax > 0) {
     await app.register(rateLimit, {

@@ -19,6 +19,7 @@ const BASE_ENV = {
   EXECUTION_PROVIDER: 'cpu',
   HOST: '127.0.0.1',
   PORT: '0',
+  GRPC_PORT: '0',
 }
 
 interface Run {

@@ -96,6 +96,8 @@ export const SERVER_ENV = {
   EXECUTION_PROVIDER: 'cpu',
   HOST: '127.0.0.1',
   PORT: '0',
+  // No gRPC unless a test asks (its default port would clash between servers running at once).
+  GRPC_PORT: '0',
 }
 
 export interface ServerProcess {

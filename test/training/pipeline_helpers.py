@@ -97,6 +97,7 @@ class ServerProcess:
                 "ZOO_DIR": str(zoo_dir),
                 "HOST": "127.0.0.1",
                 "PORT": str(self.port),
+                "GRPC_PORT": "0",
                 "EXECUTION_PROVIDER": "cpu",
                 "WORKER_THREADS": "1",
                 "INTRA_OP_THREADS": "1",

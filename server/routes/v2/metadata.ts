@@ -28,7 +28,7 @@ import {
 export const SERVER_NAME = 'alphanet-zoo'
 export const EXTENSIONS = ['classification', 'binary_tensor_data', 'alphanet_budget_selection'] as const
 
-function serverVersion(): string {
+export function serverVersion(): string {
   const pkg = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { version?: string }
   return pkg.version ?? '0.0.0'
 }
