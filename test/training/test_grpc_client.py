@@ -11,7 +11,6 @@ import importlib.util
 import json
 import sys
 import urllib.request
-from pathlib import Path
 
 import grpc
 import numpy as np
