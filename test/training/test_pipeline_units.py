@@ -236,8 +236,9 @@ def test_search_family_pick_pareto_publishes_every_front_member(tmp_path):
             }
         )
     )
-    by_target = family_from_search_results(results, space, 10, "fm-", "targets")
+    data = json.loads(results.read_text())
+    by_target = family_from_search_results(data, space, 10, "fm-", "targets")
     assert [m.arch for m in by_target] == [small]
-    front = family_from_search_results(results, space, 10, "fm-", "pareto")
+    front = family_from_search_results(data, space, 10, "fm-", "pareto")
     assert [m.arch for m in front] == [small, large]
     assert [m.name for m in front] == ["fm-2.23m", "fm-12.05m"]

@@ -166,8 +166,11 @@ class Schema:
         self.merge(cfg, raw)
         return self.finish(cfg)
 
-    def load(self, path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-        """Defaults <- YAML file (optional) <- overrides; checked."""
+    def load(
+        self, path: str | Path | None, overrides: Iterable[str] = (), values: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Defaults <- YAML file (optional) <- ``KEY=VALUE`` overrides <- ``values`` (dotted keys
+        with typed values, as a caller that holds objects sets them); checked."""
         cfg = self.defaults()
         if path is not None:
             path = Path(path)
@@ -181,7 +184,11 @@ class Schema:
                 if not isinstance(raw, dict):
                     raise UserError(f"{self.label} {path}: top level must be a mapping")
                 self.merge(cfg, raw)
-        return self.apply_overrides(cfg, overrides)
+        for text in overrides:
+            self.set(cfg, *self.parse_override(text))
+        for key, value in (values or {}).items():
+            self.set(cfg, key, value)
+        return self.finish(cfg)
 
     def finish(self, cfg: dict[str, Any]) -> dict[str, Any]:
         if self.path_base is not None:

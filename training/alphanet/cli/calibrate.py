@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.subnet_eval import calibrate_arch
+from ..engine.subnet_eval import calibrate_arch, calibration_images
 from ..errors import UserError
 from ..export.sources import save_static_checkpoint
 from ..models import complexity
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         )
     ((label, arch),) = resolve_archs(source.space, [args.arch])
     settings = calibration_settings(args, source)
-    static, record = calibrate_arch(source, arch, settings, device_of(source))
+    device = device_of(source)
+    static, record = calibrate_arch(source, arch, calibration_images(source, settings, device), device)
     save_static_checkpoint(args.out, static, source.space, source.cfg, source.classes, record, source.origin)
     cx = complexity(source.space, arch, static.num_classes)
     summary = {

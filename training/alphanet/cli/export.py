@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 from ..engine.evaluate import evaluate
+from ..engine.search_run import read_search_results, search_picks
 from ..engine.subnet_data import evaluation_loader
 from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..errors import UserError
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.sources import resolve_labels
 from ..export.zoo_writer import export_model, model_name, write_zoo
+from ..paths import git_commit, repo_path
 from ..space import ArchConfig, SearchSpace
 from ._subnet_options import (
     file_errors_are_user_errors,
@@ -82,25 +83,10 @@ def add_parser(subparsers) -> None:
 
 
 def _search_picks(path: Path, space: SearchSpace, pareto: bool) -> list[tuple[str, ArchConfig]]:
-    if not path.is_file():
-        raise UserError(f"search results not found: {path}")
-    try:
-        results = json.loads(path.read_text())
-        if results["space"] != space.name:
-            raise UserError(f"{path} was searched in space '{results['space']}', not '{space.name}'")
-        records = results["paretoFront"] if pareto else [t["pick"] for t in results["targets"] if t["pick"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a 'search' results file ({exc})") from None
-    if not records:
+    picks = search_picks(read_search_results(path), space, "pareto" if pareto else "targets", str(path))
+    if not picks:
         raise UserError(f"{path} has no {'Pareto front' if pareto else 'target picks'} to export")
-    picks, seen = [], set()
-    for record in records:
-        arch = ArchConfig.from_dict(record["arch"])
-        space.validate(arch)
-        if arch not in seen:
-            seen.add(arch)
-            picks.append((f"{round(record['mflops'], 2):g}m", arch))
-    return picks
+    return [(p.label, p.arch) for p in picks]
 
 
 def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig | None]]:
@@ -123,17 +109,6 @@ def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig |
     if not selected:
         raise UserError("choose sub-networks with --arch, --all-named or --search-results")
     return selected
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and commit else None
 
 
 @file_errors_are_user_errors
@@ -173,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
             f"({accuracy['samples']} {split.split} images) -> {entry['file']}",
             file=sys.stderr,
         )
-    zoo_source = {"space": space.name, "checkpoint": source.origin}
-    commit = _git_commit()
+    zoo_source = {"space": space.name, "checkpoint": repo_path(source.origin)}
+    commit = git_commit()
     if commit:
         zoo_source["gitCommit"] = commit
     manifest = write_zoo(

@@ -21,7 +21,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..pipeline.config import REPO_ROOT, load_pipeline_config
+from ..paths import repo_path
+from ..pipeline.config import load_pipeline_config
 from ..pipeline.supernet_source import TrainingIncomplete
 from ._command import add_command, add_overrides
 
@@ -51,20 +52,13 @@ def add_parser(subparsers) -> None:
     add_overrides(parser, "pipeline-config overrides, e.g. zoo.default_model=a3")
 
 
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path.resolve())
-
-
 def reproduce_command(args: argparse.Namespace) -> str:
     """The npm command that reruns this pipeline (paths relative to the repository root)."""
-    argv = ["npm", "run", "pipeline", "--", "--config", _display(args.config)]
+    argv = ["npm", "run", "pipeline", "--", "--config", repo_path(args.config.resolve())]
     for flag in ("run_dir", "zoo_dir", "checkpoint", "official"):
         value = getattr(args, flag)
         if value is not None:
-            argv += [f"--{flag.replace('_', '-')}", _display(value)]
+            argv += [f"--{flag.replace('_', '-')}", repo_path(Path(value).resolve())]
     return shlex.join(argv + list(args.overrides))
 
 

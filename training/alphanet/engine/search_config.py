@@ -63,9 +63,11 @@ TREE: dict[str, Any] = {
 }
 
 
-def load_search_config(path: Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- YAML file <- ``KEY=VALUE`` overrides (values parsed as YAML); validated."""
-    return SEARCH.load(path, overrides)
+def load_search_config(
+    path: Path | None, overrides: Iterable[str] = (), values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults <- YAML file <- ``KEY=VALUE`` overrides <- typed ``values``; validated."""
+    return SEARCH.load(path, overrides, values)
 
 
 def validate_search_config(cfg: dict[str, Any]) -> None:

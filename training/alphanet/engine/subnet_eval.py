@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 import torch
+import torch.nn as nn
 from torch.utils.data import Dataset
 
 from ..data.loader import holdout_settings
@@ -49,37 +50,64 @@ class CalibrationSettings:
             raise UserError("calibration batches and batch size must be >= 1")
 
 
+# Cache calibration / held-out batches on the device when they fit in this budget; otherwise
+# re-read them per sub-network (the loaders are deterministic, so the results are the same).
+BATCH_CACHE_BYTES = 1 << 30
+
+
+def _fits_in_cache(space, images: int) -> bool:
+    return images * space.in_channels * int(space.data["input_size"]) ** 2 * 4 <= BATCH_CACHE_BYTES
+
+
+@dataclass
+class CalibrationImages:
+    """The training batches that recalibrate BN, drawn once for any number of sub-networks."""
+
+    settings: CalibrationSettings
+    batches: Iterable  # cached device tensors, or the loader itself when they do not fit
+    available: int  # images in the pool they are drawn from
+    channels_last: bool
+
+    @property
+    def shared(self) -> bool:
+        return isinstance(self.batches, list)
+
+    def calibrate(self, model: nn.Module) -> dict[str, Any]:
+        """Recalibrate ``model`` in place; the calibration record for reports and checkpoints."""
+        used = calibrate_bn(model, self.batches, self.settings.batches, self.channels_last)
+        return {
+            "batches": used,
+            "batchSize": self.settings.batch_size,
+            "images": min(used * self.settings.batch_size, self.available),
+            "seed": self.settings.seed,
+            "split": "train",
+            "transform": "training augmentation",
+        }
+
+
+def calibration_images(
+    source: SubnetSource, settings: CalibrationSettings, device: torch.device, pool: Dataset | None = None
+) -> CalibrationImages:
+    """Shuffled training images (``pool``: default the training split) under the training
+    augmentation, as the reference recalibrates (64 x 256, seed 5)."""
+    settings.validate()
+    channels_last = uses_channels_last(source.cfg)
+    loader = calibration_loader(source.cfg, settings.batch_size, settings.seed, dataset=pool)
+    batches: Iterable = loader
+    if _fits_in_cache(source.space, settings.batches * settings.batch_size):
+        batches = [to_model_input(b, device, channels_last) for b in cache_batches(loader, settings.batches)]
+    return CalibrationImages(settings, batches, len(loader.dataset), channels_last)
+
+
 def calibrate_arch(
-    source: SubnetSource,
-    arch: ArchConfig,
-    settings: CalibrationSettings,
-    device: torch.device,
-    pool: Dataset | None = None,
+    source: SubnetSource, arch: ArchConfig, images: CalibrationImages, device: torch.device
 ) -> tuple[StaticAlphaNet, dict[str, Any]]:
-    """Extract ``arch`` from the source's supernet and recalibrate it.
-
-    Args:
-        pool: the training images to draw from (default: the whole training split; the search
-            passes the training split minus its held-out images).
-
-    Returns:
-        (the calibrated static network in eval mode on ``device``, a calibration record).
-    """
+    """Extract ``arch`` from the source's supernet and recalibrate it: (the calibrated static
+    network in eval mode on ``device``, its calibration record)."""
     if source.supernet is None:
         raise UserError("a static sub-network checkpoint holds one arch only; pass a supernet checkpoint")
-    settings.validate()
     static = prepare_model(source.supernet.extract(arch), source.cfg, device)
-    loader = calibration_loader(source.cfg, settings.batch_size, settings.seed, dataset=pool)
-    used = calibrate_bn(static, loader, settings.batches, uses_channels_last(source.cfg))
-    record = {
-        "batches": used,
-        "batchSize": settings.batch_size,
-        "images": min(used * settings.batch_size, len(loader.dataset)),
-        "seed": settings.seed,
-        "split": "train",
-        "transform": "training augmentation",
-    }
-    return static, record
+    return static, images.calibrate(static)
 
 
 def subnet_for(
@@ -96,18 +124,11 @@ def subnet_for(
             raise UserError("--arch does not match the arch stored in the static checkpoint")
         static = prepare_model(source.static, source.cfg, device).eval()
         if recalibrate:
-            loader = calibration_loader(source.cfg, settings.batch_size, settings.seed)
-            used = calibrate_bn(static, loader, settings.batches, uses_channels_last(source.cfg))
-            return static, {"batches": used, "batchSize": settings.batch_size, "seed": settings.seed}
+            return static, calibration_images(source, settings, device).calibrate(static)
         return static, dict(source.static_info.get("calibration", {}))
     if arch is None:
         raise UserError("--arch is required with a supernet checkpoint")
-    return calibrate_arch(source, arch, settings, device)
-
-
-# Cache the search's calibration / held-out batches in memory when they fit in this budget;
-# otherwise re-read them per candidate (the loaders are deterministic, so fitness is the same).
-BATCH_CACHE_BYTES = 1 << 30
+    return calibrate_arch(source, arch, calibration_images(source, settings, device), device)
 
 
 class HoldoutFitness:
@@ -144,17 +165,10 @@ class HoldoutFitness:
                 len(held_out),
             )
         self.pool_size, self.holdout_size, self.holdout_seed = len(pool), len(held_out), holdout_seed
-        space = source.space
-        image_bytes = space.in_channels * int(space.data["input_size"]) ** 2 * 4
-        calib_loader = calibration_loader(source.cfg, calibration.batch_size, calibration.seed, dataset=pool)
         self.channels_last = uses_channels_last(source.cfg)
-        if calibration.batches * calibration.batch_size * image_bytes <= BATCH_CACHE_BYTES:
-            cached = cache_batches(calib_loader, calibration.batches)
-            self.calib_batches: Iterable = [to_model_input(b, device, self.channels_last) for b in cached]
-        else:
-            self.calib_batches = calib_loader
+        self.images = calibration_images(source, calibration, device, pool)
         eval_loader = holdout_loader(source.cfg, held_out, eval_batch_size)
-        if len(held_out) * image_bytes <= BATCH_CACHE_BYTES:
+        if _fits_in_cache(source.space, len(held_out)):
             self.eval_batches: Iterable = [
                 (to_model_input(x, device, self.channels_last), y.to(device)) for x, y in eval_loader
             ]
@@ -163,7 +177,7 @@ class HoldoutFitness:
 
     def __call__(self, arch: ArchConfig) -> Accuracy:
         static = prepare_model(self.source.supernet.extract(arch), self.source.cfg, self.device)
-        calibrate_bn(static, self.calib_batches, self.calibration.batches, self.channels_last)
+        self.images.calibrate(static)
         return evaluate(static, self.eval_batches, self.max_eval_batches, self.channels_last)
 
     def describe(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.manifest import arch_from_entry, utc_now_iso
+from ..paths import repo_path
 from ..export.sources import load_supernet_source, model_device
 from ..models import complexity
 from ..space import ArchConfig, SearchSpace, load_space
@@ -133,7 +134,7 @@ def family_archs(cfg: dict[str, Any], space: SearchSpace, num_classes: int, say)
     if models:
         for model in models:
             add(model["name"], arch_from_entry(model["arch"]), "family")
-        origin = f"published family in {cfg['publish']['zoo_dir']}"
+        origin = f"published family in {repo_path(cfg['publish']['zoo_dir'])}"
     elif cfg["family"]["mode"] == "named":
         for member in named_family(cfg["family"]["archs"], space, num_classes, cfg["zoo"]["model_prefix"]):
             add(member.name, member.arch, "family")
@@ -349,7 +350,7 @@ def _evaluate_run(source, archs, settings, cfg, run_dir: Path, say) -> dict[str,
     evaluate_members(source, members, tensors, cfg["evaluation"]["batch_size"], device, say)
     train_seconds = _training_seconds(run_dir)
     return {
-        "checkpoint": str(run_dir / CHECKPOINT_DIR / LAST),
+        "checkpoint": repo_path(run_dir / CHECKPOINT_DIR / LAST),
         "step": state["step"],
         "epochs": state["config"]["train"]["epochs"],
         "trainingSeconds": train_seconds,
@@ -380,7 +381,8 @@ def _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg) -> dict[str
         data = read_results(directory) or {
             "formatVersion": FORMAT_VERSION,
             "space": train_cfg["space"],
-            "trainingConfig": cfg["source"]["train"]["config"],
+            "trainingConfig": cfg["source"]["train"]["config"]
+            and repo_path(cfg["source"]["train"]["config"]),
             "trainingOverrides": list(cfg["source"]["train"]["overrides"]),
             "archsFrom": origin,
             "archs": _jsonable_archs(archs),

@@ -15,9 +15,9 @@ from typing import Any, Iterable
 from ..errors import UserError
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..loss import DISTILL_CHOICES
+from ..paths import REPO_ROOT
 from ..settings import Key, Schema, check_overrides, get
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 ZOO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 FAMILY_MODES = ("named", "search")
 SEARCH_PICKS = ("targets", "pareto")

@@ -2,7 +2,7 @@
 
 * ``family.mode: named`` -- the listed archs: ``min``, ``max``, a named arch of the space (``a0``),
   an arch file, or an inline ``{name, arch}`` mapping.
-* ``family.mode: search`` -- the evolutionary search (``alphanet search``) over the supernet, then
+* ``family.mode: search`` -- the evolutionary search (`run_search`) over the loaded supernet, then
   the best candidate at or below each ``targets_mflops`` (duplicates merged). Its results are
   kept in ``<run_dir>/search.json`` and reused by a rerun with the same checkpoint and settings.
 
@@ -11,18 +11,18 @@ Model names are ``zoo.model_prefix`` + the member's label.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import sys
-from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.search_config import load_search_config
+from ..engine.search_run import read_search_results, run_search, search_picks, write_search_results
 from ..errors import UserError
 from ..export.zoo_writer import model_name
 from ..models import complexity
+from ..paths import repo_path
 from ..space import ArchConfig, SearchSpace
 from .supernet_source import SourceResult
 
@@ -88,61 +88,60 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _search_overrides(cfg: dict[str, Any], result: SourceResult, output: Path) -> list[str]:
+def search_config(cfg: dict[str, Any], result: SourceResult) -> dict[str, Any]:
+    """The family search's config: ``family.search.config`` with its overrides, searching the
+    pipeline's supernet at the pipeline's targets with its data overrides."""
     search = cfg["family"]["search"]
-    overrides = list(search["overrides"])
-    if result.kind == "official":
-        overrides += [f"official_checkpoint={cfg['source']['official']}", f"space={cfg['source']['space']}"]
-        if cfg["source"]["training_config"]:
-            overrides.append(f"training_config={cfg['source']['training_config']}")
-    else:
-        overrides.append(f"checkpoint={result.checkpoint}")
-    overrides += [
-        f"output={output}",
-        f"targets_mflops={json.dumps([float(t) for t in search['targets_mflops']])}",
-        f"data_overrides={json.dumps(list(cfg['data_overrides']))}",
-    ]
-    return overrides
-
-
-def _fingerprint(cfg: dict[str, Any], result: SourceResult, overrides: list[str]) -> dict[str, Any]:
-    weights = result.checkpoint if result.checkpoint is not None else Path(cfg["source"]["official"])
-    config = Path(cfg["family"]["search"]["config"])
-    return {
-        "weights": str(weights),
-        "weightsSha256": _file_digest(weights),
-        "searchConfigSha256": _file_digest(config) if config.is_file() else None,
-        "overrides": overrides,
+    values: dict[str, Any] = {
+        "output": str(Path(cfg["run_dir"]) / SEARCH_RESULTS),
+        "targets_mflops": [float(t) for t in search["targets_mflops"]],
+        "data_overrides": list(cfg["data_overrides"]),
     }
+    if result.kind == "official":
+        values.update(official_checkpoint=cfg["source"]["official"], space=cfg["source"]["space"])
+        values["training_config"] = cfg["source"]["training_config"]
+    else:
+        values["checkpoint"] = str(result.checkpoint)
+    return load_search_config(Path(search["config"]), search["overrides"], values)
+
+
+def _fingerprint(cfg: dict[str, Any], result: SourceResult, settings: dict[str, Any]) -> dict[str, Any]:
+    weights = result.checkpoint if result.checkpoint is not None else Path(cfg["source"]["official"])
+    return {"weights": str(weights), "weightsSha256": _file_digest(weights), "searchConfig": settings}
 
 
 def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -> tuple[list[Member], dict]:
-    from ..cli import search as search_cli
-
-    run_dir = Path(cfg["run_dir"])
-    output = run_dir / SEARCH_RESULTS
-    fingerprint_path = run_dir / SEARCH_FINGERPRINT
-    overrides = _search_overrides(cfg, result, output)
-    fingerprint = _fingerprint(cfg, result, overrides)
-    reused = False
+    """Search the supernet (or reuse the results of the same search on the same weights)."""
+    settings = search_config(cfg, result)
+    output = Path(settings["output"])
+    fingerprint_path = output.parent / SEARCH_FINGERPRINT
+    fingerprint = _fingerprint(cfg, result, settings)
+    data = None
     if output.is_file() and fingerprint_path.is_file():
         try:
-            reused = json.loads(fingerprint_path.read_text()) == fingerprint
+            if json.loads(fingerprint_path.read_text()) == fingerprint:
+                data = read_search_results(output)
         except ValueError:
-            reused = False
-    if reused:
+            data = None
+    reused = data is not None
+    if data is not None:
         say(f"reusing the search results {output} (same weights and search settings)")
     else:
         say(f"evolutionary search ({cfg['family']['search']['config']}) -> {output}")
-        run_dir.mkdir(parents=True, exist_ok=True)
         fingerprint_path.unlink(missing_ok=True)
-        namespace = argparse.Namespace(config=Path(cfg["family"]["search"]["config"]), overrides=overrides)
-        # The search command prints its JSON summary on stdout; the pipeline keeps stdout for its own.
-        with redirect_stdout(sys.stderr):
-            search_cli.run(namespace)
+        iterations = settings["evolution"]["iterations"]
+
+        def progress(generation: int, summary: dict[str, Any]) -> None:
+            say(
+                f"search generation {generation + 1}/{iterations}: {summary['newlyEvaluated']} new, "
+                f"best top-1 {summary['bestTop1']:.4f} at {summary['bestTop1Mflops']:.2f} MFLOPs"
+            )
+
+        data = run_search(settings, source=result.source, on_generation=progress)
+        write_search_results(data, output)
         fingerprint_path.write_text(json.dumps(fingerprint, indent=2) + "\n")
     space, num_classes = result.source.space, result.source.supernet.num_classes
-    members = family_from_search_results(output, space, num_classes, prefix, cfg["family"]["search"]["pick"])
+    members = family_from_search_results(data, space, num_classes, prefix, cfg["family"]["search"]["pick"])
     # family.archs in search mode: always publish these too (e.g. `max`, which a search seeded with
     # the smallest subnet rarely samples), labelled by MFLOPs like the search picks.
     have = {m.arch for m in members}
@@ -152,43 +151,25 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
             members.append(_member(space, num_classes, prefix, label, extra.arch, "named"))
             have.add(extra.arch)
     _check_unique(members)
-    data = json.loads(output.read_text())
-    details = {"searchResults": str(output), "reused": reused, "evaluated": data.get("evaluatedCount")}
+    details = {"searchResults": repo_path(output), "reused": reused, "evaluated": data.get("evaluatedCount")}
     return members, details
 
 
 def family_from_search_results(
-    path: Path, space: SearchSpace, num_classes: int, prefix: str, pick: str = "targets"
+    data: dict[str, Any], space: SearchSpace, num_classes: int, prefix: str, pick: str = "targets"
 ) -> list[Member]:
     """One member per distinct per-target pick (``pick: targets``) or per Pareto-front member
-    (``pick: pareto``) of a ``search`` results file."""
-    try:
-        data = json.loads(Path(path).read_text())
-        if data["space"] != space.name:
-            raise UserError(f"{path} was searched in space '{data['space']}', not '{space.name}'")
-        targets = data["targets"]
-        if pick == "pareto":
-            # Every Pareto-front member is its own "target": none is dominated on the held-out split.
-            targets = [{"targetMflops": e["mflops"], "pick": e} for e in data["paretoFront"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a 'search' results file ({exc})") from None
-    members: dict[ArchConfig, Member] = {}
-    for target in targets:
-        pick = target.get("pick")
-        if not pick:
-            continue
-        arch = ArchConfig.from_dict(pick["arch"])
-        space.validate(arch)
-        if arch not in members:
-            # Same label rule as `alphanet export --search-results`: the MFLOPs, e.g. "5.12m".
-            label = f"{round(pick['mflops'], 2):g}m"
-            member = _member(space, num_classes, prefix, label, arch, "search")
-            member.search = {"holdoutTop1": pick.get("top1"), "targetsMflops": []}
-            members[arch] = member
-        members[arch].search["targetsMflops"].append(target["targetMflops"])
+    (``pick: pareto``) of a search results document, ordered by MFLOPs."""
+    members = []
+    for found in search_picks(data, space, pick, "the search results"):
+        member = _member(space, num_classes, prefix, found.label, found.arch, "search")
+        member.search = {"holdoutTop1": found.holdout_top1, "targetsMflops": found.targets_mflops}
+        members.append(member)
     if not members:
-        raise UserError(f"{path}: no FLOPs target has a pick (every target is below the smallest candidate)")
-    ordered = sorted(members.values(), key=lambda m: m.mflops)
+        raise UserError(
+            "the search results: no FLOPs target has a pick (every target is below the smallest candidate)"
+        )
+    ordered = sorted(members, key=lambda m: m.mflops)
     _check_unique(ordered)
     return ordered
 

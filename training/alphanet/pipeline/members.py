@@ -21,16 +21,10 @@ import numpy as np
 import torch
 
 from ..data import build_dataset, build_loader
-from ..engine.bn_calibration import cache_batches, calibrate_bn, to_model_input
 from ..engine.evaluate import Accuracy, evaluate
 from ..data.splits import IndexedSubset
-from ..engine.subnet_data import (
-    calibration_loader,
-    dataset_name,
-    eval_split_name,
-    evaluation_loader,
-)
-from ..engine.subnet_eval import BATCH_CACHE_BYTES, CalibrationSettings, prepare_model, uses_channels_last
+from ..engine.subnet_data import dataset_name, eval_split_name, evaluation_loader
+from ..engine.subnet_eval import CalibrationSettings, calibrate_arch, calibration_images, uses_channels_last
 from ..export.manifest import build_manifest, write_manifest
 from ..export.sources import SubnetSource, resolve_labels
 from ..export.zoo_writer import MANIFEST_FILE, export_model
@@ -66,35 +60,18 @@ def calibrate_members(
     say,
 ) -> dict[str, Any]:
     """Extract and recalibrate every member in place (``result.static``, ``result.calibration``)."""
-    settings.validate()
-    cfg, space = source.cfg, source.space
-    channels_last = uses_channels_last(cfg)
-    loader = calibration_loader(cfg, settings.batch_size, settings.seed)
-    image_bytes = space.in_channels * int(space.data["input_size"]) ** 2 * 4
-    shared = settings.batches * settings.batch_size * image_bytes <= BATCH_CACHE_BYTES
-    batches: Any = loader
-    if shared:
-        batches = [to_model_input(b, device, channels_last) for b in cache_batches(loader, settings.batches)]
+    images = calibration_images(source, settings, device)
     for result in results:
         start = time.monotonic()
-        static = prepare_model(source.supernet.extract(result.member.arch), cfg, device)
-        used = calibrate_bn(static, batches, settings.batches, channels_last)
-        result.static = static
-        result.calibration = {
-            "batches": used,
-            "batchSize": settings.batch_size,
-            "images": min(used * settings.batch_size, len(loader.dataset)),
-            "seed": settings.seed,
-            "split": "train",
-            "transform": "training augmentation",
-        }
+        result.static, result.calibration = calibrate_arch(source, result.member.arch, images, device)
         result.timings["calibrate"] = time.monotonic() - start
+        used = result.calibration["batches"]
         say(f"calibrated {result.member.name} on {used} x {settings.batch_size} training images")
     return {
         "batches": settings.batches,
         "batchSize": settings.batch_size,
         "seed": settings.seed,
-        "shared": shared,
+        "shared": images.shared,
     }
 
 

@@ -15,6 +15,7 @@ from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
 from .publish import publish_lock, read_manifest, write_durably
 from .report import REPORT_JSON
+from ..paths import repo_path
 from .stages import format_seconds
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -156,11 +157,11 @@ def _ablation_text(ablation_dir: Path | None) -> str:
     try:
         data = read_results(ablation_dir)
     except Exception as exc:  # noqa: BLE001 - a broken results file must not stop a publish
-        return f"_Ablation results in `{ablation_dir / RESULTS_FILE}` could not be read: {exc}._"
+        return f"_Ablation results in `{repo_path(ablation_dir / RESULTS_FILE)}` could not be read: {exc}._"
     if data is None:
         return (
             "_No ablation results yet: run `npm run ablation -- --config <pipeline config>` "
-            f"(results go to `{ablation_dir / RESULTS_FILE}`)._"
+            f"(results go to `{repo_path(ablation_dir / RESULTS_FILE)}`)._"
         )
     return table_markdown(data)
 

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..checkpoint import CHECKPOINT_DIR
-from ..cli.export import _git_commit
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.manifest import build_manifest, utc_now_iso
 from ..export.sources import OFFICIAL_SOURCE, model_device
 from ..models import complexity
+from ..paths import git_commit, repo_path
 from .ablation import ablation_dir
-from .config import REPO_ROOT
 from .dataset_file import EvalTensors, write_dataset_file
 from .family import select_family
 from .members import (
@@ -53,14 +52,6 @@ class PipelineOutcome:
     status: str
     report: dict[str, Any]
     report_path: Path
-
-
-def _display_path(path: str | Path) -> str:
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def _training_info(result: SourceResult) -> dict[str, Any]:
@@ -189,13 +180,13 @@ def run_pipeline(
     report: dict[str, Any] = {
         "status": "running",
         "startedAt": utc_now_iso(),
-        "configFile": _display_path(config_file),
+        "configFile": repo_path(config_file),
         "command": command,
-        "runDir": str(run_dir),
-        "zooDir": str(zoo_dir),
+        "runDir": repo_path(run_dir),
+        "zooDir": repo_path(zoo_dir),
         "zoo": {"name": cfg["zoo"]["name"], "description": cfg["zoo"]["description"]},
         "config": cfg,
-        "gitCommit": _git_commit(),
+        "gitCommit": git_commit(),
         "stages": [],
         "models": [],
     }
@@ -228,12 +219,12 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
     space, num_classes = source.space, source.supernet.num_classes
     report["source"] = {
         "kind": source_result.kind,
-        "checkpoint": str(source_result.checkpoint) if source_result.checkpoint else OFFICIAL_SOURCE,
+        "checkpoint": repo_path(source_result.checkpoint) if source_result.checkpoint else OFFICIAL_SOURCE,
         "training": {
             **_training_info(source_result),
             **(
                 {
-                    "configFile": _display_path(cfg["source"]["train"]["config"]),
+                    "configFile": repo_path(cfg["source"]["train"]["config"]),
                     "overrides": cfg["source"]["train"]["overrides"],
                 }
                 if source_result.kind == "train"
@@ -269,11 +260,11 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         "space": space.name,
         "checkpoint": OFFICIAL_SOURCE
         if source_result.kind == "official"
-        else _display_path(source_result.checkpoint),
+        else repo_path(source_result.checkpoint),
         "pipelineConfig": report["configFile"],
     }
     if source_result.kind == "train":
-        zoo_source["trainingConfig"] = _display_path(cfg["source"]["train"]["config"])
+        zoo_source["trainingConfig"] = repo_path(cfg["source"]["train"]["config"])
     if report["gitCommit"]:
         zoo_source["gitCommit"] = report["gitCommit"]
     description = cfg["zoo"]["description"] or f"AlphaNet sub-networks of the '{space.name}' space"
@@ -295,7 +286,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         validator_report = run_validator(command, validation_dir / "zoo-validation.json", log.say)
         judge(results, validator_report, cfg)
         accepted = [r for r in results if r.accepted]
-        rec.details["validatorReport"] = str(validation_dir / "zoo-validation.json")
+        rec.details["validatorReport"] = repo_path(validation_dir / "zoo-validation.json")
         rec.details["summary"] = f"{len(accepted)}/{len(results)} accepted"
         for result in results:
             if not result.accepted:
@@ -372,10 +363,10 @@ def check_reload_settings(cfg: dict[str, Any], reload_pid: str | None) -> None:
 def _source_title(cfg: dict[str, Any]) -> str:
     source = cfg["source"]
     if source["train"]["config"]:
-        return f"train the supernet ({_display_path(source['train']['config'])}, resumable)"
+        return f"train the supernet ({repo_path(source['train']['config'])}, resumable)"
     if source["checkpoint"]:
-        return f"load the supernet checkpoint {_display_path(source['checkpoint'])}"
-    return f"import the official AlphaNet checkpoint {_display_path(source['official'])}"
+        return f"load the supernet checkpoint {repo_path(source['checkpoint'])}"
+    return f"import the official AlphaNet checkpoint {repo_path(source['official'])}"
 
 
 __all__ = ["PipelineOutcome", "run_pipeline", "final_manifest", "check_reload_settings"]

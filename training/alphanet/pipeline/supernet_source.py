@@ -28,7 +28,8 @@ from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint, resolve_checkpoi
 from ..config import load_config
 from ..errors import UserError
 from ..export.sources import SubnetSource, load_official_source, load_supernet_source
-from .config import REPO_ROOT, source_kind
+from ..paths import REPO_ROOT, repo_path
+from .config import source_kind
 
 SUPERNET_DIR = "supernet"
 
@@ -177,7 +178,7 @@ def load_pipeline_source(cfg: dict[str, Any], say) -> SourceResult:
         )
         checkpoint = run_dir / CHECKPOINT_DIR / LAST
         source = load_supernet_source(checkpoint, data_overrides)
-        details["runDir"] = str(run_dir)
+        details["runDir"] = repo_path(run_dir)
     elif kind == "checkpoint":
         checkpoint = resolve_checkpoint_path(source_cfg["checkpoint"])
         source = load_supernet_source(checkpoint, data_overrides)
@@ -188,12 +189,12 @@ def load_pipeline_source(cfg: dict[str, Any], say) -> SourceResult:
         say(f"importing the official AlphaNet checkpoint {official} (space '{source_cfg['space']}')")
         source = load_official_source(official, source_cfg["space"], config, data_overrides)
         checkpoint = None
-        details = {"status": "imported", "officialCheckpoint": str(official)}
+        details = {"status": "imported", "officialCheckpoint": repo_path(official)}
     threads = source.cfg["runtime"]["threads"]
     if threads:
         torch.set_num_threads(threads)
     details["space"] = source.space.name
     details["numClasses"] = source.supernet.num_classes
     if checkpoint is not None:
-        details["checkpoint"] = str(checkpoint)
+        details["checkpoint"] = repo_path(checkpoint)
     return SourceResult(source, kind, checkpoint, details)

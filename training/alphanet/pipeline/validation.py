@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .config import REPO_ROOT
+from ..paths import REPO_ROOT
 from .members import MemberResult
 
 # Tolerances are inclusive ("within 0.1 point"); the CLI wants > 0 and compares with <=, and
