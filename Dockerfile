@@ -58,6 +58,7 @@ FROM ${NODE_IMAGE} AS cpu
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    GRPC_PORT=8081 \
     ZOO_DIR=/app/models \
     EXECUTION_PROVIDER=cpu \
     MALLOC_ARENA_MAX=2
@@ -69,9 +70,12 @@ COPY --from=deps-cpu /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY server/web/assets/ ./server/web/assets/
+# The gRPC service definitions, loaded at run time (server/grpc/proto.ts).
+COPY server/grpc/proto/ ./server/grpc/proto/
 COPY --from=build /zoo/ ./models/
 USER 10001:10001
-EXPOSE 8080
+# 8080: HTTP (v1 API, Open Inference Protocol REST, metrics); 8081: gRPC (Open Inference Protocol, health).
+EXPOSE 8080 8081
 # No curl in the image: Node's own fetch probes the liveness route.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
@@ -84,6 +88,7 @@ FROM ${CUDA_IMAGE} AS cuda
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    GRPC_PORT=8081 \
     ZOO_DIR=/app/models \
     EXECUTION_PROVIDER=cuda \
     MALLOC_ARENA_MAX=2
@@ -96,9 +101,12 @@ COPY --from=deps-cuda /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY server/web/assets/ ./server/web/assets/
+# The gRPC service definitions, loaded at run time (server/grpc/proto.ts).
+COPY server/grpc/proto/ ./server/grpc/proto/
 COPY --from=build /zoo/ ./models/
 USER 10001:10001
-EXPOSE 8080
+# 8080: HTTP (v1 API, Open Inference Protocol REST, metrics); 8081: gRPC (Open Inference Protocol, health).
+EXPOSE 8080 8081
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/server/main.js"]

@@ -197,14 +197,14 @@ describe('Dockerfile', () => {
         const s = stage(name)
         const [user] = instructions(s, 'USER').map(argumentsOf)
         assert.deepEqual(user, ['10001:10001'])
-        assert.deepEqual(instructions(s, 'EXPOSE').map(argumentsOf), [['8080']])
+        assert.deepEqual(instructions(s, 'EXPOSE').map(argumentsOf), [['8080', '8081']])
         const cmds = instructions(s, 'CMD')
         assert.equal(cmds.length, 1)
         assert.deepEqual(execForm(cmds[0]!), ['node', 'dist/server/main.js'])
         const env = instructions(s, 'ENV')
           .map((i) => i.getArgumentsContent() ?? '')
           .join(' ')
-        for (const setting of ['HOST=0.0.0.0', 'PORT=8080', 'ZOO_DIR=/app/models'])
+        for (const setting of ['HOST=0.0.0.0', 'PORT=8080', 'GRPC_PORT=8081', 'ZOO_DIR=/app/models'])
           assert.ok(env.includes(setting), setting)
         assert.ok(env.includes(`EXECUTION_PROVIDER=${name}`))
         assert.ok(env.includes('MALLOC_ARENA_MAX=2'), 'libvips fragments glibc arenas without it')
@@ -215,6 +215,7 @@ describe('Dockerfile', () => {
         assert.ok(copies.includes('--from=build /zoo/ ./models/'), copies.join('\n'))
         assert.ok(copies.includes('--from=build /app/dist ./dist'))
         assert.ok(copies.includes('server/web/assets/ ./server/web/assets/'))
+        assert.ok(copies.includes('server/grpc/proto/ ./server/grpc/proto/'), 'the protos gRPC loads')
         assert.ok(copies.includes(`--from=deps-${name} /app/node_modules ./node_modules`))
       })
 
@@ -499,6 +500,7 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       assert.equal((await app.inject({ method: 'GET', url: path })).statusCode, 200, path)
     }
     assert.ok(container.ports?.some((p) => p.name === 'http' && p.containerPort === 8080))
+    assert.ok(container.ports?.some((p) => p.name === 'grpc' && p.containerPort === 8081))
     const shutdownMs = Number(container.env?.find((e) => e.name === 'SHUTDOWN_TIMEOUT_MS')?.value ?? 30000)
     assert.ok(
       (pod.terminationGracePeriodSeconds ?? 30) * 1000 > shutdownMs + 5000,
@@ -513,12 +515,15 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     }
     const labels = deployment.spec.template.metadata.labels
     const service = byKind('Service') as {
-      spec: { selector: Record<string, string>; ports: { targetPort: string }[] }
+      spec: { selector: Record<string, string>; ports: { targetPort: string; appProtocol?: string }[] }
     }
     for (const [k, v] of Object.entries(service.spec.selector)) assert.equal(labels[k], v)
     assert.deepEqual(
-      service.spec.ports.map((p) => p.targetPort),
-      ['http'],
+      service.spec.ports.map((p) => [p.targetPort, p.appProtocol]),
+      [
+        ['http', undefined],
+        ['grpc', 'kubernetes.io/h2c'],
+      ],
     )
     const hpa = byKind('HorizontalPodAutoscaler') as {
       spec: {
@@ -550,10 +555,12 @@ describe('KServe manifests (deploy/kserve)', () => {
   const validateService = ajv.compile(schema('inferenceservice.v1beta1.schema.json'))
   const [runtime] = readYaml(join(KSERVE_DIR, 'serving-runtime.yaml'))
   const [service] = readYaml(join(KSERVE_DIR, 'inference-service.yaml'))
+  const [grpcService] = readYaml(join(KSERVE_DIR, 'inference-service-grpc.yaml'))
 
-  it('the ServingRuntime and InferenceService match the CRD-derived schemas', () => {
+  it('the ServingRuntime and InferenceServices match the CRD-derived schemas', () => {
     assert.ok(validateRuntime(runtime), JSON.stringify(validateRuntime.errors))
     assert.ok(validateService(service), JSON.stringify(validateService.errors))
+    assert.ok(validateService(grpcService), JSON.stringify(validateService.errors))
     // Not vacuous: an unknown field and a wrong enum value are refused.
     const broken = structuredClone(service) as unknown as { spec: { predictor: Record<string, unknown> } }
     broken.spec.predictor.scaleMetric = 'gpu'
@@ -606,7 +613,7 @@ describe('KServe manifests (deploy/kserve)', () => {
         }
       }
     ).spec
-    assert.ok(spec.protocolVersions.includes('v2'))
+    assert.deepEqual(spec.protocolVersions, ['v2', 'grpc-v2'])
     const [container] = spec.containers
     assert.ok(container)
     assert.equal(container.name, 'kserve-container')
@@ -629,5 +636,30 @@ describe('KServe manifests (deploy/kserve)', () => {
     assert.equal(model.runtime, runtime!.metadata.name)
     assert.equal(model.protocolVersion, 'v2')
     assert.ok(spec.supportedModelFormats.some((f) => f.name === model.modelFormat.name))
+  })
+
+  it('the gRPC InferenceService routes the h2c port the runtime serves gRPC on', () => {
+    const model = (
+      grpcService as unknown as {
+        spec: {
+          predictor: {
+            model: {
+              runtime: string
+              protocolVersion: string
+              ports: { name: string; containerPort: number }[]
+            }
+          }
+        }
+      }
+    ).spec.predictor.model
+    assert.equal(model.runtime, runtime!.metadata.name)
+    assert.equal(model.protocolVersion, 'grpc-v2')
+    const [container] = (runtime as unknown as { spec: { containers: ContainerLike[] } }).spec.containers
+    const grpcPort = Number(container?.env?.find((e) => e.name === 'GRPC_PORT')?.value)
+    assert.deepEqual(
+      model.ports.map((p) => [p.name, p.containerPort]),
+      [['h2c', grpcPort]],
+    )
+    assert.equal(grpcPort, 8081)
   })
 })
