@@ -190,19 +190,23 @@ def test_manifest_entry_follows_the_contract(exported):
         (lambda m: m["models"].append(dict(m["models"][0])), "duplicate model names: fmnist-x"),
         (lambda m: m.update(defaultModel="nope"), "'nope' names no model"),
         (lambda m: m["models"][0]["input"].update(mean=[0.1, 0.2]), "has 2 values for 1 channel"),
-        (lambda m: m["models"][0]["input"].update(std=[0.0]), "std/0: must be > 0"),
+        (
+            lambda m: m["models"][0]["input"].update(std=[0.0]),
+            "std/0: 0.0 is less than or equal to the minimum of 0",
+        ),
         (lambda m: m["models"][0]["input"].update(resizeShortSide=20), "smaller than size 28"),
-        (lambda m: m["models"][0].pop("evaluation"), "missing 'evaluation'"),
-        (lambda m: m["models"][0].update(top1=1.5), "top1: must be in"),
+        (lambda m: m["models"][0].pop("evaluation"), "'evaluation' is a required property"),
+        (lambda m: m["models"][0].update(top1=1.5), "top1: 1.5 is greater than the maximum of 1"),
         (lambda m: m["models"][0].update(sha256="ABC"), "sha256"),
-        (lambda m: m["models"][0].update(file="../x.onnx"), "plain file name"),
+        (lambda m: m["models"][0].update(file="../x.onnx"), "/models/0/file: '../x.onnx' does not match"),
         (lambda m: m["models"][0].update(name="Bad Name"), "name"),
-        (lambda m: m["models"][0].update(extra=1), "unknown key 'extra'"),
-        (lambda m: m["models"][0]["arch"].update(depth=[1, 2]), "list of 7 integers"),
+        (lambda m: m["models"][0].update(extra=1), "('extra' was unexpected)"),
+        (lambda m: m["models"][0]["arch"].update(depth=[1, 2]), "/models/0/arch/depth: [1, 2] is too short"),
         (lambda m: m["models"][0].update(resolution=99), "must equal the model's resolution"),
         (lambda m: m["zoo"].update(createdAt="yesterday"), "ISO-8601"),
-        (lambda m: m.update(schemaVersion=2), "must be 1"),
-        (lambda m: m.update(models=[]), "non-empty list"),
+        (lambda m: m["models"][0].update(opset=13), "13 is below 17, the exporter's minimum"),
+        (lambda m: m.update(schemaVersion=2), "/schemaVersion: 1 was expected"),
+        (lambda m: m.update(models=[]), "/models: [] is too short"),
     ],
 )
 def test_every_contract_invariant_is_checked(exported, mutate, message):
@@ -214,11 +218,18 @@ def test_every_contract_invariant_is_checked(exported, mutate, message):
     assert any(message in problem for problem in info.value.problems), info.value.problems
 
 
-def test_the_generated_json_schema_is_applied_when_present(exported, tmp_path):
+def test_the_generated_json_schema_is_applied_then_the_invariants(exported, tmp_path):
     directory, _ = exported
     manifest = build_manifest(zoo_name="alphanet-fmnist", description="", models=[_entry(directory)])
     schema = {"type": "object", "properties": {"zoo": {"properties": {"description": {"minLength": 5}}}}}
     (tmp_path / "schema.json").write_text(json.dumps(schema))
     with pytest.raises(ManifestError, match="JSON Schema"):
         validate_manifest(manifest, schema_path=tmp_path / "schema.json")
-    validate_manifest(manifest, schema_path=tmp_path / "absent.json")  # no schema: contract rules only
+    # The invariants the schema cannot express still apply under any schema.
+    (tmp_path / "any.json").write_text("{}")
+    validate_manifest(manifest, schema_path=tmp_path / "any.json")
+    manifest["defaultModel"] = "nope"
+    with pytest.raises(ManifestError, match="'nope' names no model"):
+        validate_manifest(manifest, schema_path=tmp_path / "any.json")
+    with pytest.raises(ManifestError, match="cannot read the manifest JSON Schema"):
+        validate_manifest(manifest, schema_path=tmp_path / "absent.json")

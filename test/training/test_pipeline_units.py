@@ -13,7 +13,7 @@ import torch
 
 from alphanet.__main__ import main
 from alphanet.errors import UserError
-from alphanet.export.manifest import build_model_entry, validate_manifest
+from alphanet.export.manifest import build_manifest, build_model_entry, validate_manifest
 from alphanet.models import complexity
 from alphanet.pipeline.config import REPO_ROOT, load_pipeline_config, source_kind
 from alphanet.pipeline.dataset_file import MAGIC, EvalTensors, read_dataset_file, write_dataset_file
@@ -137,21 +137,21 @@ def test_final_manifest_figures_latency_and_default_model(tmp_path):
     refused.reasons = ["refused for the test"]
     say = []
     cfg = {**CFG, "zoo": {**CFG["zoo"], "default_model": "max"}}
-    manifest = final_manifest(
-        [accepted, refused], _tensors(100, True), cfg, {"space": "fashion_mnist"}, "d", "host-x", say.append
-    )
+    staged = build_manifest(zoo_name="fm", description="d", models=[accepted.entry, refused.entry])
+    manifest = final_manifest([accepted, refused], _tensors(100, True), cfg, staged, "host-x", say.append)
+    assert manifest["zoo"] == staged["zoo"]  # built once: publishing amends the staging manifest
     validate_manifest(manifest)
     (model,) = manifest["models"]
     assert model["top1"] == 0.5005 and model["evaluation"]["runtime"] == "onnxruntime-node"
     assert model["latencyMs"] == {"p50": 1.5, "p95": 2.5, "batchSize": 1, "host": "host-x"}
     assert "defaultModel" not in manifest and "was refused" in say[0]
     # Validated on a subset: the PyTorch figure on the whole split is published.
-    manifest = final_manifest([accepted], _tensors(100, False), CFG, {}, "d", "h", say.append)
+    manifest = final_manifest([accepted], _tensors(100, False), CFG, staged, "h", say.append)
     assert manifest["models"][0]["top1"] == 0.5 and manifest["models"][0]["evaluation"]["samples"] == 1000
     assert manifest["models"][0]["evaluation"]["runtime"] == "pytorch"
     with pytest.raises(UserError, match="not a member"):
         final_manifest([accepted], _tensors(100, True), {**CFG, "zoo": {**CFG["zoo"], "default_model": "a9"}},
-                       {}, "d", "h", say.append)  # fmt: skip
+                       staged, "h", say.append)  # fmt: skip
 
 
 def test_dataset_file_layout(tmp_path):

@@ -153,8 +153,9 @@ def export_members(
     opset: int,
     zoo_info: dict[str, Any],
     say,
-) -> Path:
-    """ONNX + reference pair + entry per member into a fresh ``staging`` zoo; returns its manifest.
+) -> dict[str, Any]:
+    """ONNX + reference pair + entry per member into a fresh ``staging`` zoo; returns its manifest
+    (the pipeline's one manifest: `final_manifest` later amends its figures for publishing).
 
     The staging manifest carries the PyTorch figures measured on the validation samples, so the
     validator's top-1 delta is exactly the ORT-vs-PyTorch difference on the same tensors.
@@ -187,6 +188,5 @@ def export_members(
         models=entries,
         source=zoo_info["source"],
     )
-    path = staging / MANIFEST_FILE
-    write_manifest(path, manifest)
-    return path
+    write_manifest(staging / MANIFEST_FILE, manifest)
+    return manifest

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from ..checkpoint import CHECKPOINT_DIR
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
-from ..export.manifest import build_manifest, utc_now_iso
+from ..export.manifest import utc_now_iso, validate_manifest
 from ..export.sources import OFFICIAL_SOURCE, model_device
 from ..models import complexity
 from ..paths import git_commit, repo_path
@@ -115,12 +115,12 @@ def final_manifest(
     results: list[MemberResult],
     tensors: EvalTensors,
     cfg: dict[str, Any],
-    zoo_source: dict[str, Any],
-    description: str,
+    staging: dict[str, Any],
     host: str,
     say,
 ) -> dict[str, Any]:
-    """The manifest to publish: accepted members with their final figures and latency."""
+    """The staging manifest amended for publishing: accepted members only, with their final
+    figures and latency, and the default model (validated)."""
     entries = []
     for result in results:
         if not result.accepted:
@@ -145,23 +145,19 @@ def final_manifest(
         if latency:
             entry["latencyMs"] = {"p50": latency["p50"], "p95": latency["p95"], "batchSize": 1, "host": host}
         entries.append(entry)
+    manifest = {key: value for key, value in staging.items() if key not in ("models", "defaultModel")}
     default = cfg["zoo"]["default_model"]
-    default_name = None
     if default is not None:
         matches = [r for r in results if default in (r.member.label, r.member.name)]
         if not matches:
             raise UserError(f"zoo.default_model '{default}' is not a member of the family")
         if matches[0].accepted:
-            default_name = matches[0].member.name
+            manifest["defaultModel"] = matches[0].member.name
         else:
             say(f"zoo.default_model '{default}' was refused by validation: the manifest names no default")
-    return build_manifest(
-        zoo_name=cfg["zoo"]["name"],
-        description=description,
-        models=entries,
-        source=zoo_source,
-        default_model=default_name,
-    )
+    manifest["models"] = entries
+    validate_manifest(manifest)
+    return manifest
 
 
 def run_pipeline(
@@ -273,7 +269,8 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
     with log.stage("export", f"ONNX export of {len(results)} members into {staging}") as rec:
         labels = manifest_labels(source, cfg["zoo"]["labels_file"], tensors)
         zoo_info = {"name": cfg["zoo"]["name"], "description": description, "source": zoo_source}
-        export_members(source, results, staging, labels, tensors, cfg["export"]["opset"], zoo_info, log.say)
+        opset = cfg["export"]["opset"]
+        staged = export_members(source, results, staging, labels, tensors, opset, zoo_info, log.say)
         rec.details["summary"] = f"{len(results)} ONNX files, opset {cfg['export']['opset']}"
 
     with log.stage("validate", "onnxruntime-node: parity, top-1, latency on this host") as rec:
@@ -305,7 +302,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         return "refused"
 
     with log.stage("manifest", "final manifest (JSON Schema + contract invariants)") as rec:
-        manifest = final_manifest(results, tensors, cfg, zoo_source, description, host, log.say)
+        manifest = final_manifest(results, tensors, cfg, staged, host, log.say)
         rec.details["summary"] = f"{len(manifest['models'])} models"
 
     with log.stage("publish", f"atomic publish into {zoo_dir}") as rec:
