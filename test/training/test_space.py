@@ -152,7 +152,7 @@ def test_load_space_errors(tmp_path):
     with pytest.raises(UserError, match="space file not found"):
         load_space(str(tmp_path / "x.yaml"))
     (tmp_path / "broken.yaml").write_text("stages: [")
-    with pytest.raises(UserError, match="cannot parse space file"):
+    with pytest.raises(UserError, match="cannot parse space"):
         load_space(str(tmp_path / "broken.yaml"))
 
 

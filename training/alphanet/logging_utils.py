@@ -87,3 +87,25 @@ class Progress:
         if self.enabled and self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def training_totals(run_dir: Path) -> dict[str, Any] | None:
+    """What a run's ``metrics.jsonl`` adds up to over all its invocations (resumes included):
+    ``seconds`` trained, the last ``steps`` reached, and the ``device``/``worldSize`` of the last
+    start; None when the run has no metrics file."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return None
+    totals: dict[str, Any] = {"seconds": 0.0, "steps": None}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("type") == "end":
+            totals["seconds"] += float(record.get("seconds", 0.0))
+            totals["steps"] = record.get("step", totals["steps"])
+        elif record.get("type") == "start":
+            totals.update(device=record.get("device"), worldSize=record.get("world_size"))
+    totals["seconds"] = round(totals["seconds"], 2)
+    return totals

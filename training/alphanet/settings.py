@@ -173,13 +173,7 @@ class Schema:
         with typed values, as a caller that holds objects sets them); checked."""
         cfg = self.defaults()
         if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise UserError(f"{self.label} file not found: {path}")
-            try:
-                raw = yaml.safe_load(path.read_text())
-            except (OSError, yaml.YAMLError) as exc:
-                raise UserError(f"cannot parse {self.label} {path}: {exc}") from None
+            raw = read_yaml(Path(path), self.label)
             if raw is not None:
                 if not isinstance(raw, dict):
                     raise UserError(f"{self.label} {path}: top level must be a mapping")
@@ -218,6 +212,16 @@ class Schema:
             else:
                 stack.append((indent, name))
         return found
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path``; a missing or unparsable file is a `UserError` naming ``what``."""
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot parse {what} {path}: {exc}") from None
 
 
 def resolve_path(value: str | Path, base: Path) -> Path:

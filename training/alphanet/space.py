@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import yaml
 
 from .errors import UserError
+from .settings import read_yaml
 
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 NUM_STAGES = 7
@@ -336,10 +337,4 @@ def load_space(name_or_path: str) -> SearchSpace:
         path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise UserError(f"unknown space '{name_or_path}' (available: {', '.join(available_spaces())})")
-    if not path.is_file():
-        raise UserError(f"space file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot parse space file {path}: {exc}") from None
-    return space_from_dict(path.stem, raw)
+    return space_from_dict(path.stem, read_yaml(path, "space"))

@@ -18,15 +18,7 @@ from ..engine.subnet_eval import calibrate_arch, calibration_images
 from ..errors import UserError
 from ..export.sources import save_static_checkpoint
 from ..models import complexity
-from ._subnet_options import (
-    file_errors_are_user_errors,
-    add_calibration_options,
-    add_source_options,
-    calibration_settings,
-    device_of,
-    load_source,
-    resolve_archs,
-)
+from . import _subnet_options as options
 from ._command import add_command
 
 
@@ -39,7 +31,7 @@ def add_parser(subparsers) -> None:
         "training images (reference semantics) and save it as a standalone calibrated checkpoint, "
         "usable by 'evaluate' and 'export' without the supernet.",
     )
-    add_source_options(parser)
+    options.add_source_options(parser)
     parser.add_argument(
         "--arch",
         required=True,
@@ -49,19 +41,19 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="PATH", help="calibrated checkpoint to write"
     )
-    add_calibration_options(parser)
+    options.add_calibration_options(parser)
 
 
-@file_errors_are_user_errors
+@options.file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
-    source = load_source(args)
+    source = options.load_source(args)
     if source.supernet is None:
         raise UserError(
             "--checkpoint is already a calibrated sub-network; calibrate needs a supernet checkpoint"
         )
-    ((label, arch),) = resolve_archs(source.space, [args.arch])
-    settings = calibration_settings(args, source)
-    device = device_of(source)
+    ((label, arch),) = options.resolve_archs(source.space, [args.arch])
+    settings = options.calibration_settings(args, source)
+    device = options.device_of(source)
     static, record = calibrate_arch(source, arch, calibration_images(source, settings, device), device)
     save_static_checkpoint(args.out, static, source.space, source.cfg, source.classes, record, source.origin)
     cx = complexity(source.space, arch, static.num_classes)

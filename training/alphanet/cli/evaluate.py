@@ -19,15 +19,7 @@ from ..engine.evaluate import evaluate
 from ..engine.subnet_data import evaluation_loader
 from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..models import complexity
-from ._subnet_options import (
-    file_errors_are_user_errors,
-    add_calibration_options,
-    add_source_options,
-    calibration_settings,
-    device_of,
-    load_source,
-    resolve_archs,
-)
+from . import _subnet_options as options
 from ._command import add_command
 
 
@@ -40,7 +32,7 @@ def add_parser(subparsers) -> None:
         "image tree's data.val_dir). Sub-networks of a supernet are recalibrated first; a calibrated "
         "checkpoint from 'calibrate' is used as is (unless --recalibrate). Prints JSON.",
     )
-    add_source_options(parser)
+    options.add_source_options(parser)
     parser.add_argument(
         "--arch",
         action="append",
@@ -53,16 +45,16 @@ def add_parser(subparsers) -> None:
         "--recalibrate", action="store_true", help="recalibrate a calibrated checkpoint again"
     )
     parser.add_argument("--out", type=Path, metavar="PATH", help="also write the JSON results here")
-    add_calibration_options(parser)
+    options.add_calibration_options(parser)
 
 
-@file_errors_are_user_errors
+@options.file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
-    source = load_source(args)
-    settings = calibration_settings(args, source)
-    device = device_of(source)
+    source = options.load_source(args)
+    settings = options.calibration_settings(args, source)
+    device = options.device_of(source)
     loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
-    targets = resolve_archs(source.space, args.arch) or [(None, None)]
+    targets = options.resolve_archs(source.space, args.arch) or [(None, None)]
     results = []
     for label, arch in targets:
         static, calibration = subnet_for(source, arch, settings, device, recalibrate=args.recalibrate)

@@ -25,15 +25,7 @@ from ..export.sources import resolve_labels
 from ..export.zoo_writer import export_model, model_name, write_zoo
 from ..paths import git_commit, repo_path
 from ..space import ArchConfig, SearchSpace
-from ._subnet_options import (
-    file_errors_are_user_errors,
-    add_calibration_options,
-    add_source_options,
-    calibration_settings,
-    device_of,
-    load_source,
-    resolve_archs,
-)
+from . import _subnet_options as options
 from ._command import add_command
 
 
@@ -47,7 +39,7 @@ def add_parser(subparsers) -> None:
         "dynamic batch, input 'input', output 'logits'), write a reference input/output pair, and merge "
         "its entry into OUT_DIR/manifest.json (docs/zoo-contract.md).",
     )
-    add_source_options(parser)
+    options.add_source_options(parser)
     select = parser.add_argument_group("which sub-networks")
     select.add_argument(
         "--arch", action="append", metavar="SPEC", help="min | max | named arch | arch file; repeatable"
@@ -55,12 +47,7 @@ def add_parser(subparsers) -> None:
     select.add_argument(
         "--all-named", action="store_true", help="every named arch of the space (e.g. a0 … a6)"
     )
-    select.add_argument(
-        "--search-results",
-        type=Path,
-        metavar="JSON",
-        help="a 'search' results file: export its per-target picks",
-    )
+    select.add_argument("--search-results", type=Path, metavar="JSON", help="export a search's target picks")
     select.add_argument(
         "--pareto", action="store_true", help="with --search-results: export the whole Pareto front"
     )
@@ -79,7 +66,7 @@ def add_parser(subparsers) -> None:
     evaluation = parser.add_argument_group("evaluation")
     evaluation.add_argument("--max-batches", type=int, metavar="N", help="evaluate only the first N batches")
     evaluation.add_argument("--eval-batch-size", type=int, metavar="N", help="default: data.eval_batch_size")
-    add_calibration_options(parser)
+    options.add_calibration_options(parser)
 
 
 def _search_picks(path: Path, space: SearchSpace, pareto: bool) -> list[tuple[str, ArchConfig]]:
@@ -91,7 +78,7 @@ def _search_picks(path: Path, space: SearchSpace, pareto: bool) -> list[tuple[st
 
 def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig | None]]:
     space = source.space
-    selected = resolve_archs(space, args.arch)
+    selected = options.resolve_archs(space, args.arch)
     if args.all_named:
         if not space.archs:
             raise UserError(f"space '{space.name}' has no named archs")
@@ -111,11 +98,11 @@ def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig |
     return selected
 
 
-@file_errors_are_user_errors
+@options.file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
     if args.opset < MIN_OPSET:
         raise UserError(f"--opset must be >= {MIN_OPSET}")
-    source = load_source(args)
+    source = options.load_source(args)
     space = source.space
     selection = _selection(args, source)
     prefix = args.name_prefix if args.name_prefix is not None else space.name.replace("_", "-") + "-"
@@ -123,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"duplicate model names {duplicates}; the same arch was selected twice")
-    settings = calibration_settings(args, source)
-    device = device_of(source)
+    settings = options.calibration_settings(args, source)
+    device = options.device_of(source)
     loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
     labels = resolve_labels(source, args.labels, list(getattr(loader.dataset, "classes", []) or []))
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -91,21 +91,10 @@ def validate_search_config(cfg: dict[str, Any]) -> None:
 
 
 def search_settings(cfg: dict[str, Any]) -> SearchSettings:
-    constraints, evolution = cfg["constraints"], cfg["evolution"]
-    return SearchSettings(
-        min_mflops=constraints["min_mflops"],
-        max_mflops=constraints["max_mflops"],
-        population_size=evolution["population_size"],
-        mutate_size=evolution["mutate_size"],
-        crossover_size=evolution["crossover_size"],
-        mutate_prob=evolution["mutate_prob"],
-        crossover_prob=evolution["crossover_prob"],
-        iterations=evolution["iterations"],
-        flops_step=constraints["flops_step"],
-        max_latency_ms=constraints["max_latency_ms"],
-        seed=cfg["seed"],
-        max_sampling_attempts=evolution["max_sampling_attempts"],
-    )
+    """The evolution's settings: the ``evolution`` section, the constraints but the latency table
+    (which `run_search` loads), and the seed; the field names are the config's keys."""
+    constraints = {k: v for k, v in cfg["constraints"].items() if k != "latency_table"}
+    return SearchSettings(**constraints, **cfg["evolution"], seed=cfg["seed"])
 
 
 def calibration_settings(cfg: dict[str, Any]) -> CalibrationSettings:

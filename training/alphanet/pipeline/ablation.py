@@ -32,6 +32,7 @@ from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.manifest import arch_from_entry, utc_now_iso
+from ..logging_utils import training_totals
 from ..paths import repo_path
 from ..export.sources import load_supernet_source, model_device
 from ..models import complexity
@@ -348,7 +349,7 @@ def _evaluate_run(source, archs, settings, cfg, run_dir: Path, say) -> dict[str,
     calibrate_members(source, members, settings, device, say)
     tensors = load_eval_tensors(source.cfg, None, cfg["evaluation"]["batch_size"], num_classes)
     evaluate_members(source, members, tensors, cfg["evaluation"]["batch_size"], device, say)
-    train_seconds = _training_seconds(run_dir)
+    train_seconds = (training_totals(run_dir) or {}).get("seconds")
     return {
         "checkpoint": repo_path(run_dir / CHECKPOINT_DIR / LAST),
         "step": state["step"],
@@ -359,21 +360,6 @@ def _evaluate_run(source, archs, settings, cfg, run_dir: Path, say) -> dict[str,
         "results": {m.member.name: dict(m.pytorch) for m in members},
         "evaluation": {"dataset": tensors.dataset, "split": tensors.split, "samples": tensors.count},
     }
-
-
-def _training_seconds(run_dir: Path) -> float | None:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return None
-    total = 0.0
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("type") == "end":
-            total += float(record.get("seconds", 0.0))
-    return round(total, 2)
 
 
 def _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg) -> dict[str, Any]:

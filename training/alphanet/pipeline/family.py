@@ -11,7 +11,6 @@ Model names are ``zoo.model_prefix`` + the member's label.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from ..engine.search_config import load_search_config
 from ..engine.search_run import read_search_results, run_search, search_picks, write_search_results
 from ..errors import UserError
+from ..export.manifest import sha256_file
 from ..export.zoo_writer import model_name
 from ..models import complexity
 from ..paths import repo_path
@@ -80,14 +80,6 @@ def _check_unique(members: list[Member]) -> None:
         seen_archs[member.arch] = member.label
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def search_config(cfg: dict[str, Any], result: SourceResult) -> dict[str, Any]:
     """The family search's config: ``family.search.config`` with its overrides, searching the
     pipeline's supernet at the pipeline's targets with its data overrides."""
@@ -107,7 +99,7 @@ def search_config(cfg: dict[str, Any], result: SourceResult) -> dict[str, Any]:
 
 def _fingerprint(cfg: dict[str, Any], result: SourceResult, settings: dict[str, Any]) -> dict[str, Any]:
     weights = result.checkpoint if result.checkpoint is not None else Path(cfg["source"]["official"])
-    return {"weights": str(weights), "weightsSha256": _file_digest(weights), "searchConfig": settings}
+    return {"weights": str(weights), "weightsSha256": sha256_file(weights), "searchConfig": settings}
 
 
 def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -> tuple[list[Member], dict]:

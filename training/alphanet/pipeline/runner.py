@@ -9,7 +9,6 @@ stays), ``reload-failed`` (published, but the server did not take it: it keeps t
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.manifest import utc_now_iso, validate_manifest
 from ..export.sources import OFFICIAL_SOURCE, model_device
+from ..logging_utils import training_totals
 from ..models import complexity
 from ..paths import git_commit, repo_path
 from .ablation import ablation_dir
@@ -61,21 +61,7 @@ def _training_info(result: SourceResult) -> dict[str, Any]:
     info: dict[str, Any] = {"config": result.source.cfg}
     checkpoint = result.checkpoint
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint.parent
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.is_file():
-        seconds, steps = 0.0, None
-        for line in metrics.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if record.get("type") == "end":
-                seconds += float(record.get("seconds", 0.0))
-                steps = record.get("step", steps)
-            elif record.get("type") == "start":
-                info["device"] = record.get("device")
-                info["worldSize"] = record.get("world_size")
-        info.update(seconds=round(seconds, 2), steps=steps)
+    info.update(training_totals(run_dir) or {})
     return info
 
 
