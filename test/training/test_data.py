@@ -292,3 +292,16 @@ def test_trainer_validates_on_the_held_out_split(tiny_cfg, tmp_path):
     trainer = SandwichTrainer(cfg, tmp_path / "run", progress=False)
     assert trainer.val_split == "holdout" and len(trainer.val_loader.dataset) == 32
     assert len(trainer.train_loader.dataset) == 64
+
+
+def test_loader_workers_never_exceed_the_cores(monkeypatch, caplog):
+    from alphanet.data import loader
+
+    monkeypatch.setattr(loader.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert loader.loader_workers(0) == 0 and loader.loader_workers(2) == 2
+    with caplog.at_level("WARNING"):
+        assert loader.loader_workers(8) == 2
+    assert "data.num_workers=8 exceeds the 2 cores available: using 2" in caplog.text
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # two training processes share the node's cores
+    assert loader.loader_workers(8) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,9 @@ from .image_folder import ImageFolder
 from .sampler import ShardedEpochSampler
 from .splits import IndexedSubset, split_indices
 from .transforms import build_transforms
+
+log = logging.getLogger(__name__)
+_clamp_logged: set[tuple[int, int]] = set()
 
 # train: the training images the supernet learns from (minus the held-out ones, when configured);
 # holdout: data.holdout_size training images it never learns from (validation during training, search
@@ -93,6 +98,28 @@ class _Head(Dataset):
         return self.base[index]
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on, shared among the processes of this node (torchrun)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, cores // max(1, local_world))
+
+
+def loader_workers(requested: int) -> int:
+    """``data.num_workers``, at most the cores available: more worker processes than cores only
+    add context switches (and memory) on a loaded machine."""
+    cores = available_cores()
+    if requested <= cores:
+        return requested
+    if (requested, cores) not in _clamp_logged:
+        _clamp_logged.add((requested, cores))
+        log.warning("data.num_workers=%d exceeds the %d cores available: using %d", requested, cores, cores)
+    return cores
+
+
 def build_loader(
     cfg: dict[str, Any],
     split: str,
@@ -133,7 +160,7 @@ def build_loader(
         raise UserError(
             f"{split} split has {sampler.per_rank} samples per process, fewer than one batch of {batch_size}"
         )
-    workers = int(data.get("num_workers", 0)) if num_workers is None else num_workers
+    workers = loader_workers(int(data.get("num_workers", 0)) if num_workers is None else num_workers)
     return DataLoader(
         transformed,
         batch_size=batch_size,
