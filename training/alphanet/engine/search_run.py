@@ -33,6 +33,20 @@ def search_source(cfg: dict[str, Any]) -> SubnetSource:
     )
 
 
+def holdout_fitness(cfg: dict[str, Any], source: SubnetSource) -> HoldoutFitness:
+    """The search's fitness: held-out top-1 after BN recalibration, per the ``fitness`` section."""
+    fitness = cfg["fitness"]
+    return HoldoutFitness(
+        source,
+        calibration_settings(cfg),
+        fitness["holdout_size"],
+        fitness["holdout_seed"],
+        fitness["eval_batch_size"],
+        fitness["max_eval_batches"],
+        model_device(source.cfg),
+    )
+
+
 def run_search(
     cfg: dict[str, Any], source: SubnetSource | None = None, on_generation: OnGeneration | None = None
 ) -> dict[str, Any]:
@@ -42,16 +56,7 @@ def run_search(
     if cfg["constraints"]["latency_table"]:
         table = LatencyTable.load(Path(cfg["constraints"]["latency_table"]))
         latency = lambda arch: table.predict(source.space, arch)  # noqa: E731
-    fitness_cfg = cfg["fitness"]
-    fitness = HoldoutFitness(
-        source,
-        calibration_settings(cfg),
-        fitness_cfg["holdout_size"],
-        fitness_cfg["holdout_seed"],
-        fitness_cfg["eval_batch_size"],
-        fitness_cfg["max_eval_batches"],
-        model_device(source.cfg),
-    )
+    fitness = holdout_fitness(cfg, source)
     settings = search_settings(cfg)
     search = EvolutionarySearch(source.space, settings, fitness, latency, source.supernet.num_classes)
     result = search.run(on_generation=on_generation)

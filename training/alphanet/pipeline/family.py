@@ -5,6 +5,9 @@
 * ``family.mode: search`` -- the evolutionary search (`run_search`) over the loaded supernet, then
   the best candidate at or below each ``targets_mflops`` (duplicates merged). Its results are
   kept in ``<run_dir>/search.json`` and reused by a rerun with the same checkpoint and settings.
+  ``family.archs`` are added, then the family is made monotone on the held-out split: a member
+  is kept only if its held-out top-1 is at least every cheaper member's minus 0.2 points (the
+  evaluation split, which the model card reports, never steers the picks).
 
 Model names are ``zoo.model_prefix`` + the member's label.
 """
@@ -17,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.search_config import load_search_config
-from ..engine.search_run import read_search_results, run_search, search_picks, write_search_results
+from ..engine.search_run import (
+    holdout_fitness,
+    read_search_results,
+    run_search,
+    search_picks,
+    write_search_results,
+)
 from ..errors import UserError
 from ..export.manifest import sha256_file
 from ..export.zoo_writer import model_name
@@ -27,6 +36,8 @@ from ..space import ArchConfig, SearchSpace
 from .supernet_source import SourceResult
 
 SEARCH_RESULTS = "search.json"
+# A costlier member must be at least this accurate as every cheaper one, less this (0.2 points).
+MONOTONE_TOLERANCE = 0.002
 SEARCH_FINGERPRINT = "search.fingerprint.json"
 
 
@@ -143,8 +154,56 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
             members.append(_member(space, num_classes, prefix, label, extra.arch, "named"))
             have.add(extra.arch)
     _check_unique(members)
-    details = {"searchResults": repo_path(output), "reused": reused, "evaluated": data.get("evaluatedCount")}
+    _score_on_holdout(members, settings, result.source)
+    members, dropped = monotone_members(members)
+    for record in dropped:
+        say(
+            f"dropped {record['name']}: held-out top-1 {record['holdoutTop1']:.4f} is more than "
+            f"{MONOTONE_TOLERANCE * 100:.1f} points below the cheaper {record['cheaper']} "
+            f"({record['cheaperHoldoutTop1']:.4f})"
+        )
+    details = {
+        "searchResults": repo_path(output),
+        "reused": reused,
+        "evaluated": data.get("evaluatedCount"),
+        "droppedNotMonotone": dropped,
+    }
     return members, details
+
+
+def _score_on_holdout(members: list[Member], settings: dict[str, Any], source) -> None:
+    """Held-out top-1 (the search's own fitness) of the members the search did not score
+    (``family.archs`` extras); the evaluation split is never read."""
+    unscored = [m for m in members if m.search.get("holdoutTop1") is None]
+    if not unscored:
+        return
+    fitness = holdout_fitness(settings, source)
+    for member in unscored:
+        member.search = {**member.search, "holdoutTop1": fitness(member.arch)["top1"]}
+
+
+def monotone_members(members: list[Member]) -> tuple[list[Member], list[dict[str, Any]]]:
+    """(kept, dropped): a member is kept only if its held-out top-1 is at least that of every
+    cheaper member minus `MONOTONE_TOLERANCE`, so paying more FLOPs never buys a worse model.
+    Only held-out figures are compared (``member.search["holdoutTop1"]``), never the test split."""
+    kept, dropped = [], []
+    ordered = sorted(members, key=lambda m: m.mflops)
+    for member in ordered:
+        top1 = member.search["holdoutTop1"]
+        cheaper = [m for m in ordered if m.mflops < member.mflops]
+        best = max(cheaper, key=lambda m: m.search["holdoutTop1"], default=None)
+        if best is not None and top1 < best.search["holdoutTop1"] - MONOTONE_TOLERANCE:
+            dropped.append(
+                {
+                    "name": member.name,
+                    "holdoutTop1": top1,
+                    "cheaper": best.name,
+                    "cheaperHoldoutTop1": best.search["holdoutTop1"],
+                }
+            )
+        else:
+            kept.append(member)
+    return kept, dropped
 
 
 def family_from_search_results(

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
+from .family import MONOTONE_TOLERANCE
 from .publish import publish_lock, read_manifest, write_durably
 from .report import REPORT_JSON
 from ..paths import repo_path
@@ -110,6 +111,36 @@ def _models_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def published_top1(model: dict[str, Any]) -> float:
+    """A report record's published top-1 on the evaluation split: onnxruntime-node's when it
+    re-measured the whole split, else PyTorch's (always the whole split)."""
+    ort = model.get("ort") or {}
+    return ort["top1"] if ort.get("fullSplit") and ort.get("top1") is not None else model["pytorch"]["top1"]
+
+
+def monotonicity_text(report: dict[str, Any]) -> str:
+    """Whether any published member is more than 0.2 points below a cheaper one on the evaluation
+    split. Report only: picking looked at the held-out split alone (pipeline.family)."""
+    models = sorted((m for m in report["models"] if m["status"] != "refused"), key=lambda m: m["mflops"])
+    below = []
+    for model in models:
+        cheaper = [m for m in models if m["mflops"] < model["mflops"]]
+        best = max(cheaper, key=published_top1, default=None)
+        if best is not None and published_top1(model) < published_top1(best) - MONOTONE_TOLERANCE:
+            below.append(
+                f"`{model['name']}` ({published_top1(model) * 100:.2f}%) is "
+                f"{(published_top1(best) - published_top1(model)) * 100:.2f} points below the cheaper "
+                f"`{best['name']}` ({published_top1(best) * 100:.2f}%)"
+            )
+    limit, split = f"{MONOTONE_TOLERANCE * 100:.1f} points", report["evaluation"]["split"]
+    if not below:
+        return f"on the {split} split no member is more than {limit} below a cheaper one."
+    return (
+        f"on the {split} split (reported only; the family was picked on held-out "
+        f"training images): " + "; ".join(below) + "."
+    )
+
+
 def _training_text(report: dict[str, Any]) -> str:
     source = report["source"]
     if source["kind"] == "official":
@@ -202,6 +233,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
             f"shuffle seed {report['config']['calibration']['seed']})"
         ),
         "models_table": _models_table(report),
+        "monotonicity": monotonicity_text(report),
         "chart": f"![top-1 against MFLOPs and latency]({CHART_FILE})"
         if report.get("chart")
         else "_No chart._",
