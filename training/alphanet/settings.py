@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from .errors import UserError
+from .paths import repo_path
 
 # A token of a command line that is a config override rather than an option or its value.
 OVERRIDE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*=")
@@ -193,6 +194,14 @@ class Schema:
         if self.check is not None:
             self.check(cfg)
         return cfg
+
+    def with_repo_paths(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """A copy of a resolved config for reports: path keys relative to the repository root."""
+        shown = copy.deepcopy(cfg)
+        for key, spec in self.keys.items():
+            if spec.path and get(shown, key) is not None:
+                _put(shown, key, repo_path(get(shown, key)))
+        return shown
 
     def documented_keys(self, text: str) -> dict[str, str]:
         """``{dotted key: comment}`` of a YAML file written like the bundled configs."""

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import UserError
 from ..export.manifest import ManifestError, check_model_files, sha256_file, validate_manifest
+from ..paths import repo_path
 
 MANIFEST = "manifest.json"
 TEMP_PREFIX = ".zoo-tmp-"
@@ -53,7 +54,7 @@ class PublishResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "zooDir": str(self.zoo_dir),
+            "zooDir": repo_path(self.zoo_dir),
             "models": [m["name"] for m in self.manifest["models"]],
             "written": self.written,
             "reused": self.reused,

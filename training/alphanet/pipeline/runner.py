@@ -24,6 +24,7 @@ from ..logging_utils import training_totals
 from ..models import complexity
 from ..paths import git_commit, repo_path
 from .ablation import ablation_dir
+from .config import PIPELINE
 from .dataset_file import EvalTensors, write_dataset_file
 from .family import select_family
 from .members import (
@@ -167,7 +168,7 @@ def run_pipeline(
         "runDir": repo_path(run_dir),
         "zooDir": repo_path(zoo_dir),
         "zoo": {"name": cfg["zoo"]["name"], "description": cfg["zoo"]["description"]},
-        "config": cfg,
+        "config": PIPELINE.with_repo_paths(cfg),
         "gitCommit": git_commit(),
         "stages": [],
         "models": [],
@@ -252,7 +253,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
     description = cfg["zoo"]["description"] or f"AlphaNet sub-networks of the '{space.name}' space"
     report["zoo"]["description"] = description
     staging = run_dir / STAGING_DIR
-    with log.stage("export", f"ONNX export of {len(results)} members into {staging}") as rec:
+    with log.stage("export", f"ONNX export of {len(results)} members into {repo_path(staging)}") as rec:
         labels = manifest_labels(source, cfg["zoo"]["labels_file"], tensors)
         zoo_info = {"name": cfg["zoo"]["name"], "description": description, "source": zoo_source}
         opset = cfg["export"]["opset"]
@@ -291,7 +292,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         manifest = final_manifest(results, tensors, cfg, staged, host, log.say)
         rec.details["summary"] = f"{len(manifest['models'])} models"
 
-    with log.stage("publish", f"atomic publish into {zoo_dir}") as rec:
+    with log.stage("publish", f"atomic publish into {repo_path(zoo_dir)}") as rec:
         side_files: dict[str, bytes | str] = {}
         if cfg["publish"]["model_card"]:
             report["chart"] = True
