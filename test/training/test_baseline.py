@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from alphanet.cli.train import load_baseline
+from alphanet.engine.training_run import load_baseline
 from alphanet.engine.standalone import RESULT_FILE, baseline_network
 from alphanet.engine.trainer import train
 from alphanet.errors import UserError

@@ -16,13 +16,8 @@ import argparse
 import json
 import os
 import sys
-import time
-from pathlib import Path
 
-import yaml
-
-from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
-from ..config import apply_overrides, config_from_dict, load_config
+from ..engine.training_run import load_baseline, plan_training_run
 from ..errors import UserError
 from ..logging_utils import setup_logging
 from ._command import add_command, add_overrides
@@ -74,40 +69,6 @@ def add_parser(subparsers) -> None:
     add_overrides(parser, "config overrides, e.g. optim.lr=0.2")
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
-def _run_dir_of_checkpoint(path: Path) -> Path:
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
-
-
-def load_baseline(spec: str) -> dict:
-    """``FILE:NAME`` -> that entry of the file's ``baselines`` mapping, with its name."""
-    path, sep, name = spec.rpartition(":")
-    if not sep or not path or not name:
-        raise UserError(f"--baseline must be FILE:NAME, got '{spec}'")
-    try:
-        entries = yaml.safe_load(Path(path).read_text())["baselines"]
-    except FileNotFoundError:
-        raise UserError(f"--baseline: no such file {path}") from None
-    except (yaml.YAMLError, TypeError, KeyError) as exc:
-        raise UserError(f"--baseline: {path} has no 'baselines' mapping ({exc})") from None
-    if not isinstance(entries, dict) or name not in entries:
-        known = ", ".join(entries) if isinstance(entries, dict) else "none"
-        raise UserError(f"--baseline: {path} has no baseline '{name}' (known: {known})")
-    return {"name": name, **entries[name]}
-
-
 def run(args: argparse.Namespace) -> int:
     from ..distributed import cleanup_distributed
     from ..engine.trainer import TrainingDiverged, train
@@ -121,50 +82,18 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"train.epochs={args.epochs}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-
-    resume = args.resume
-    if resume == "auto":
-        if not args.run_dir:
-            raise UserError("--resume auto needs --run-dir")
-        candidate = Path(args.run_dir) / CHECKPOINT_DIR / LAST
-        resume = str(candidate) if candidate.is_file() else None
-        if resume is None and not args.config:
-            raise UserError(f"--resume auto: no checkpoint in {args.run_dir} and no --config to start from")
-
-    state = None
-    if resume is not None:
-        state = load_checkpoint(resume)
-        stored = config_from_dict(state["config"])
-        cfg = apply_overrides(load_config(args.config) if args.config else stored, overrides)
-        if args.baseline:
-            cfg["baseline"] = load_baseline(args.baseline)
-        elif stored.get("baseline"):
-            cfg["baseline"] = stored["baseline"]
-        changed = _changed_keys(stored, cfg)
-        if changed:
-            changed_text = ", ".join(changed)
-            print(
-                f"warning: resumed run's config differs from the checkpoint's in: {changed_text}",
-                file=sys.stderr,
-            )
-        run_dir = Path(args.run_dir) if args.run_dir else _run_dir_of_checkpoint(Path(resume))
-    else:
-        if not args.config:
-            raise UserError("--config is required (or --resume a checkpoint / run directory)")
-        cfg = load_config(args.config, overrides)
-        if args.baseline:
-            cfg["baseline"] = load_baseline(args.baseline)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{Path(args.config).stem}-{stamp}"
-        if (run_dir / CHECKPOINT_DIR / LAST).exists():
-            raise UserError(f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir")
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    plan = plan_training_run(args.config, args.run_dir, args.resume, overrides, baseline)
+    if plan.changed_keys:
+        changed = ", ".join(plan.changed_keys)
+        print(f"warning: resumed run's config differs from the checkpoint's in: {changed}", file=sys.stderr)
 
     setup_logging()
     try:
         result = train(
-            cfg,
-            run_dir,
-            resume_state=state,
+            plan.cfg,
+            plan.run_dir,
+            resume_state=plan.resume_state,
             max_steps=args.max_steps,
             time_limit_min=args.time_limit_min,
             progress=not args.no_progress,
@@ -175,16 +104,13 @@ def run(args: argparse.Namespace) -> int:
     finally:
         cleanup_distributed()
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, from the main rank
-        print(
-            json.dumps(
-                {
-                    "status": result.status,
-                    "step": result.step,
-                    "epoch": result.epoch,
-                    "runDir": str(run_dir),
-                    "checkpoint": str(result.checkpoint) if result.checkpoint else None,
-                    "validation": result.validation,
-                }
-            )
-        )
+        summary = {
+            "status": result.status,
+            "step": result.step,
+            "epoch": result.epoch,
+            "runDir": str(plan.run_dir),
+            "checkpoint": str(result.checkpoint) if result.checkpoint else None,
+            "validation": result.validation,
+        }
+        print(json.dumps(summary))
     return 0
