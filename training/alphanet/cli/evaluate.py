@@ -15,10 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.evaluate import evaluate
-from ..engine.subnet_data import evaluation_loader
-from ..engine.subnet_eval import subnet_for, uses_channels_last
-from ..models import complexity
+from ..engine.subnet_eval import evaluate_subnets
+from ..paths import repo_path
 from . import _subnet_options as options
 from ._command import add_command
 
@@ -53,25 +51,11 @@ def run(args: argparse.Namespace) -> int:
     source = options.load_source(args)
     settings = options.calibration_settings(args, source)
     device = options.device_of(source)
-    loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
     targets = options.resolve_archs(source.space, args.arch) or [(None, None)]
-    results = []
-    for label, arch in targets:
-        static, calibration = subnet_for(source, arch, settings, device, recalibrate=args.recalibrate)
-        accuracy = evaluate(static, loader, args.max_batches, uses_channels_last(source.cfg))
-        cx = complexity(source.space, static.arch, static.num_classes)
-        results.append(
-            {
-                "name": label or Path(source.origin).stem,
-                "arch": {"space": source.space.name, **static.arch.to_dict()},
-                "mflops": round(cx.mflops, 4),
-                "params": cx.params,
-                **accuracy,
-                "evaluation": {"dataset": split.dataset, "split": split.split},
-                "calibration": calibration,
-            }
-        )
-    output = {"source": source.origin, "results": results}
+    results = evaluate_subnets(
+        source, targets, settings, device, args.eval_batch_size, args.max_batches, args.recalibrate
+    )
+    output = {"source": repo_path(source.origin), "results": results}
     text = json.dumps(output, indent=2)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,15 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..engine.evaluate import evaluate
 from ..engine.search_run import read_search_results, search_picks
-from ..engine.subnet_data import evaluation_loader
-from ..engine.subnet_eval import subnet_for, uses_channels_last
 from ..errors import UserError
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
-from ..export.sources import resolve_labels
-from ..export.zoo_writer import export_model, model_name, write_zoo
-from ..paths import git_commit, repo_path
+from ..export.subnet_zoo import ZooSettings, export_subnets
 from ..space import ArchConfig, SearchSpace
 from . import _subnet_options as options
 from ._command import add_command
@@ -100,59 +95,30 @@ def _selection(args: argparse.Namespace, source) -> list[tuple[str, ArchConfig |
 
 @options.file_errors_are_user_errors
 def run(args: argparse.Namespace) -> int:
-    if args.opset < MIN_OPSET:
-        raise UserError(f"--opset must be >= {MIN_OPSET}")
     source = options.load_source(args)
-    space = source.space
-    selection = _selection(args, source)
-    prefix = args.name_prefix if args.name_prefix is not None else space.name.replace("_", "-") + "-"
-    names = [model_name(prefix, label) for label, _ in selection]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise UserError(f"duplicate model names {duplicates}; the same arch was selected twice")
-    settings = options.calibration_settings(args, source)
-    device = options.device_of(source)
-    loader, split = evaluation_loader(source.cfg, args.eval_batch_size)
-    labels = resolve_labels(source, args.labels, list(getattr(loader.dataset, "classes", []) or []))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for name, (label, arch) in zip(names, selection):
-        static, _ = subnet_for(source, arch, settings, device)
-        accuracy = evaluate(static, loader, args.max_batches, uses_channels_last(source.cfg))
-        entry = export_model(
-            static,
-            space,
-            name=name,
-            out_dir=args.out_dir,
-            labels=labels,
-            accuracy=accuracy,
-            evaluation={"dataset": split.dataset, "split": split.split, "runtime": "pytorch"},
-            opset=args.opset,
-        )
-        entries.append(entry)
+    settings = ZooSettings(
+        out_dir=args.out_dir,
+        name_prefix=args.name_prefix,
+        zoo_name=args.zoo_name,
+        description=args.description,
+        default_model=args.default_model,
+        labels_file=args.labels,
+        opset=args.opset,
+        eval_batch_size=args.eval_batch_size,
+        max_batches=args.max_batches,
+    )
+
+    def report(entry: dict, accuracy: dict) -> None:
         print(
-            f"{name}: {entry['mflops']:.2f} MFLOPs, {entry['params']} params, top-1 {accuracy['top1']:.4f} "
-            f"({accuracy['samples']} {split.split} images) -> {entry['file']}",
+            f"{entry['name']}: {entry['mflops']:.2f} MFLOPs, {entry['params']} params, top-1 "
+            f"{accuracy['top1']:.4f} ({accuracy['samples']} {accuracy['split']} images) -> {entry['file']}",
             file=sys.stderr,
         )
-    zoo_source = {"space": space.name, "checkpoint": repo_path(source.origin)}
-    commit = git_commit()
-    if commit:
-        zoo_source["gitCommit"] = commit
-    manifest = write_zoo(
-        args.out_dir,
-        entries,
-        zoo_name=args.zoo_name or f"alphanet-{space.name.replace('_', '-')}",
-        description=args.description or f"AlphaNet sub-networks of the '{space.name}' space",
-        source=zoo_source,
-        default_model=args.default_model,
+
+    calibration = options.calibration_settings(args, source)
+    manifest = export_subnets(
+        source, _selection(args, source), calibration, options.device_of(source), settings, report
     )
-    print(
-        json.dumps(
-            {
-                "manifest": str(args.out_dir / "manifest.json"),
-                "models": [m["name"] for m in manifest["models"]],
-            }
-        )
-    )
+    models = [m["name"] for m in manifest["models"]]
+    print(json.dumps({"manifest": str(args.out_dir / "manifest.json"), "models": models}))
     return 0

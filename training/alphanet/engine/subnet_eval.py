@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -15,11 +16,11 @@ from torch.utils.data import Dataset
 from ..data.loader import holdout_settings
 from ..errors import UserError
 from ..export.sources import SubnetSource
-from ..models import StaticAlphaNet
+from ..models import StaticAlphaNet, complexity
 from ..space import ArchConfig
 from .bn_calibration import cache_batches, calibrate_bn, to_model_input
 from .evaluate import Accuracy, evaluate
-from .subnet_data import calibration_loader, dataset_name, holdout_loader, holdout_split
+from .subnet_data import calibration_loader, dataset_name, evaluation_loader, holdout_loader, holdout_split
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,37 @@ def subnet_for(
     if arch is None:
         raise UserError("--arch is required with a supernet checkpoint")
     return calibrate_arch(source, arch, calibration_images(source, settings, device), device)
+
+
+def evaluate_subnets(
+    source: SubnetSource,
+    targets: list[tuple[str | None, ArchConfig | None]],
+    settings: CalibrationSettings,
+    device: torch.device,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    recalibrate: bool = False,
+) -> list[dict[str, Any]]:
+    """Top-1/top-5 on the evaluation split of each (label, arch) after BN recalibration (a
+    calibrated sub-network checkpoint: its own statistics unless ``recalibrate``)."""
+    loader, split = evaluation_loader(source.cfg, batch_size)
+    results = []
+    for label, arch in targets:
+        static, calibration = subnet_for(source, arch, settings, device, recalibrate=recalibrate)
+        accuracy = evaluate(static, loader, max_batches, uses_channels_last(source.cfg))
+        cx = complexity(source.space, static.arch, static.num_classes)
+        results.append(
+            {
+                "name": label or Path(source.origin).stem,
+                "arch": {"space": source.space.name, **static.arch.to_dict()},
+                "mflops": round(cx.mflops, 4),
+                "params": cx.params,
+                **accuracy,
+                "evaluation": {"dataset": split.dataset, "split": split.split},
+                "calibration": calibration,
+            }
+        )
+    return results
 
 
 class HoldoutFitness:
