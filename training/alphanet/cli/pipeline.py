@@ -65,27 +65,19 @@ def reproduce_command(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..pipeline.runner import run_pipeline
 
-    overrides = list(args.overrides)
-    # Flags are relative to the working directory; make them absolute before they join the config.
+    # Flags are relative to the working directory (config values to the repository root).
+    values: dict = {}
     if args.run_dir is not None:
-        overrides.append(f"run_dir={args.run_dir.resolve()}")
+        values["run_dir"] = str(args.run_dir.resolve())
     if args.zoo_dir is not None:
-        overrides.append(f"publish.zoo_dir={args.zoo_dir.resolve()}")
-    if args.checkpoint is not None:
-        overrides += [
-            "source.train.config=null",
-            "source.official=null",
-            f"source.checkpoint={args.checkpoint.resolve()}",
-        ]
-    if args.official is not None:
-        overrides += [
-            "source.train.config=null",
-            "source.checkpoint=null",
-            f"source.official={args.official.resolve()}",
-        ]
+        values["publish.zoo_dir"] = str(args.zoo_dir.resolve())
+    for flag, key in ((args.checkpoint, "source.checkpoint"), (args.official, "source.official")):
+        if flag is not None:
+            values.update({"source.train.config": None, "source.checkpoint": None, "source.official": None})
+            values[key] = str(flag.resolve())
     if args.reload_url is not None:
-        overrides.append(f"publish.reload_url={args.reload_url}")
-    cfg = load_pipeline_config(args.config, overrides)
+        values["publish.reload_url"] = args.reload_url
+    cfg = load_pipeline_config(args.config, args.overrides, values)
     try:
         outcome = run_pipeline(
             cfg, config_file=str(args.config), command=reproduce_command(args), reload_pid=args.reload_pid

@@ -118,9 +118,12 @@ TREE: dict[str, Any] = {
 }
 
 
-def load_pipeline_config(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults <- YAML file <- overrides; paths made absolute; validated."""
-    return PIPELINE.load(path, overrides)
+def load_pipeline_config(
+    path: str | Path | None, overrides: Iterable[str] = (), values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Defaults <- YAML file <- ``KEY=VALUE`` overrides <- typed ``values``; paths made absolute;
+    validated."""
+    return PIPELINE.load(path, overrides, values)
 
 
 def source_kind(cfg: dict[str, Any]) -> str:
