@@ -118,3 +118,33 @@ def test_partial_files_get_defaults_and_dump_round_trips(tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == cfg
     assert load_config(tmp_path / "config.yaml") == cfg
     assert config_from_dict(yaml.safe_load((tmp_path / "config.yaml").read_text())) == cfg
+
+
+def _schemas():
+    from alphanet.config import TRAINING
+    from alphanet.engine.search_config import SEARCH
+    from alphanet.pipeline.config import PIPELINE
+
+    return {
+        "training": (TRAINING, CONFIGS),
+        "search": (SEARCH, sorted((TRAINING_DIR / "configs" / "search").glob("*.yaml"))),
+        "pipeline": (PIPELINE, [TRAINING_DIR / "configs" / "pipeline" / "fashion_mnist.yaml"]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["training", "search", "pipeline"])
+def test_one_mechanism_declares_every_key_once_with_a_comment_and_the_reference_files_list_them(kind):
+    schema, files = _schemas()[kind]
+    assert schema.keys and all(spec.doc.strip() for spec in schema.keys.values())
+    for path in files:
+        listed = schema.documented_keys(path.read_text())
+        assert set(listed) == set(schema.keys), f"{path.name}: keys differ from the {kind} schema"
+        schema.load(path, [], {"checkpoint": "x"} if kind == "search" else None)  # loads as is
+
+
+def test_every_kind_shares_the_override_parser_and_its_errors():
+    for kind, (schema, _) in _schemas().items():
+        with pytest.raises(UserError, match=f"{schema.label}: unknown key 'nope'"):
+            schema.parse_override("nope=1")
+        with pytest.raises(UserError, match="is not KEY=VALUE"):
+            schema.parse_override("novalue")
