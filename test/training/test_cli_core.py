@@ -54,7 +54,7 @@ def test_flops_table_and_multiple_archs(capsys, tmp_path):
     arch_file = tmp_path / "arch.json"
     arch_file.write_text(
         json.dumps(
-            {"resolution": 24, "width": [8, 8, 16, 24, 32, 48, 72, 96, 512]}
+            {"resolution": 28, "width": [16, 16, 24, 32, 40, 48, 72, 96, 512]}
             | {"depth": [1, 1, 2, 2, 2, 2, 1], "kernel_size": [3] * 7, "expand_ratio": [1, 4, 4, 4, 4, 6, 6]}
         )
     )
@@ -122,7 +122,8 @@ def test_train_then_resume_auto(tiny_space_file, tmp_path, capsys):
     overrides = [
         f"space={tiny_space_file}",
         "data.batch_size=16",
-        "data.max_train_samples=64",
+        "data.max_train_samples=80",
+        "data.holdout_size=16",  # 64 training images: 4 steps of 16
         "data.max_val_samples=50",
         "validation.calib_batches=1",
         "runtime.threads=1",

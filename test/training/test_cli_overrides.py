@@ -16,7 +16,7 @@ COMMANDS = {
     "search": ["s.yaml", "a.b=1", "data.root=X", "c=3"],
     "pipeline": ["--config", "p.yaml", "a.b=1", "--run-dir", "r", "data.root=X", "--zoo-dir", "z", "c=3"],
     "ablation": ["--config", "p.yaml", "a.b=1", "--seeds", "0", "data.root=X", "--no-train", "c=3"],
-    "import-official": ["official.pth", "a.b=1", "--out", "o.pt", "data.root=X", "--space", "imagenet", "c=3"],
+    "import-official": ["official.pth", "a.b=1", "--out", "o.pt", "data.root=X", "--space", "in", "c=3"],
 }
 
 

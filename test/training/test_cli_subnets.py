@@ -173,7 +173,7 @@ def test_search_then_export_its_picks(supernet_checkpoint, tmp_path, capsys):
         f"checkpoint={supernet_checkpoint}", f"output={results}",
         "evolution.population_size=3", "evolution.mutate_size=2", "evolution.crossover_size=1",
         "evolution.iterations=2", "fitness.holdout_size=64", "fitness.calib_batches=1",
-        "fitness.calib_batch_size=16", "fitness.eval_batch_size=64", "targets_mflops=[3.5,6,12.1]",
+        "fitness.calib_batch_size=16", "fitness.eval_batch_size=64", "targets_mflops=[8,16,42.2]",
     )  # fmt: skip
     assert code == 0, stderr
     data = json.loads(results.read_text())
@@ -182,7 +182,7 @@ def test_search_then_export_its_picks(supernet_checkpoint, tmp_path, capsys):
     assert "training split" in data["fitness"]["split"]
     assert len(data["history"]) == 2 and data["evaluatedCount"] <= 3 + 3
     for candidate in data["archive"]:
-        assert 2.0 <= candidate["mflops"] <= 12.1 and candidate["samples"] == 64
+        assert 6.0 <= candidate["mflops"] <= 42.2 and candidate["samples"] == 64
     picks = [t["pick"] for t in data["targets"] if t["pick"]]
     assert picks and all(p["mflops"] <= t["targetMflops"] for t, p in zip(data["targets"], picks) if p)
     zoo = tmp_path / "zoo"

@@ -31,7 +31,7 @@ from alphanet.export.bn_folding import fold_batchnorm
 from alphanet.models import StaticAlphaNet, complexity
 from alphanet.space import load_space
 
-SPACE = load_space("fashion_mnist")  # 6.87 .. 42.18 MFLOPs
+SPACE = load_space("fashion_mnist")  # 6.87 .. 42.18 MFLOPs (small_settings: 10 .. 28)
 
 
 def synthetic_fitness(arch):
@@ -43,13 +43,13 @@ def synthetic_fitness(arch):
 
 def small_settings(**overrides) -> SearchSettings:
     values = dict(
-        min_mflops=3.0,
-        max_mflops=8.0,
+        min_mflops=10.0,
+        max_mflops=28.0,
         population_size=6,
         mutate_size=4,
         crossover_size=4,
         iterations=4,
-        flops_step=0.25,
+        flops_step=1.0,
         seed=0,
     )
     values.update(overrides)
@@ -117,12 +117,12 @@ def test_search_respects_constraints_and_keeps_the_best_per_bin():
     settings = small_settings()
     result = EvolutionarySearch(SPACE, settings, synthetic_fitness).run()
     assert len(result.history) == settings.iterations
-    assert result.evaluated[0].origin == "min" or complexity(SPACE, SPACE.min_arch()).mflops < 3.0
+    assert result.evaluated[0].origin == "min" or complexity(SPACE, SPACE.min_arch()).mflops < 10.0
     for cand in result.evaluated:
         assert settings.min_mflops <= cand.mflops <= settings.max_mflops
         assert cand.top1 == synthetic_fitness(cand.arch)["top1"]
     for key, best in result.archive.items():
-        same_bin = [c for c in result.evaluated if flops_bin(c.mflops, 0.25) == key]
+        same_bin = [c for c in result.evaluated if flops_bin(c.mflops, 1.0) == key]
         assert best.top1 == max(c.top1 for c in same_bin)
     origins = {c.origin for c in result.evaluated}
     assert {"random", "mutation", "crossover"} <= origins
@@ -134,11 +134,11 @@ def test_search_is_deterministic_and_serialisable():
     first = EvolutionarySearch(SPACE, small_settings(), synthetic_fitness).run()
     second = EvolutionarySearch(SPACE, small_settings(), synthetic_fitness).run()
     assert [c.arch for c in first.evaluated] == [c.arch for c in second.evaluated]
-    data = json.loads(json.dumps(first.to_dict(targets=[4.0, 6.0, 1.0])))
-    assert data["settings"]["flopsStep"] == 0.25 and data["evaluatedCount"] == len(first.evaluated)
+    data = json.loads(json.dumps(first.to_dict(targets=[14.0, 21.0, 1.0])))
+    assert data["settings"]["flopsStep"] == 1.0 and data["evaluatedCount"] == len(first.evaluated)
     picks = data["targets"]
     assert (
-        picks[0]["pick"]["mflops"] <= 4.0 and picks[1]["pick"]["mflops"] <= 6.0 and picks[2]["pick"] is None
+        picks[0]["pick"]["mflops"] <= 14.0 and picks[1]["pick"]["mflops"] <= 21.0 and picks[2]["pick"] is None
     )
     assert set(picks[0]["pick"]["arch"]) == {
         "space",
