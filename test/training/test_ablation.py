@@ -19,7 +19,8 @@ from pipeline_helpers import FMNIST_PIPELINE, run_cli
 
 SPACE = load_space("fashion_mnist")
 TRAIN_OVERRIDES = (
-    "source.train.overrides=[data.max_train_samples=32, data.batch_size=16, data.max_val_samples=100, "
+    "source.train.overrides=[data.max_train_samples=48, data.holdout_size=16, data.batch_size=16, "
+    "data.max_val_samples=100, "
     "validation.every_epochs=0, checkpoint.keep_every_epochs=0, log.every_steps=1, runtime.threads=1]"
 )
 

@@ -73,7 +73,8 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
     overrides = [
         f"space={tiny_space_file}",
         "data.batch_size=16",
-        "data.max_train_samples=64",
+        "data.max_train_samples=80",
+        "data.holdout_size=16",
         "data.max_val_samples=50",
         "validation.calib_batches=1",
         "validation.calib_batch_size=16",
@@ -112,7 +113,8 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line.split(":", 1)[1] for line in proc.stdout.splitlines() if line.startswith("[default0]:")]
     summary = json.loads(lines[-1])
-    assert summary["status"] == "completed" and summary["step"] == 2  # 64 samples / 2 ranks / 16
+    assert summary["status"] == "completed" and summary["step"] == 2  # 80 - 16 held out = 64 samples / 2 ranks / 16
     state = load_checkpoint(run_dir)
     assert state["world_size"] == 2 and state["step"] == 2
-    assert set(summary["validation"]) == {"min", "max"} and summary["validation"]["max"]["samples"] == 50
+    # Validation during training reads the held-out split (data.holdout_size images).
+    assert set(summary["validation"]) == {"min", "max"} and summary["validation"]["max"]["samples"] == 16
