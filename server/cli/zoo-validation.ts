@@ -13,7 +13,9 @@ import { resolveExecutionProvider } from '../runtime/execution-provider.js'
 import { measureLatency, syntheticInput } from '../runtime/latency.js'
 import ort, { type InferenceSession } from '../runtime/ort.js'
 import { createSession, signatureProblem } from '../runtime/session.js'
-import { loadZoo } from '../zoo/load-zoo.js'
+import { evaluateCascade } from '../cascade/dataset-evaluation.js'
+import { loadZoo, type Zoo } from '../zoo/load-zoo.js'
+import { openStageSessions } from './cascade-stages.js'
 import type { ExecutionProviderName, MeasuredLatency, ModelEntry } from '../zoo/model-entry.js'
 import type { Dataset } from './dataset-file.js'
 
@@ -53,8 +55,17 @@ export interface ModelReport {
   latencyMs?: MeasuredLatency
 }
 
+/** A cascade the manifest declares, re-measured on the dataset through server/cascade/. */
+export type CascadeReport = {
+  name: string
+  ok: boolean
+  problems: string[]
+  top1?: { measured: number; manifest: number; delta: number; samples: number; exitFractions: number[] }
+}
+
 export interface ValidationReport {
   ok: boolean
+  cascades?: CascadeReport[]
   zooDir: string
   zoo?: string
   executionProvider?: ExecutionProviderName
@@ -299,9 +310,71 @@ export async function validateZoo(options: ValidationOptions): Promise<Validatio
   for (const model of zoo.models) {
     report.models.push(await validateModel(model, zoo.dir, decision.provider, options))
   }
+  if (zoo.manifest.cascades?.length) {
+    report.cascades = await validateCascades(zoo, decision.provider, options, report.models)
+  }
   if (options.dataset && !report.models.some((m) => m.top1 && 'measured' in m.top1)) {
     report.problems.push('the dataset matches the input contract of no model: top-1 was not measured')
   }
-  report.ok = report.problems.length === 0 && report.models.every((m) => m.ok)
+  report.ok =
+    report.problems.length === 0 &&
+    report.models.every((m) => m.ok) &&
+    (report.cascades ?? []).every((c) => c.ok)
   return report
+}
+
+/**
+ * Every declared cascade: its stages must have passed; given a dataset its top-1 is re-measured
+ * through the server's cascade rule and must match the manifest within top1Tolerance.
+ */
+async function validateCascades(
+  zoo: Zoo,
+  provider: ExecutionProviderName,
+  options: ValidationOptions,
+  models: ModelReport[],
+): Promise<CascadeReport[]> {
+  const reports: CascadeReport[] = []
+  const passed = new Set(models.filter((m) => m.ok).map((m) => m.name))
+  for (const cascade of zoo.manifest.cascades ?? []) {
+    const report: CascadeReport = { name: cascade.name, ok: false, problems: [] }
+    reports.push(report)
+    const failed = cascade.stages.filter((s) => !passed.has(s))
+    if (failed.length > 0) {
+      report.problems.push(`stage(s) ${failed.join(', ')} failed validation`)
+      continue
+    }
+    const first = zoo.models.find((m) => m.name === cascade.stages[0])
+    const dataset = options.dataset
+    if (dataset && first && contractMismatch(first, dataset) === undefined) {
+      const sessions = await openStageSessions(zoo.models, cascade.stages, provider, options.intraOpThreads)
+      try {
+        const [, c = 1, h = 1, w = 1] = dataset.header.shape
+        const measured = await evaluateCascade(
+          cascade.stages.map((s) => sessions.runner(s)),
+          cascade.thresholds,
+          { images: dataset.images, perImage: c * h * w, labels: dataset.labels },
+          options.batchSize,
+        )
+        const delta = measured.top1 - cascade.top1
+        report.top1 = {
+          measured: measured.top1,
+          manifest: cascade.top1,
+          delta,
+          samples: measured.samples,
+          exitFractions: measured.exitFractions,
+        }
+        if (options.top1Tolerance !== undefined && Math.abs(delta) > options.top1Tolerance) {
+          report.problems.push(
+            `top-1 ${measured.top1.toFixed(4)} differs from the manifest's ${cascade.top1} by more than ${options.top1Tolerance}`,
+          )
+        }
+      } catch (error) {
+        report.problems.push(`inference failed: ${(error as Error).message}`)
+      } finally {
+        await sessions.release()
+      }
+    }
+    report.ok = report.problems.length === 0
+  }
+  return reports
 }

@@ -127,6 +127,89 @@ export const ModelManifestSchema = Type.Object(
   { additionalProperties: false },
 )
 
+const ExitFractions = Type.Array(Fraction('Share of the images answered by this stage.'), {
+  minItems: 2,
+  maxItems: 3,
+  description: 'Per stage: the share of the images it answered (they sum to 1).',
+})
+
+/**
+ * A confidence cascade over 2-3 models of the zoo (docs/zoo-contract.md, "Cascades"): stage i
+ * answers an image when its top-1 softmax probability is at least thresholds[i]; the last stage
+ * always answers. Thresholds were picked on a held-out split; top1 is measured on the evaluation
+ * split through the server's cascade logic.
+ */
+export const CascadeManifestSchema = Type.Object(
+  {
+    name: Type.String({
+      pattern: ModelNamePattern,
+      description: 'Unique among the models and cascades of the zoo; requests name it like a model.',
+    }),
+    stages: Type.Array(Type.String({ pattern: ModelNamePattern }), {
+      minItems: 2,
+      maxItems: 3,
+      description: 'Model names, strictly increasing MFLOPs, one input contract and label set.',
+    }),
+    rule: Type.Literal('top1Probability', {
+      description: 'A stage answers when its top-1 softmax probability is ≥ its threshold.',
+    }),
+    thresholds: Type.Array(Fraction('Top-1 probability at or above which the stage answers.'), {
+      minItems: 1,
+      maxItems: 2,
+      description: 'One per stage but the last.',
+    }),
+    expectedMflops: Type.Number({
+      exclusiveMinimum: 0,
+      description: 'Mean over the held-out split of the MFLOPs of the stages that ran.',
+    }),
+    worstMflops: Type.Number({
+      exclusiveMinimum: 0,
+      description: 'Every stage ran: the sum of the stages’ MFLOPs.',
+    }),
+    heldOut: Type.Object(
+      {
+        dataset: Type.String({ minLength: 1 }),
+        split: Type.String({ minLength: 1 }),
+        samples: Type.Integer({ minimum: 1 }),
+        top1: Fraction('Top-1 on the held-out split (where the thresholds were picked).'),
+        exitFractions: ExitFractions,
+        note: Type.Optional(Type.String({ description: 'Caveat about this split.' })),
+      },
+      { additionalProperties: false, description: 'The split the stages and thresholds were picked on.' },
+    ),
+    top1: Fraction('Top-1 on the evaluation split through the cascade rule.'),
+    evaluation: Type.Object(
+      {
+        dataset: Type.String({ minLength: 1 }),
+        split: Type.String({ minLength: 1 }),
+        samples: Type.Integer({ minimum: 1 }),
+        runtime: Type.String({ minLength: 1, description: 'Runtime that produced the figures.' }),
+        exitFractions: ExitFractions,
+        meanMflops: Type.Number({
+          exclusiveMinimum: 0,
+          description: 'Mean MFLOPs of the stages that ran on this split.',
+        }),
+      },
+      { additionalProperties: false, description: 'Where top1 was measured.' },
+    ),
+    latencyMs: Type.Optional(
+      Type.Object(
+        {
+          expected: Type.Number({
+            minimum: 0,
+            description: 'Σ over stages of (share of held-out images reaching it) × its batch-1 p50.',
+          }),
+          worst: Type.Number({ minimum: 0, description: 'Σ of the stages’ batch-1 p50 (every stage ran).' }),
+          batchSize: Type.Integer({ minimum: 1 }),
+          host: Type.String(),
+        },
+        { additionalProperties: false, description: 'Latency on the publishing host.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+)
+
 export const ManifestSchema = Type.Object(
   {
     schemaVersion: Type.Literal(MANIFEST_SCHEMA_VERSION, {
@@ -147,6 +230,11 @@ export const ManifestSchema = Type.Object(
     ),
     defaultModel: Type.Optional(ModelName),
     models: Type.Array(ModelManifestSchema, { minItems: 1 }),
+    cascades: Type.Optional(
+      Type.Array(CascadeManifestSchema, {
+        description: 'Confidence cascades over the models; optional (a zoo without cascades is valid).',
+      }),
+    ),
   },
   {
     $id: MANIFEST_SCHEMA_ID,
@@ -159,3 +247,4 @@ export const ManifestSchema = Type.Object(
 export type Manifest = Static<typeof ManifestSchema>
 export type ModelManifest = Static<typeof ModelManifestSchema>
 export type ModelInput = Static<typeof ModelInputSchema>
+export type CascadeManifest = Static<typeof CascadeManifestSchema>

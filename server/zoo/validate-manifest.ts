@@ -5,6 +5,7 @@
  * and checked by load-zoo.ts, because they make one model not ready rather than the zoo invalid.
  */
 import { Compile } from 'typebox/compile'
+import { cascadeProblems } from './cascade-invariants.js'
 import { MANIFEST_SCHEMA_VERSION, ManifestSchema, type Manifest } from './manifest-schema.js'
 
 /** The manifest cannot be served at all; `problems` lists every violation, one per line. */
@@ -98,6 +99,7 @@ function invariantProblems(manifest: Manifest): string[] {
   if (Number.isNaN(Date.parse(manifest.zoo.createdAt))) {
     problems.push(`zoo.createdAt "${manifest.zoo.createdAt}" is not an ISO-8601 timestamp`)
   }
+  problems.push(...cascadeProblems(manifest))
   return problems
 }
 

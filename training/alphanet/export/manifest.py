@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..space import ArchConfig
+from .cascade_manifest import cascade_problems
 from .onnx import MIN_OPSET
 
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -191,7 +192,7 @@ def _schema_problems(manifest: Any, schema_path: Path) -> list[str]:
 def _invariant_problems(manifest: Mapping[str, Any]) -> list[str]:
     """What the JSON Schema cannot say: unique names, the default names a model, per-channel
     mean/std, the resize covers the crop, the arch's resolution is the model's, a real date-time,
-    and the opset this project's exporter writes."""
+    the opset this project's exporter writes, and the cascades' own (`cascade_problems`)."""
     problems = []
     created = manifest["zoo"]["createdAt"]
     try:
@@ -218,7 +219,7 @@ def _invariant_problems(manifest: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}/arch/resolution: must equal the model's resolution")
         if model["opset"] < MIN_OPSET:
             problems.append(f"{where}/opset: {model['opset']} is below {MIN_OPSET}, the exporter's minimum")
-    return problems
+    return problems + cascade_problems(manifest)
 
 
 def validate_manifest(manifest: Any, schema_path: Path = SCHEMA_PATH) -> None:

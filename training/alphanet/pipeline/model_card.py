@@ -52,8 +52,11 @@ def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-def pareto_chart(models: list[dict[str, Any]], title: str) -> bytes:
-    """PNG bytes: top-1 % against MFLOPs and against measured p50 latency (ms)."""
+def pareto_chart(
+    models: list[dict[str, Any]], title: str, cascades: list[dict[str, Any]] | None = None
+) -> bytes:
+    """PNG bytes: top-1 % against MFLOPs and against measured p50 latency (ms); with ``cascades``,
+    their frontier too (expected MFLOPs on the held-out split, expected latency)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,6 +76,7 @@ def pareto_chart(models: list[dict[str, Any]], title: str) -> bytes:
         ax.plot([p[0] for p in front], [p[1] for p in front], color="#1f77b4", alpha=0.5, zorder=2)
         for x, y, model in zip(xs, ys, subset):
             ax.annotate(model["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        _draw_cascades(ax, kind, cascades or [])
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top-1 (%)")
         ax.grid(True, alpha=0.3)
@@ -83,6 +87,20 @@ def pareto_chart(models: list[dict[str, Any]], title: str) -> bytes:
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _draw_cascades(ax, kind: str, cascades: list[dict[str, Any]]) -> None:
+    """Cascades as a second frontier: x = expected MFLOPs or expected latency, y = test top-1."""
+    subset = [c for c in cascades if kind == "mflops" or "latencyMs" in c]
+    if not subset:
+        return
+    xs = [c["expectedMflops"] if kind == "mflops" else c["latencyMs"]["expected"] for c in subset]
+    ys = [c["top1"] * 100 for c in subset]
+    ax.scatter(xs, ys, color="#d62728", marker="D", zorder=3, label="cascades (expected cost)")
+    front = _front(list(zip(xs, ys)))
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="#d62728", alpha=0.5, zorder=2)
+    ax.scatter([], [], color="#1f77b4", label="single members")
+    ax.legend(loc="lower right", fontsize=8)
 
 
 def _models_table(report: dict[str, Any]) -> str:
