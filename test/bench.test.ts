@@ -28,7 +28,16 @@ interface QuickReport {
   machine: { cores: number; loadAtStart: number[] }
   zoos: {
     label: string
-    overhead: { model: string; httpMs: number; inProcessMs: number; overheadMs: number; ratio: number }[]
+    overhead: {
+      model: string
+      httpMs: number
+      inProcessMs: number
+      overheadMs: number
+      ratio: number
+      idleInferenceMs: number
+      bareRunMs: number
+      inferenceRatio: number
+    }[]
     throughput: {
       model: string
       levels: Level[]
@@ -78,14 +87,17 @@ describe('bench/run.ts --quick', () => {
     assert.equal(report.zoos.length, 1, 'quick mode benchmarks the given zoo only')
     const [zoo] = report.zoos
     assert.ok(zoo)
-    // The largest fixture model is the one measured.
+    // The cheapest and the largest fixture models are the ones measured.
     assert.deepEqual(
       zoo.overhead.map((o) => o.model),
-      ['fixture-rgb32'],
+      ['fixture-gray28-small', 'fixture-rgb32'],
     )
-    const [overhead] = zoo.overhead
-    assert.ok(overhead && overhead.httpMs > 0 && overhead.inProcessMs > 0)
-    assert.ok(Math.abs(overhead.overheadMs - (overhead.httpMs - overhead.inProcessMs)) < 0.01)
+    for (const overhead of zoo.overhead) {
+      assert.ok(overhead.httpMs > 0 && overhead.inProcessMs > 0)
+      assert.ok(Math.abs(overhead.overheadMs - (overhead.httpMs - overhead.inProcessMs)) < 0.01)
+      assert.ok(overhead.idleInferenceMs > 0 && overhead.bareRunMs > 0)
+      assert.ok(overhead.inferenceRatio > 0)
+    }
     const tp = zoo.throughput
     assert.deepEqual(
       tp.levels.map((l) => l.clients),

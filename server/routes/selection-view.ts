@@ -92,6 +92,16 @@ export function selectionError(
       const fastest = outcome.fastest
       if (outcome.overloaded) {
         // The budget is fine on an idle server; only the current load breaks it: retry, not relax.
+        // Once the request has spent its whole budget waiting, its deadline has passed (504).
+        const budgetMs = request.budget.maxLatencyMs ?? Number.POSITIVE_INFINITY
+        const spentMs = request.elapsedMs ?? 0
+        if (spentMs >= budgetMs) {
+          return apiError(
+            'DEADLINE_EXCEEDED',
+            `the request spent ${spentMs.toFixed(1)} ms waiting under the current load, past its maxLatencyMs ${budgetMs}; retry shortly`,
+            { remainingMs: 0, neededMs: (fastest && latencyEstimate(fastest)) ?? 0 },
+          )
+        }
         return apiError(
           'OVERLOADED',
           `${outcome.explanation}; retry shortly, or pass onInfeasible=smallest to be served anyway.`,

@@ -4,15 +4,12 @@
  * queued and running requests finish before the workers (and their sessions) are torn down, which
  * is what makes a zoo reload safe for running requests.
  */
-import type { RunOptions } from '../decorators.js'
 import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
-import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import { Contention, ModelLatency } from './latency-model.js'
 import {
   Scheduler,
-  type JobResult,
   type LatencyPrediction,
   type SchedulerHooks,
   type SchedulerSettings,
@@ -20,14 +17,14 @@ import {
 import { WorkerPool, type WorkerExitInfo } from './worker-pool.js'
 import { PreprocessPool } from './preprocess-pool.js'
 import { rebuildError } from './scheduler.js'
-import type {
-  BatchItem,
-  ImageItem,
-  PixelsItem,
-  PrepareReply,
-  WorkerFault,
-  WorkerModelSpec,
-  WorkerModelStatus,
+import type { InferenceResult, RunOptions } from './types.js'
+import {
+  type BatchItem,
+  type ImageItem,
+  type PrepareReply,
+  type WorkerFault,
+  type WorkerModelSpec,
+  type WorkerModelStatus,
 } from './worker-protocol.js'
 
 /** A model to load, before the server's batch limit is applied. */
@@ -54,8 +51,15 @@ export const DEFAULT_SCHEDULING: SchedulerSettings = {
   maxBatchSize: 32,
   maxQueueDelayMs: 0,
   maxQueueSize: 256,
-  requestTimeoutMs: 30_000,
+  inferenceTimeoutMs: 30_000,
 }
+
+/**
+ * Largest upload an idle inference worker decodes itself. Beyond it, decoding goes through the
+ * preprocessing stage even on an idle server, so one huge photo cannot hold the inference worker
+ * while requests arriving behind it wait.
+ */
+const DIRECT_IMAGE_BYTES = 512 * 1024
 
 /** Input contract used for a tensor-only spec (no images): resizing is never needed. */
 function tensorContract(spec: PoolModelSpec): InputContract {
@@ -203,7 +207,7 @@ export class InferencePool {
     input: Float32Array,
     dims: readonly number[],
     options: RunOptions & { transfer?: boolean } = {},
-  ): Promise<JobResult> {
+  ): Promise<InferenceResult> {
     if (this.closing) {
       return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
     }
@@ -215,32 +219,18 @@ export class InferencePool {
     })
   }
 
-  /** Preprocesses decoded pixels per the model's contract (preprocessing stage), then runs it. */
-  runPixels(
-    model: string,
-    pixels: PixelBuffer,
-    options: RunOptions = {},
-  ): Promise<JobResult & { preprocessMs: number }> {
-    return this.prepareAndRun(model, { kind: 'pixels', pixels }, wholeBuffer(pixels.data), options)
-  }
-
-  /** Decodes and preprocesses an encoded image (preprocessing stage), then runs it. */
-  runImage(
+  /**
+   * Decodes and preprocesses an encoded image, then runs it. Two routes, one answer: when an
+   * inference worker is idle and nothing waits (an idle server), a small image goes straight to
+   * it, which decodes and runs it in one hand-off; otherwise it goes through the preprocessing
+   * stage first, so decoding overlaps with the batches running ahead of it.
+   */
+  async runImage(
     model: string,
     bytes: Uint8Array,
     options: RunOptions & { maxPixels: number },
-  ): Promise<JobResult & { preprocessMs: number }> {
-    const { maxPixels } = options
-    return this.prepareAndRun(model, { kind: 'image', bytes, maxPixels }, wholeBuffer(bytes), options)
-  }
-
-  private async prepareAndRun(
-    model: string,
-    item: PixelsItem | ImageItem,
-    transfer: ArrayBuffer[],
-    options: RunOptions,
-  ): Promise<JobResult & { preprocessMs: number }> {
-    const { deadline: requested, signal } = options
+  ): Promise<InferenceResult> {
+    const { deadline: requested, signal, maxPixels } = options
     if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const contract = this.contracts.get(model)
     const latency = this.scheduler.latency(model)
@@ -255,8 +245,31 @@ export class InferencePool {
     const pending = this.preparingFor.get(model) ?? 0
     const refusal = this.scheduler.refusal(model, 1, deadline, now, preprocessing, pending)
     if (refusal) throw refusal
+    const item: ImageItem = { kind: 'image', bytes, maxPixels }
+    if (
+      bytes.byteLength <= DIRECT_IMAGE_BYTES &&
+      this.preprocessors.pending === 0 &&
+      this.scheduler.dispatchesAtOnce
+    ) {
+      return this.scheduler.submit(model, { ...item, deadline: performance.timeOrigin + deadline }, 1, {
+        deadline,
+        transfer: wholeBuffer(bytes),
+        ...(signal && { signal }),
+      })
+    }
+    return this.prepareAndRun(model, contract, item, deadline, pending, signal)
+  }
+
+  private async prepareAndRun(
+    model: string,
+    contract: InputContract,
+    item: ImageItem,
+    deadline: number,
+    pending: number,
+    signal: AbortSignal | undefined,
+  ): Promise<InferenceResult> {
     let prepared: PrepareReply
-    let running: Promise<JobResult>
+    let running: Promise<InferenceResult>
     this.preparing++
     this.preparingFor.set(model, pending + 1)
     try {
@@ -265,7 +278,7 @@ export class InferencePool {
           contract,
           item,
           performance.timeOrigin + deadline,
-          transfer,
+          wholeBuffer(item.bytes),
           signal,
         )
       } catch (error) {

@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { DEFAULT_ZOO_DIR, FIXTURE_ZOO_DIR } from '../config.js'
-import type { InferenceRunner, ZooReloader } from '../decorators.js'
 import { ServingZoo } from './serving-zoo.js'
 
 const zooRuntime: FastifyPluginAsync = async (app) => {
@@ -40,15 +39,10 @@ const zooRuntime: FastifyPluginAsync = async (app) => {
   )
   await serving.start()
 
-  const inference: InferenceRunner = {
-    run: (model, input, dims, options) => serving.run(model, input, dims, options),
-    runPixels: (model, pixels, options) => serving.runPixels(model, pixels, options),
-    runImage: (model, image, options) => serving.runImage(model, image, options),
-  }
-  const zooManager: ZooReloader = { reload: (zooDir) => serving.reload(zooDir) }
+  // One runtime object behind all three decorations (each typed to what its users need).
   app.decorate('zoo', serving)
-  app.decorate('inference', inference)
-  app.decorate('zooManager', zooManager)
+  app.decorate('inference', serving)
+  app.decorate('zooManager', serving)
 
   // Executed batch sizes go to the metrics (registered after this plugin) straight from the
   // scheduler: the routes only see requests, not how they were merged.

@@ -1,5 +1,5 @@
 /**
- * The preprocessing stage: worker threads that turn images (or decoded pixels) into input tensors
+ * The preprocessing stage: worker threads that turn encoded images into input tensors
  * ahead of the inference workers, so decoding one request overlaps with running the batch before
  * it instead of adding to it. A task goes to the worker with the fewest tasks in progress; every
  * worker takes any number at once (their decodes overlap on libuv's pool).
@@ -21,7 +21,6 @@ import {
   type CancelTask,
   type PrepareBatch,
   type ImageItem,
-  type PixelsItem,
   type PrepareReply,
   type PrepareTask,
 } from './worker-protocol.js'
@@ -145,7 +144,7 @@ export class PreprocessPool {
    */
   prepare(
     contract: InputContract,
-    item: PixelsItem | ImageItem,
+    item: ImageItem,
     deadline: number,
     transfer: ArrayBuffer[] = [],
     signal?: AbortSignal,

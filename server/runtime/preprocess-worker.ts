@@ -1,15 +1,13 @@
 /**
  * Preprocessing worker (a plain worker_threads Worker owned by preprocess-pool.ts): encoded image
- * bytes or decoded pixels → a model's input tensor. Decoding runs in sharp on libuv's pool and the
- * Pillow-exact resample/normalise runs here, so neither the HTTP event loop nor an inference
- * worker waits for it: while one request's image is prepared, the inference workers run the batch
- * before it (a two-stage pipeline). Several tasks may be in progress at once (their decodes
- * overlap); each answers with its tensor, transferred, or the coded error of its image.
+ * bytes → a model's input tensor (image-to-tensor.ts), so that under load neither the HTTP event
+ * loop nor a busy inference worker waits for it: while one request's image is prepared, the
+ * inference workers run the batch before it (a two-stage pipeline). Several tasks may be in
+ * progress at once (their decodes overlap); each answers with its tensor, transferred, or the
+ * coded error of its image.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { ApiError, isApiError } from '../errors.js'
-import { clientClosed, decodeImage } from '../preprocess/decode.js'
-import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
+import { imageToTensor, itemError } from '../preprocess/image-to-tensor.js'
 import { MessageBatch } from './message-batch.js'
 import {
   CANCEL_TASK,
@@ -17,19 +15,9 @@ import {
   PREPARE_BATCH,
   type CancelTask,
   type PrepareBatch,
-  epochMs,
-  type ItemError,
   type PrepareReply,
   type PrepareTask,
 } from './worker-protocol.js'
-
-function itemError(error: unknown): ItemError {
-  if (isApiError(error)) return { code: error.code, message: error.message, details: error.details }
-  return {
-    code: 'INFERENCE_FAILED',
-    message: `preprocessing failed: ${error instanceof Error ? error.message : String(error)}`,
-  }
-}
 
 /** Replies finished in one turn go back as one message. */
 const replies = new MessageBatch<PrepareReply>((batch, transfer) => {
@@ -45,24 +33,11 @@ async function prepare(task: PrepareTask): Promise<void> {
   inProgress.set(task.id, cancel)
   let reply: PrepareReply
   try {
-    const pixels =
-      task.item.kind === 'pixels'
-        ? task.item.pixels
-        : await decodeImage(
-            Buffer.from(task.item.bytes.buffer, task.item.bytes.byteOffset, task.item.bytes.byteLength),
-            { maxPixels: task.item.maxPixels, deadline: task.deadline, signal: cancel.signal },
-          )
-    if (cancel.signal.aborted) throw clientClosed('preprocessed')
-    // Work for a request that is already out of time is dropped, not done for nobody.
-    const now = epochMs()
-    if (now > task.deadline) {
-      throw new ApiError(
-        'DEADLINE_EXCEEDED',
-        `the request's deadline passed ${Math.round(now - task.deadline)} ms before its image could be preprocessed`,
-        { remainingMs: Math.round(task.deadline - now) },
-      )
-    }
-    const tensor = pixelsToTensor(pixels, task.contract)
+    const tensor = await imageToTensor(
+      { ...task.item, deadline: task.deadline },
+      task.contract,
+      cancel.signal,
+    )
     reply = { id: task.id, ok: true, tensor, preprocessMs: performance.now() - begin }
     replies.push(reply, [tensor.buffer as ArrayBuffer])
   } catch (error) {

@@ -12,7 +12,7 @@
  *   for up to that long after its oldest request arrived, to let a bigger batch form.
  * - Bounded: a model's queue holds at most MAX_QUEUE_SIZE rows; beyond that a request is refused
  *   at once with OVERLOADED (503) and a Retry-After estimate of the time to drain the backlog.
- * - Deadlines: every request has one — the caller's (from maxLatencyMs) or REQUEST_TIMEOUT_MS after
+ * - Deadlines: every request has one — the caller's (from maxLatencyMs) or INFERENCE_TIMEOUT_MS after
  *   submission. A request that can no longer finish in time even if started now, alone, is
  *   answered DEADLINE_EXCEEDED (504) before any compute: at submission, at every dispatch, and by
  *   a timer set for the earliest such moment, so a request never waits past its deadline unseen.
@@ -25,6 +25,7 @@
  *   which every completed batch updates; budget checks use its cautious (mean + spread) figure.
  */
 import { ApiError } from '../errors.js'
+import type { InferenceResult } from './types.js'
 import { RateMeter, steadyState, type ModelLatency } from './latency-model.js'
 import { WorkerCrashError } from './worker-pool.js'
 import {
@@ -42,8 +43,8 @@ export interface SchedulerSettings {
   maxQueueDelayMs: number
   /** Rows a model's queue may hold; more are refused with OVERLOADED. */
   maxQueueSize: number
-  /** Deadline of a request that brings none, counted from submission, ms. */
-  requestTimeoutMs: number
+  /** INFERENCE_TIMEOUT_MS: deadline of a request that brings none, counted from submission, ms. */
+  inferenceTimeoutMs: number
 }
 
 /** What the scheduler needs from the worker pool. */
@@ -69,18 +70,6 @@ export interface SubmitOptions {
   transfer?: ArrayBuffer[]
   /** Aborted when the client has gone: a request still queued is dropped with CLIENT_CLOSED. */
   signal?: AbortSignal
-}
-
-export interface JobResult {
-  /** This request's rows of logits, [rows, classes] row-major. */
-  logits: Float32Array
-  dims: number[]
-  /** From submission until the worker started its batch, ms. */
-  queueMs: number
-  /** session.run of the whole batch, ms. */
-  inferenceMs: number
-  /** Rows of the batch the request ran in. */
-  batchSize: number
 }
 
 export interface BatchObservation {
@@ -138,7 +127,7 @@ interface Job {
   enqueuedAt: number
   submittedAt: number
   transfer: ArrayBuffer[]
-  resolve: (result: JobResult) => void
+  resolve: (result: InferenceResult) => void
   reject: (error: Error) => void
   /** Detaches the job from its request's abort signal (once it leaves the queue). */
   detach: () => void
@@ -217,8 +206,20 @@ export class Scheduler {
     return this.models.get(model)?.maxBatch
   }
 
+  /** True when a request submitted now would be dispatched at once: a worker idle, nothing queued. */
+  get dispatchesAtOnce(): boolean {
+    if (this.executor.idle === 0) return false
+    for (const state of this.models.values()) if (state.queue.length > 0) return false
+    return true
+  }
+
   /** Queues one request; resolves with its logits or rejects with a coded ApiError. */
-  submit(model: string, item: BatchItem, rows: number, options: SubmitOptions = {}): Promise<JobResult> {
+  submit(
+    model: string,
+    item: BatchItem,
+    rows: number,
+    options: SubmitOptions = {},
+  ): Promise<InferenceResult> {
     const now = performance.now()
     const deadline = this.deadline(options.deadline, now)
     const refusal = this.refusal(model, rows, deadline, now)
@@ -227,7 +228,7 @@ export class Scheduler {
     const { signal } = options
     if (signal?.aborted === true) return Promise.reject(clientClosedError(model))
     this.arrivals.mark(now)
-    return new Promise<JobResult>((resolve, reject) => {
+    return new Promise<InferenceResult>((resolve, reject) => {
       const job: Job = {
         item,
         rows,
@@ -251,13 +252,24 @@ export class Scheduler {
       signal?.addEventListener('abort', onAbort, { once: true })
       state.queue.splice(insertionIndex(state.queue, deadline), 0, job)
       state.queuedRows += rows
-      this.schedulePump()
+      // An idle worker and nothing else waiting: nothing to batch with, so dispatch now rather
+      // than on the next turn. Otherwise the submissions of this turn are batched together.
+      if (
+        this.executor.idle > 0 &&
+        state.queue.length === 1 &&
+        !this.pumpPending &&
+        this.holdUntil(state, job) <= now
+      ) {
+        this.pump()
+      } else {
+        this.schedulePump()
+      }
     })
   }
 
   /** A request's deadline: its own, capped by the server-wide timeout from `now`. */
   deadline(requested: number | undefined, now = performance.now()): number {
-    return Math.min(requested ?? Number.POSITIVE_INFINITY, now + this.settings.requestTimeoutMs)
+    return Math.min(requested ?? Number.POSITIVE_INFINITY, now + this.settings.inferenceTimeoutMs)
   }
 
   /**
@@ -453,8 +465,13 @@ export class Scheduler {
       for (const job of jobs) job.reject(new ApiError(reply.code, reply.message))
       return
     }
+    // Images decoded in the worker (concurrently) are its own work, not hand-off.
+    let preprocessMs = 0
+    for (const placed of reply.items) {
+      if ('offset' in placed) preprocessMs = Math.max(preprocessMs, placed.preprocessMs ?? 0)
+    }
     const roundTrip = performance.now() - dispatchedAt
-    this.handoffMs += 0.2 * (Math.max(0, roundTrip - reply.inferenceMs) - this.handoffMs)
+    this.handoffMs += 0.2 * (Math.max(0, roundTrip - reply.inferenceMs - preprocessMs) - this.handoffMs)
     if (reply.batchRows > 0) state.latency.observeRun(reply.batchRows, reply.inferenceMs)
 
     let queueSum = 0
@@ -474,7 +491,11 @@ export class Scheduler {
           queueMs,
           inferenceMs: reply.inferenceMs,
           batchSize: reply.batchRows,
+          preprocessMs: placed.preprocessMs ?? 0,
         })
+        if (placed.preprocessMs !== undefined && placed.preprocessMs > 0) {
+          state.latency.observePreprocess(placed.preprocessMs)
+        }
       }
     })
     if (reply.batchRows > 0) {

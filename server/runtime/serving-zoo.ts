@@ -4,17 +4,10 @@
  * beside the old one; only then does it replace it, and the old one is closed once its in-flight
  * runs have finished. A reload that fails leaves the old generation serving.
  */
-import type {
-  InferenceResult,
-  InferenceRunner,
-  PixelInferenceResult,
-  RunOptions,
-  ZooView,
-} from '../decorators.js'
 import { ApiError } from '../errors.js'
-import type { PixelBuffer } from '../preprocess/resample.js'
 import type { LiveFigures, ModelEntry } from '../zoo/model-entry.js'
-import type { JobResult, SchedulerHooks } from './scheduler.js'
+import type { SchedulerHooks } from './scheduler.js'
+import type { InferenceResult, ModelRunner, ReloadResult, RunOptions, ZooReloader, ZooView } from './types.js'
 import type { WorkerFault } from './worker-protocol.js'
 import {
   startGeneration,
@@ -22,13 +15,6 @@ import {
   type GenerationLog,
   type GenerationSettings,
 } from './zoo-generation.js'
-
-export interface ReloadResult {
-  generation: number
-  zooDir: string
-  previousZooDir: string
-  models: { name: string; ready: boolean; reason?: string }[]
-}
 
 /** A reload was refused; the previous zoo keeps serving. */
 export class ReloadError extends Error {
@@ -38,7 +24,7 @@ export class ReloadError extends Error {
   }
 }
 
-export class ServingZoo implements ZooView, InferenceRunner {
+export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
   private current: Generation | undefined
   private reloading: Promise<ReloadResult> | undefined
   private readonly retiring = new Set<Promise<void>>()
@@ -188,40 +174,16 @@ export class ServingZoo implements ZooView, InferenceRunner {
           `(expects [N, ${channels}, ${size}, ${size}])`,
       )
     }
-    return inferenceResult(await generation.pool.run(modelName, input, dims, options))
-  }
-
-  async runPixels(
-    modelName: string,
-    pixels: PixelBuffer,
-    options: RunOptions = {},
-  ): Promise<PixelInferenceResult> {
-    const { generation } = this.servingModel(modelName)
-    const { width, height, channels, data } = pixels
-    if (
-      channels !== 3 ||
-      !Number.isInteger(width) ||
-      !Number.isInteger(height) ||
-      width < 1 ||
-      height < 1 ||
-      data.length !== width * height * channels
-    ) {
-      // The decoder must deliver packed 8-bit RGB: anything else is a server fault.
-      throw new ApiError(
-        'INFERENCE_FAILED',
-        `pixel buffer of ${data.length} bytes for ${width}×${height}×${channels} is not packed 8-bit RGB`,
-      )
-    }
-    return pixelResult(await generation.pool.runPixels(modelName, pixels, options))
+    return generation.pool.run(modelName, input, dims, options)
   }
 
   async runImage(
     modelName: string,
     image: Uint8Array,
     options: RunOptions & { maxPixels: number },
-  ): Promise<PixelInferenceResult> {
+  ): Promise<InferenceResult> {
     const { generation } = this.servingModel(modelName)
-    return pixelResult(await generation.pool.runImage(modelName, image, options))
+    return generation.pool.runImage(modelName, image, options)
   }
 
   /**
@@ -317,20 +279,6 @@ export class ServingZoo implements ZooView, InferenceRunner {
     this.current?.health.close()
     await this.current?.pool.close()
   }
-}
-
-function inferenceResult(job: JobResult): InferenceResult {
-  return {
-    logits: job.logits,
-    dims: job.dims,
-    queueMs: job.queueMs,
-    inferenceMs: job.inferenceMs,
-    batchSize: job.batchSize,
-  }
-}
-
-function pixelResult(job: JobResult & { preprocessMs: number }): PixelInferenceResult {
-  return { ...inferenceResult(job), preprocessMs: job.preprocessMs }
 }
 
 const round3 = (ms: number) => Math.round(ms * 1000) / 1000

@@ -80,3 +80,23 @@ export function graphBatchLimit(session: InferenceSession, inputName: string): n
   const batch = input?.isTensor ? input.shape[0] : undefined
   return typeof batch === 'number' ? batch : Number.POSITIVE_INFINITY
 }
+
+/**
+ * Median session.run time of one ready tensor with a short idle gap before each run, ms: what a
+ * lone request on an idle server sees, wake-ups of sleeping intra-op threads included.
+ */
+export async function idleRunMs(
+  session: InferenceSession,
+  feeds: InferenceSession.FeedsType,
+  runs = 9,
+): Promise<number> {
+  const samples: number[] = []
+  for (let i = 0; i < runs; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 2))
+    const begin = performance.now()
+    await session.run(feeds)
+    samples.push(performance.now() - begin)
+  }
+  samples.sort((a, b) => a - b)
+  return samples[Math.floor(samples.length / 2)] ?? Number.POSITIVE_INFINITY
+}

@@ -6,11 +6,10 @@
  * Inference workers exchange batches: the main thread posts a `BatchTask` (one model, one or more
  * request tensors), the worker answers with one `BatchReply` carrying the logits of every item in
  * one buffer that is transferred, not copied. Preprocessing workers exchange single images: a
- * `PrepareTask` (bytes or pixels, moved) answered by a `PrepareReply` (the tensor, moved). Input
+ * `PrepareTask` (image bytes, moved) answered by a `PrepareReply` (the tensor, moved). Input
  * buffers travel as transferables whenever the caller gives them up.
  */
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
-import type { PixelBuffer } from '../preprocess/resample.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 
 /** One model a worker must hold a session for. */
@@ -46,6 +45,8 @@ export interface WorkerModelStatus {
   fallbackReason?: string
   /** Largest batch the graph accepts (1 when its batch dimension is fixed to 1). */
   maxBatch?: number
+  /** Intra-op threads of its session: INTRA_OP_THREADS, or 1 where that answered faster. */
+  intraOpThreads?: number
   /** Time pixelsToTensor took on a synthetic image at start-up: the seed of the preprocessing estimate. */
   preprocessMs?: number
 }
@@ -66,21 +67,18 @@ export interface TensorItem {
   rows: number
 }
 
-/** Decoded 8-bit RGB pixels, preprocessed per the model's contract in the worker. */
-export interface PixelsItem {
-  kind: 'pixels'
-  pixels: PixelBuffer
-}
-
-/** Encoded image bytes, decoded (sharp) and preprocessed in the worker. */
+/** Encoded image bytes, decoded (sharp) and preprocessed in a worker. */
 export interface ImageItem {
   kind: 'image'
   bytes: Uint8Array
   maxPixels: number
 }
 
-/** What a batch is made of: tensors (images are turned into tensors by the preprocessing stage). */
-export type BatchItem = TensorItem
+/**
+ * What a batch is made of: tensors prepared by the preprocessing stage, or — when the inference
+ * worker is idle — an encoded image it decodes and preprocesses itself (one hand-off fewer).
+ */
+export type BatchItem = TensorItem | (ImageItem & { deadline: number })
 
 /**
  * Test-only faults (honoured only when WorkerInit.faultInjection is set):
@@ -108,6 +106,8 @@ export interface ItemError {
   details?: Record<string, unknown>
 }
 
+export type PlacedItem = { offset: number; rows: number; preprocessMs?: number } | { error: ItemError }
+
 export type BatchReply =
   | {
       id: number
@@ -115,8 +115,11 @@ export type BatchReply =
       /** Logits of every item that ran, row after row: [Σ rows, classes]. */
       logits: Float32Array
       classes: number
-      /** Per item: its first row in `logits`, or the error that kept it out of the batch. */
-      items: ({ offset: number; rows: number } | { error: ItemError })[]
+      /**
+       * Per item: its first row in `logits` (and, for an image, the time its decoding and
+       * preprocessing took), or the error that kept it out of the batch.
+       */
+      items: PlacedItem[]
       /** Rows that went through session.run together. */
       batchRows: number
       /** Epoch ms (sub-ms) when the worker started the task. */
@@ -155,12 +158,12 @@ export interface CancelTask {
 /** Test-only message to a preprocessing worker started with fault injection: die. */
 export const CRASH_TASK = 'alphanet-zoo:crash' as const
 
-/** One image (or decoded pixels) to turn into a model's input tensor, in a preprocessing worker. */
+/** One image to turn into a model's input tensor, in a preprocessing worker. */
 export interface PrepareTask {
   kind: typeof PREPARE_TASK
   id: number
   contract: InputContract
-  item: PixelsItem | ImageItem
+  item: ImageItem
   /** The request's deadline, epoch ms: past it, the image is dropped (DEADLINE_EXCEEDED) unread. */
   deadline: number
 }

@@ -5,17 +5,19 @@
  * run once at every batch size the server will use (powers of two up to the model's maximum), so
  * no request pays for arena growth; the result per model goes back as one init report.
  *
- * A task is one batch of one model: its items (tensors of one or more rows each, already
- * preprocessed — see preprocess-worker.ts) are laid out in one input tensor, session.run executes
- * once, and the logits of every row return in one transferred buffer. A malformed item fails
- * alone; a failing session.run fails the batch and is flagged as a model fault.
+ * A task is one batch of one model: its items (tensors of one or more rows each, preprocessed by
+ * preprocess-worker.ts; or, when this worker was idle, encoded images it decodes itself) are laid
+ * out in one input tensor, session.run executes once, and the logits of every row return in one
+ * transferred buffer. A malformed item fails alone; a failing session.run fails the batch and is
+ * flagged as a model fault.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads'
+import { imageToTensor, itemError } from '../preprocess/image-to-tensor.js'
 import { pixelsToTensor } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import { syntheticInput } from './latency.js'
 import ort, { type InferenceSession } from './ort.js'
-import { createSession, graphBatchLimit, signatureProblem } from './session.js'
+import { createSession, graphBatchLimit, idleRunMs, signatureProblem } from './session.js'
 import {
   INIT_REPORT,
   epochMs,
@@ -23,7 +25,7 @@ import {
   warmupBatchSizes,
   type BatchReply,
   type BatchTask,
-  type ItemError,
+  type PlacedItem,
   type WorkerInit,
   type WorkerInitReport,
   type WorkerModelSpec,
@@ -37,6 +39,8 @@ interface LoadedModel {
   maxBatch: number
   /** Reused input buffer for multi-item batches (onnxruntime reads it only during run()). */
   scratch: Float32Array | undefined
+  /** Intra-op threads of the session kept (openOn). */
+  intraOpThreads: number
 }
 
 const init = workerData as WorkerInit
@@ -51,7 +55,33 @@ function sampleSize(spec: WorkerModelSpec): number {
 }
 
 async function openOn(spec: WorkerModelSpec, provider: ExecutionProviderName): Promise<LoadedModel> {
-  const session = await createSession(spec.path, { provider, intraOpThreads: init.intraOpThreads })
+  const configured = await openWith(spec, provider, init.intraOpThreads)
+  if (provider !== 'cpu' || init.intraOpThreads <= 1) return configured
+  // INTRA_OP_THREADS is a ceiling: a small model loses more to waking the pool's threads for each
+  // operator than it gains from them (BENCHMARKS.md: the bundled models run a lone request twice
+  // as fast on one thread as on two). Keep whichever session answers a lone request sooner.
+  const single = await openWith(spec, provider, 1)
+  const [many, one] = [
+    await idleRunMs(configured.session, probeFeeds(configured)),
+    await idleRunMs(single.session, probeFeeds(single)),
+  ]
+  const [kept, dropped] = one <= many ? [single, configured] : [configured, single]
+  await dropped.session.release()
+  return kept
+}
+
+function probeFeeds(loaded: LoadedModel): InferenceSession.FeedsType {
+  const { spec } = loaded
+  const input = syntheticInput(sampleSize(spec))
+  return { [spec.inputName]: new ort.Tensor('float32', input, [1, spec.channels, spec.size, spec.size]) }
+}
+
+async function openWith(
+  spec: WorkerModelSpec,
+  provider: ExecutionProviderName,
+  intraOpThreads: number,
+): Promise<LoadedModel> {
+  const session = await createSession(spec.path, { provider, intraOpThreads })
   const problem = signatureProblem(session, spec)
   if (problem !== undefined) {
     await session.release()
@@ -70,7 +100,14 @@ async function openOn(spec: WorkerModelSpec, provider: ExecutionProviderName): P
     ])
     await session.run({ [spec.inputName]: input })
   }
-  return { spec, session, outputName: session.outputNames[0] ?? '', maxBatch, scratch: undefined }
+  return {
+    spec,
+    session,
+    outputName: session.outputNames[0] ?? '',
+    maxBatch,
+    scratch: undefined,
+    intraOpThreads,
+  }
 }
 
 /** pixelsToTensor on a synthetic 4:3 photo twice the resize target: the preprocessing seed. */
@@ -98,6 +135,7 @@ function readyStatus(
     ready: true,
     executionProvider: provider,
     maxBatch: loaded.maxBatch,
+    intraOpThreads: loaded.intraOpThreads,
     preprocessMs: preprocessSeed(loaded.spec),
   }
   if (fallbackReason !== undefined) status.fallbackReason = fallbackReason
@@ -191,10 +229,27 @@ async function runBatch(task: BatchTask): Promise<void> {
   const { spec } = loaded
   const sample = sampleSize(spec)
 
+  // Images (sent here when this worker was idle) are decoded and preprocessed first, together.
+  const inputs = await Promise.all(
+    task.items.map(async (item) => {
+      if (item.kind === 'tensor') return { input: item.input, rows: item.rows, preprocessMs: 0 }
+      const begin = performance.now()
+      try {
+        const input = await imageToTensor(item, spec.contract)
+        return { input, rows: 1, preprocessMs: performance.now() - begin }
+      } catch (error) {
+        return { error: itemError(error) }
+      }
+    }),
+  )
   let rows = 0
-  const placed: ({ offset: number; rows: number } | { error: ItemError })[] = []
+  const placed: PlacedItem[] = []
   const tensors: Float32Array[] = []
-  for (const item of task.items) {
+  for (const item of inputs) {
+    if (item.error !== undefined) {
+      placed.push({ error: item.error })
+      continue
+    }
     if (item.input.length !== item.rows * sample) {
       placed.push({
         error: {
@@ -204,7 +259,7 @@ async function runBatch(task: BatchTask): Promise<void> {
       })
       continue
     }
-    placed.push({ offset: rows, rows: item.rows })
+    placed.push({ offset: rows, rows: item.rows, preprocessMs: item.preprocessMs })
     tensors.push(item.input)
     rows += item.rows
   }

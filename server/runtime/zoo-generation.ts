@@ -151,7 +151,7 @@ export async function startGeneration(
       maxBatchSize: settings.maxBatchSize,
       maxQueueDelayMs: settings.maxQueueDelayUs / 1000,
       maxQueueSize: settings.maxQueueSize,
-      requestTimeoutMs: settings.inferenceTimeoutMs,
+      inferenceTimeoutMs: settings.inferenceTimeoutMs,
     },
     hooks: {
       ...hooks,

@@ -142,12 +142,16 @@ function leavesHeadroom(model: SelectableModel, fastest: SelectableModel, budget
   return next + added <= budget.maxLatencyMs
 }
 
-/** Whether `verdict` fails on latency alone, and its latency on an idle server fits the budget. */
-function failsOnlyUnderLoad(verdict: CandidateVerdict, budget: Budget, elapsedMs: number): boolean {
+/**
+ * Whether `verdict` fails on latency alone, and its latency on an idle server fits the budget.
+ * Time the request already spent in the server is not counted: it waited because of the load,
+ * so the same request sent again to an idle server would be served.
+ */
+function failsOnlyUnderLoad(verdict: CandidateVerdict, budget: Budget): boolean {
   if (!verdict.considered || verdict.accepted || budget.maxLatencyMs === undefined) return false
   if (!verdict.violations.every((v) => v.constraint === 'maxLatencyMs')) return false
   const idle = idleLatencyEstimate(verdict.model)
-  return idle !== null && idle + elapsedMs <= budget.maxLatencyMs
+  return idle !== null && idle <= budget.maxLatencyMs
 }
 
 export function selectModel<M extends SelectableModel>(
@@ -185,7 +189,7 @@ export function selectModel<M extends SelectableModel>(
     explanation,
   })
   const infeasible = (explanation: string): Infeasible<M> => {
-    const overloaded = candidates.some((c) => failsOnlyUnderLoad(c, budget, request.elapsedMs ?? 0))
+    const overloaded = candidates.some((c) => failsOnlyUnderLoad(c, budget))
     return {
       kind: 'infeasible',
       overloaded,

@@ -15,7 +15,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import sharp from 'sharp'
-import { preprocessImage, type InputContract } from '../../server/preprocess/preprocess.js'
+import { imageToTensor } from '../../server/preprocess/image-to-tensor.js'
+import type { InputContract } from '../../server/preprocess/pixels-to-tensor.js'
+import { epochMs } from '../../server/runtime/worker-protocol.js'
 import { fixturePath, ROOT } from '../helper.js'
 
 const HERE = join(ROOT, 'test', 'preprocess')
@@ -56,13 +58,16 @@ describe('preprocessing parity with the Pillow reference', () => {
       const contract = spec.contracts[testCase.contract]!
       const entry = index[name]!
       const bytes = await readFile(fixturePath('images', testCase.image))
-      const result = await preprocessImage(bytes, contract, { maxPixels: 1_000_000 })
-      assert.deepEqual(result.dims, entry.shape)
+      // The server's own path: decode, then resample and normalise per the contract.
+      const tensor = await imageToTensor(
+        { bytes, maxPixels: 1_000_000, deadline: epochMs() + 60_000 },
+        contract,
+      )
+      assert.deepEqual([1, contract.channels, contract.size, contract.size], entry.shape)
       const expected = await golden(entry)
-      assert.equal(result.tensor.length, expected.length)
+      assert.equal(tensor.length, expected.length)
       let max = 0
-      for (let i = 0; i < expected.length; i++)
-        max = Math.max(max, Math.abs(result.tensor[i]! - expected[i]!))
+      for (let i = 0; i < expected.length; i++) max = Math.max(max, Math.abs(tensor[i]! - expected[i]!))
       assert.ok(max <= TOLERANCE, `${name}: max abs diff ${max} > ${TOLERANCE}`)
     })
   }

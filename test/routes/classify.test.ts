@@ -8,12 +8,13 @@
  */
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
+import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import request from 'supertest'
 import { softmax } from '../../server/postprocess.js'
-import type { InputContract } from '../../server/preprocess/preprocess.js'
+import type { InputContract } from '../../server/preprocess/pixels-to-tensor.js'
 import type { ClassifyResponse } from '../../server/schemas/classify.js'
 import type { ModelSummary } from '../../server/schemas/models.js'
 import {
@@ -26,6 +27,7 @@ import {
   ROOT,
 } from '../helper.js'
 import { apiError } from '../../server/errors.js'
+import { rawExchange } from '../hardening/support.js'
 import { assertError, fixtureImage, routesOverFakeRuntime, startApp } from './support.js'
 
 const SMALL = 'fixture-gray28-small'
@@ -398,6 +400,7 @@ describe('POST /v1/classify under limits and failures', () => {
         queueMs: 0,
         inferenceMs: 0,
         batchSize: 1,
+        preprocessMs: 0,
       }),
     )
     const res = await request(app.server)
@@ -436,6 +439,7 @@ describe('POST /v1/classify: latency budgets under load', () => {
     queueMs: 0,
     inferenceMs: 1,
     batchSize: 1,
+    preprocessMs: 0,
   })
 
   async function fakeApp(t: Parameters<typeof routesOverFakeRuntime>[0], idleMs = 1) {
@@ -494,6 +498,22 @@ describe('POST /v1/classify: latency budgets under load', () => {
     const forced = await post('?maxLatencyMs=5&onInfeasible=smallest')
     assert.equal((forced.body as ClassifyResponse).model.name, SMALL)
     assert.equal((forced.body as ClassifyResponse).budget.met, false)
+  })
+
+  it('time the request already spent waiting is load, never BUDGET_INFEASIBLE (overload regression)', async (t) => {
+    const app = await fakeApp(t)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as AddressInfo
+    // The body arrives 80 ms after the headers: the request has spent its 50 ms budget before a
+    // model is chosen, although every model meets 50 ms on an idle server → 504, not 422.
+    const head =
+      'POST /v1/classify?maxLatencyMs=50 HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/jpeg\r\n' +
+      'Content-Length: 1\r\nConnection: close\r\n\r\n'
+    const { response } = await rawExchange(port, [head, 'x'], { gapMs: 80, untilResponse: true })
+    assert.equal(response.status, 504, response.body)
+    const body = JSON.parse(response.body) as { code: string; message: string }
+    assert.equal(body.code, 'DEADLINE_EXCEEDED')
+    assert.match(body.message, /waiting under the current load/)
   })
 
   it('a budget no model meets even idle → 422 BUDGET_INFEASIBLE', async (t) => {

@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { Response } from 'supertest'
 import { buildApp } from '../../server/app.js'
 import { resolveConfig, type AppConfig } from '../../server/config.js'
-import type { InferenceResult, InferenceRunner, ZooView } from '../../server/decorators.js'
+import type { InferenceResult, ModelRunner, ZooView } from '../../server/decorators.js'
 import { registerErrorHandlers } from '../../server/error-handler.js'
 import { ERROR_CODES, errorDefinition, type ErrorCode } from '../../server/errors.js'
 import apiRoutes from '../../server/routes/index.js'
@@ -33,10 +33,9 @@ export async function routesOverFakeRuntime(
   state: (entry: ModelEntry) => ModelEntry,
   answer: () => Promise<InferenceResult>,
 ): Promise<FastifyInstance> {
-  const inference: InferenceRunner = {
+  const inference: ModelRunner = {
     run: answer,
-    runPixels: async () => ({ ...(await answer()), preprocessMs: 0 }),
-    runImage: async () => ({ ...(await answer()), preprocessMs: 0 }),
+    runImage: answer,
   }
   const manifest = await readFixtureManifest()
   const entries = manifest.models.map(({ latencyMs: _pipeline, ...m }) =>

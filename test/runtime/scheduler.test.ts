@@ -55,7 +55,7 @@ class FakeExecutor implements BatchExecutor {
           done()
           let offset = 0
           const items = task.items.map((item) => {
-            const rows = item.rows
+            const rows = item.kind === 'tensor' ? item.rows : 1
             const placed = { offset, rows }
             offset += rows
             return placed
@@ -91,7 +91,7 @@ const SETTINGS: SchedulerSettings = {
   maxBatchSize: 4,
   maxQueueDelayMs: 0,
   maxQueueSize: 16,
-  requestTimeoutMs: 10_000,
+  inferenceTimeoutMs: 10_000,
 }
 
 /** Run time 2 ms at batch 1, 4 ms at batch 4 (interpolated between). */
@@ -276,7 +276,7 @@ describe('Scheduler', () => {
   })
 
   it('applies the server-wide timeout to requests without a deadline', async () => {
-    const { executor, scheduler: s } = scheduler({ requestTimeoutMs: 20 })
+    const { executor, scheduler: s } = scheduler({ inferenceTimeoutMs: 20 })
     const running = s.submit('a', tensor(), 1)
     await turn()
     await assert.rejects(s.submit('a', tensor(), 1), isCode('DEADLINE_EXCEEDED'))

@@ -3,10 +3,11 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ApiError } from '../../server/errors.js'
-import { pixelsToTensor } from '../../server/preprocess/pixels-to-tensor.js'
+import { imageToTensor } from '../../server/preprocess/image-to-tensor.js'
 import { diagnoseCudaFailure } from '../../server/runtime/cuda-diagnostics.js'
 import { CudaUnavailableError } from '../../server/runtime/execution-provider.js'
 import { ReloadError, ServingZoo } from '../../server/runtime/serving-zoo.js'
+import { epochMs } from '../../server/runtime/worker-protocol.js'
 import {
   chooseDefaultModel,
   ZooUnavailableError,
@@ -19,6 +20,7 @@ import {
   createBrokenZoo,
   FIXTURE_MODELS,
   FIXTURE_ZOO_DIR,
+  fixturePath,
   readReference,
   recordingLog,
   ROOT,
@@ -147,47 +149,39 @@ describe('ServingZoo over the fixture zoo', () => {
     assert.deepEqual(batch.dims, [3, 10])
   })
 
-  it('preprocesses pixels in the worker exactly as on the main thread', async (t) => {
+  it('decodes an image in the idle inference worker or in the preprocessing stage, with the same answer', async (t) => {
     const { zoo } = await started(t, { warmupRuns: 1 })
-    const width = 45
-    const height = 37
-    const data = new Uint8Array(width * height * 3)
-    for (let i = 0; i < data.length; i++) data[i] = (i * 37 + (i >> 5)) % 256
+    const bytes = await readFile(fixturePath('images', 'photo.jpg'))
+    const maxPixels = 1_000_000
     for (const name of ['fixture-gray28-res20', 'fixture-rgb32']) {
       const model = zoo.get(name)
       assert.ok(model)
-      const tensor = pixelsToTensor({ data, width, height, channels: 3 }, model.input)
+      const tensor = await imageToTensor({ bytes, maxPixels, deadline: epochMs() + 60_000 }, model.input)
       const size = model.input.size
       const direct = await zoo.run(name, tensor, [1, model.input.channels, size, size])
-      // A copy: the worker may take the buffer it is given.
-      const viaPixels = await zoo.runPixels(name, { data: data.slice(), width, height, channels: 3 })
-      assert.deepEqual(viaPixels.logits, direct.logits)
-      assert.deepEqual(viaPixels.dims, [1, 10])
-      assert.ok(viaPixels.preprocessMs > 0 && viaPixels.inferenceMs > 0)
+      // Alone, on an idle server: decoded by the inference worker itself. Several at once: those
+      // arriving while the worker is busy go through the preprocessing stage.
+      const alone = await zoo.runImage(name, Uint8Array.from(bytes), { maxPixels })
+      const together = await Promise.all(
+        Array.from({ length: 6 }, () => zoo.runImage(name, Uint8Array.from(bytes), { maxPixels })),
+      )
+      for (const result of [alone, ...together]) {
+        assert.deepEqual(result.logits, direct.logits)
+        assert.deepEqual(result.dims, [1, 10])
+        assert.ok(result.preprocessMs > 0 && result.inferenceMs > 0)
+      }
     }
     // A view into a larger buffer is copied, not transferred.
-    const backing = new Uint8Array(data.length + 16)
-    backing.set(data, 16)
-    const view = backing.subarray(16)
-    await zoo.runPixels('fixture-rgb32', { data: view, width, height, channels: 3 })
-    assert.equal(backing.byteLength, data.length + 16)
+    const backing = new Uint8Array(bytes.length + 16)
+    backing.set(bytes, 16)
+    await zoo.runImage('fixture-rgb32', backing.subarray(16), { maxPixels })
+    assert.equal(backing.byteLength, bytes.length + 16)
+    // The image's own error comes back coded, whichever thread decoded it.
     await assert.rejects(
-      zoo.runPixels('fixture-rgb32', { data: new Uint8Array(10), width, height, channels: 3 }),
-      isApiError('INFERENCE_FAILED'),
+      zoo.runImage('fixture-rgb32', new Uint8Array(64), { maxPixels }),
+      (error: unknown) => error instanceof ApiError && error.statusCode < 500,
     )
-    await assert.rejects(
-      zoo.runPixels('fixture-rgb32', {
-        data: new Uint8Array(width * height * 4),
-        width,
-        height,
-        channels: 4,
-      }),
-      /not packed 8-bit RGB/,
-    )
-    await assert.rejects(
-      zoo.runPixels('ghost', { data, width, height, channels: 3 }),
-      isApiError('MODEL_NOT_FOUND'),
-    )
+    await assert.rejects(zoo.runImage('ghost', bytes, { maxPixels }), isApiError('MODEL_NOT_FOUND'))
   })
 
   it('serves the good models of a zoo with broken ones, reporting why each broken one is not ready', async (t) => {

@@ -396,6 +396,9 @@ describe('load-aware latency budgets', () => {
     // Another constraint fails too: relaxing the load would not help.
     const accuracy = select({ budget: { maxLatencyMs: 5, minTop1: 0.85 } }, loaded({ small: 12 }))
     assert.equal(accuracy.kind === 'infeasible' && accuracy.overloaded, false)
+    // Time already spent waiting is load, not an infeasible budget: the idle server would meet it.
+    const waited = select({ budget: { maxLatencyMs: 50 }, elapsedMs: 54 }, loaded({ tiny: 29 }))
+    assert.equal(waited.kind === 'infeasible' && waited.overloaded, true)
     // An explicit model over the budget only because of load is overloaded as well.
     const explicit = select({ model: 'medium', budget: { maxLatencyMs: 15 } }, saturated)
     assert.equal(explicit.kind === 'infeasible' && explicit.overloaded, true)

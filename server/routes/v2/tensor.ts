@@ -118,8 +118,3 @@ export function bytesToBinary(elements: readonly string[]): Buffer {
   }
   return Buffer.concat(parts)
 }
-
-/** float32 → JSON numbers (each the exact double value of the float, as Triton writes them). */
-export function float32ToJson(values: Float32Array): number[] {
-  return Array.from(values)
-}
