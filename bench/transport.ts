@@ -26,7 +26,7 @@ import * as grpc from '@grpc/grpc-js'
 import { loadServices } from '../server/grpc/proto.js'
 import { loadZoo } from '../server/zoo/load-zoo.js'
 import type { ModelEntry } from '../server/zoo/model-entry.js'
-import { closedLoop, Connection, encodeRequest } from './lib/client.js'
+import { closedLoop, closedLoopOf, Connection, encodeRequest } from './lib/client.js'
 import { InProcess } from './lib/inprocess.js'
 import { freePort, HOST, startServer, type Child } from './lib/processes.js'
 import { fmt, median, percentile, round } from './lib/stats.js'
@@ -153,9 +153,14 @@ class GrpcInfer {
 
   private call<T>(name: string, request: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
-      const method = (this.client as unknown as Record<string, CallableFunction>)[name]
+      type Unary = (
+        this: grpc.Client,
+        request: unknown,
+        callback: (error: grpc.ServiceError | null, response: T) => void,
+      ) => void
+      const method = (this.client as unknown as Record<string, Unary | undefined>)[name]
       if (method === undefined) throw new Error(`no ${name} method`)
-      method.call(this.client, request, (error: grpc.ServiceError | null, response: T) => {
+      method.call(this.client, request, (error, response) => {
         if (error) reject(error)
         else resolve(response)
       })
@@ -311,37 +316,6 @@ interface LevelResult {
   grpcToHttp: number
 }
 
-/** gRPC closed loop: `clients` concurrent callers on one channel for `durationMs` (after a warm-up). */
-async function grpcClosedLoop(
-  client: GrpcInfer,
-  clients: number,
-  durationMs: number,
-): Promise<{ latencies: number[]; errors: number; elapsedMs: number }> {
-  const latencies: number[] = []
-  let errors = 0
-  // An object and a function, not two lets: the loops read what the timers below change.
-  const window = { counting: false, running: true }
-  const counted = () => window.counting && window.running
-  const loops = Array.from({ length: clients }, async () => {
-    while (window.running) {
-      try {
-        const ms = await client.infer()
-        if (counted()) latencies.push(ms)
-      } catch {
-        if (counted()) errors++
-      }
-    }
-  })
-  await new Promise((resolve) => setTimeout(resolve, Math.min(500, durationMs / 4)))
-  window.counting = true
-  const begin = performance.now()
-  await new Promise((resolve) => setTimeout(resolve, durationMs))
-  window.running = false
-  const elapsedMs = performance.now() - begin
-  await Promise.all(loops)
-  return { latencies, errors, elapsedMs }
-}
-
 function levelRun(latencies: number[], failures: number, elapsedMs: number, cpuMs: number): LevelRun {
   return {
     rps: (latencies.length * 1000) / elapsedMs,
@@ -397,11 +371,12 @@ async function throughput(
         }
         const runGrpc = async () => {
           const cpuBefore = server.cpuMs()
-          const run = await grpcClosedLoop(client, clients, durationMs)
+          // Every caller on the one channel, as gRPC clients multiplex their calls.
+          const run = await closedLoopOf(() => client.infer(), clients, durationMs)
           const cpu = server.cpuMs() - cpuBefore
           viaGrpc.push(
             levelRun(
-              run.latencies,
+              run.responses,
               run.errors,
               run.elapsedMs,
               cpu * (run.elapsedMs / (run.elapsedMs + Math.min(500, durationMs / 4))),

@@ -137,39 +137,37 @@ export class ConnectionPool {
   }
 }
 
-export interface ClosedLoopResult {
-  responses: Response[]
+export interface ClosedLoopResult<R = Response> {
+  responses: R[]
   /** Requests that failed at the transport level (refused, reset). */
   errors: number
   elapsedMs: number
 }
 
 /**
- * `clients` connections, each sending `request` again as soon as its previous answer arrived, for
+ * `clients` loops, each calling `send` again as soon as its previous answer arrived, for
  * `durationMs`. The window opens after a warm-up that is not counted: at least `warmupMs`, and
  * until as many answers as clients have arrived (at most `maxWarmupMs`), so that with slow models
- * and many clients the window sees the steady state, not the initial burst.
+ * and many clients the window sees the steady state, not the initial burst. Any transport: the
+ * HTTP loop below, or a gRPC client (bench/transport.ts).
  */
-export async function closedLoop(
-  host: string,
-  port: number,
-  request: Buffer,
+export async function closedLoopOf<R>(
+  send: () => Promise<R>,
   clients: number,
   durationMs: number,
   warmupMs = Math.min(500, durationMs / 4),
   maxWarmupMs = 30_000,
-): Promise<ClosedLoopResult> {
-  const connections = Array.from({ length: clients }, () => new Connection(host, port))
-  const responses: Response[] = []
+): Promise<ClosedLoopResult<R>> {
+  const responses: R[] = []
   let errors = 0
   // An object, not two lets: the loops read what the timer below changes.
   const window = { counting: false, running: true }
   const counted = () => window.counting && window.running
   let answered = 0
-  const loops = connections.map(async (connection) => {
+  const loops = Array.from({ length: clients }, async () => {
     while (window.running) {
       try {
-        const response = await connection.send(request)
+        const response = await send()
         answered++
         if (counted()) responses.push(response)
       } catch {
@@ -189,6 +187,34 @@ export async function closedLoop(
   window.running = false
   const elapsedMs = performance.now() - begin
   await Promise.all(loops)
-  for (const connection of connections) connection.close()
   return { responses, errors, elapsedMs }
+}
+
+/** closedLoopOf over `clients` keep-alive connections, each sending `request`. */
+export async function closedLoop(
+  host: string,
+  port: number,
+  request: Buffer,
+  clients: number,
+  durationMs: number,
+  warmupMs = Math.min(500, durationMs / 4),
+  maxWarmupMs = 30_000,
+): Promise<ClosedLoopResult> {
+  const idle = Array.from({ length: clients }, () => new Connection(host, port))
+  const all = [...idle]
+  // Each loop holds one connection for its lifetime (one request at a time per connection).
+  const send = async () => {
+    const connection = idle.pop()
+    if (!connection) throw new Error('more loops than connections')
+    try {
+      return await connection.send(request)
+    } finally {
+      idle.push(connection)
+    }
+  }
+  try {
+    return await closedLoopOf(send, clients, durationMs, warmupMs, maxWarmupMs)
+  } finally {
+    for (const connection of all) connection.close()
+  }
 }

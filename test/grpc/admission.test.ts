@@ -74,9 +74,11 @@ describe('gRPC admission and drain', () => {
       ) as { code: number; message: string; details: { type_url: string; value: Uint8Array }[] }
       assert.equal(status.code, grpc.status.UNAVAILABLE)
       assert.equal(status.message, error.details)
-      assert.equal(status.details[0].type_url, 'type.googleapis.com/google.rpc.RetryInfo')
+      const [detail] = status.details
+      assert.ok(detail)
+      assert.equal(detail.type_url, 'type.googleapis.com/google.rpc.RetryInfo')
       const retryInfo = RICH_ERRORS.lookupType('google.rpc.RetryInfo').toObject(
-        RICH_ERRORS.lookupType('google.rpc.RetryInfo').decode(status.details[0].value),
+        RICH_ERRORS.lookupType('google.rpc.RetryInfo').decode(detail.value),
         { longs: Number },
       )
       assert.deepEqual(retryInfo, { retry_delay: { seconds: 1 } })

@@ -177,6 +177,7 @@ describe('gRPC Open Inference Protocol (inference.GRPCInferenceService)', () => 
     ).body as { outputs: RestOutput[] }
     assert.deepEqual(response.raw_output_contents, [])
     const [classes, logits] = response.outputs
+    assert.ok(classes && logits)
     assert.equal(classes.datatype, 'BYTES')
     assert.deepEqual(classes.shape, [2, 3])
     assert.deepEqual(
@@ -185,7 +186,7 @@ describe('gRPC Open Inference Protocol (inference.GRPCInferenceService)', () => 
     )
     assert.match(String(restBody.outputs[0]?.data[0]), /^\d\.\d{6}:\d:/)
     // fp32_contents are float32 on the wire, as the REST JSON numbers are.
-    assert.deepEqual(logits?.contents?.fp32_contents, restBody.outputs[1]?.data)
+    assert.deepEqual(logits.contents?.fp32_contents, restBody.outputs[1]?.data)
   })
 
   it('raw classification outputs use the BYTES length-prefixed layout', async () => {
@@ -230,8 +231,10 @@ describe('gRPC Open Inference Protocol (inference.GRPCInferenceService)', () => 
           .map((p, index) => ({ p, index }))
           .sort((a, b) => b.p - a.p || a.index - b.index)
         expected.predictions.forEach((prediction, rank) => {
-          assert.equal(ranked[rank].index, prediction.index, `${file} on ${name}, rank ${rank}`)
-          assert.ok(Math.abs(ranked[rank].p - prediction.score) < 1e-6, `${file} on ${name}`)
+          const entry = ranked[rank]
+          assert.ok(entry)
+          assert.equal(entry.index, prediction.index, `${file} on ${name}, rank ${rank}`)
+          assert.ok(Math.abs(entry.p - prediction.score) < 1e-6, `${file} on ${name}`)
         })
       }
     }
@@ -397,7 +400,7 @@ describe('gRPC Open Inference Protocol (inference.GRPCInferenceService)', () => 
     ).Watch({
       service: '',
     })
-    const [first] = await new Promise((resolve) =>
+    const [first] = await new Promise<unknown[]>((resolve) =>
       watch.once('data', (d) => {
         resolve([d])
       }),

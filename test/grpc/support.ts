@@ -44,13 +44,18 @@ export function grpcClients(port: number, options: grpc.ClientOptions = {}): Grp
     health,
     call: (client, method, request, callOptions = {}) =>
       new Promise((resolve, reject) => {
-        const fn = (client as unknown as Record<string, grpc.requestCallback<unknown> & CallableFunction>)[
-          method
-        ]
-        if (typeof fn !== 'function') throw new Error(`no method ${method}`)
+        type Unary = (
+          this: grpc.Client,
+          request: unknown,
+          metadata: grpc.Metadata,
+          options: grpc.CallOptions,
+          callback: (error: grpc.ServiceError | null, response: unknown) => void,
+        ) => void
+        const fn = (client as unknown as Record<string, Unary | undefined>)[method]
+        if (fn === undefined) throw new Error(`no method ${method}`)
         const metadata = callOptions.metadata ?? new grpc.Metadata()
         const opts = callOptions.deadline === undefined ? {} : { deadline: callOptions.deadline }
-        fn.call(client, request, metadata, opts, (error: grpc.ServiceError | null, response: unknown) => {
+        fn.call(client, request, metadata, opts, (error, response) => {
           if (error) reject(error)
           else resolve(response as never)
         })
