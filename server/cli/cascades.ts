@@ -37,6 +37,7 @@ const USAGE = `Usage: npm run zoo:cascades -- probabilities <zooDir> --dataset <
        npm run zoo:cascades -- evaluate <zooDir> --dataset <file> --cascades <file> [--json <file>] [--runs <n>]
 
 Options:
+  --models <a,b,...>      probabilities: only these models (default: every model)
   --batch-size <n>        batch size of the onnxruntime-node runs (default 100)
   --intra-op-threads <n>  onnxruntime intra-op threads (default: all cores)
   --runs <n>              evaluate: timed batch-1 runs per stage model (default 0 = no latency)`
@@ -107,6 +108,7 @@ export async function runCascadesCli(argv: string[], io: CliOutput): Promise<num
       options: {
         dataset: { type: 'string' },
         out: { type: 'string' },
+        models: { type: 'string' },
         cascades: { type: 'string' },
         json: { type: 'string' },
         runs: { type: 'string' },
@@ -152,7 +154,7 @@ export async function runCascadesCli(argv: string[], io: CliOutput): Promise<num
     const dataset = await readDataset(values.dataset)
     const set = evaluationSet(dataset)
     if (command === 'probabilities') {
-      const names = zoo.models.map((m) => m.name)
+      const names = values.models === undefined ? zoo.models.map((m) => m.name) : values.models.split(',')
       const sessions = await openStageSessions(zoo.models, names, 'cpu', threads)
       try {
         const outputs: Float64Array[] = []

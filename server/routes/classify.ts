@@ -21,8 +21,12 @@ import {
 } from '../schemas/classify.js'
 import { errorResponses } from '../schemas/common.js'
 import { strictQuery } from '../schemas/strict-query.js'
-import { hasBudget } from '../selection/budget.js'
-import { selectModel } from '../selection/selector.js'
+import { isCascade } from '../cascade/candidates.js'
+import { contractModel, selectServable } from '../cascade/selection.js'
+import { runCascadeOnImage } from '../cascade/serve.js'
+import type { CascadeRun } from '../schemas/cascade.js'
+import type { SelectionOutcome } from '../selection/selector.js'
+import type { ModelEntry } from '../zoo/model-entry.js'
 import { budgetView, selectionError, selectionRequest, servedModel } from './selection-view.js'
 
 export const IMAGE_CONTENT_TYPES = [
@@ -116,20 +120,19 @@ const classify: FastifyPluginAsync = async (app) => {
         ...selectionRequest(request.query, app.zoo.defaultModelName()),
         elapsedMs: reply.elapsedTime,
       }
-      // Live predictions are needed for every model only when a budget is judged across them.
-      const liveFor = selection.model ?? (hasBudget(selection.budget) ? undefined : selection.defaultModel)
-      const outcome = selectModel(app.zoo.list(liveFor === undefined ? {} : { liveFor }), selection)
-      const failure = selectionError(outcome, selection)
+      const outcome = selectServable(app.zoo, selection)
+      const failure = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
       if (failure) throw failure
       if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')
-      const model = outcome.model
+      const chosen = outcome.model
+      const contract = contractModel(chosen)
 
-      const classes = model.labels.length
+      const classes = contract.labels.length
       const topK = request.query.topK ?? Math.min(DEFAULT_TOP_K, classes)
       if (topK > classes) {
         throw apiError(
           'INVALID_PARAMETER',
-          `query parameter "topK" is ${topK} but ${model.name} has ${classes} classes`,
+          `query parameter "topK" is ${topK} but ${chosen.name} has ${classes} classes`,
           { parameter: 'topK', location: 'querystring' },
         )
       }
@@ -143,11 +146,34 @@ const classify: FastifyPluginAsync = async (app) => {
         outcome.budgetMet && budgetMs !== undefined
           ? performance.now() - reply.elapsedTime + budgetMs
           : undefined
-      const result = await app.inference.runImage(model.name, image, {
+      const options = {
         maxPixels: app.config.maxImagePixels,
         signal: clientGoneSignal(reply),
         ...(deadline !== undefined && { deadline }),
-      })
+      }
+      let model = contract
+      let result
+      let cascade: CascadeRun | undefined
+      if (isCascade(chosen)) {
+        const ran = await runCascadeOnImage(app.inference, chosen, image, options)
+        model = ran.model
+        result = {
+          ...ran.result,
+          preprocessMs: ran.preprocessMs,
+          queueMs: ran.stages.reduce((sum, s) => sum + s.queueMs, 0),
+          inferenceMs: ran.stages.reduce((sum, s) => sum + s.inferenceMs, 0),
+        }
+        cascade = {
+          name: chosen.name,
+          stages: ran.stages,
+          exitStage: ran.exitStage,
+          mflops: ran.mflops,
+          expectedMflops: chosen.cascade.expectedMflops,
+          worstMflops: chosen.cascade.worstMflops,
+        }
+      } else {
+        result = await app.inference.runImage(chosen.name, image, options)
+      }
       if (result.logits.length !== classes) {
         throw apiError(
           'INFERENCE_FAILED',
@@ -167,6 +193,7 @@ const classify: FastifyPluginAsync = async (app) => {
           totalMs: reply.elapsedTime,
           predictedLatencyMs: outcome.predictedLatencyMs,
         },
+        ...(cascade && { cascade }),
       }
     },
   )

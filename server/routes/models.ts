@@ -19,7 +19,9 @@ import {
   modelSummary,
 } from '../schemas/models.js'
 import { strictQuery } from '../schemas/strict-query.js'
-import { hasBudget, violations, type Budget } from '../selection/budget.js'
+import { cascadeCandidates } from '../cascade/candidates.js'
+import { cascadeSummary } from '../schemas/cascades.js'
+import { hasBudget, violations, type Budget, type SelectableModel } from '../selection/budget.js'
 
 const NoQuery = Type.Object({}, { additionalProperties: false })
 
@@ -33,7 +35,7 @@ const models: FastifyPluginAsync = async (app) => {
         tags: ['models'],
         summary: 'List the zoo models',
         description:
-          'Every model with MFLOPs, parameters, top-1, resolution, latency measured on this server, execution provider and readiness. With maxMflops / maxLatencyMs / minTop1, only the ready models satisfying all of them.',
+          'Every model with MFLOPs, parameters, top-1, resolution, latency measured on this server, execution provider and readiness, and every cascade with its expected and worst-case figures. With maxMflops / maxLatencyMs / minTop1, only the ready models and cascades satisfying all of them.',
         querystring: ModelsQuerySchema,
         response: { 200: ModelsResponseSchema, ...errorResponses(400) },
       },
@@ -42,10 +44,13 @@ const models: FastifyPluginAsync = async (app) => {
     async (request) => {
       const budget: Budget = request.query
       const defaultName = app.zoo.defaultModelName()
-      const listed = hasBudget(budget)
-        ? app.zoo.list().filter((m) => violations(m, budget).length === 0)
-        : app.zoo.list()
-      return { models: listed.map((m) => modelSummary(m, defaultName)) }
+      const all = app.zoo.list()
+      const cascades = cascadeCandidates(app.zoo.cascades(), all)
+      const fits = (m: SelectableModel) => !hasBudget(budget) || violations(m, budget).length === 0
+      return {
+        models: all.filter(fits).map((m) => modelSummary(m, defaultName)),
+        cascades: cascades.filter(fits).map(cascadeSummary),
+      }
     },
   )
 

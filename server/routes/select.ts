@@ -6,6 +6,10 @@
  * and `error` say what classify would do and `candidates` shows every model's verdict with the
  * values compared. Only an unknown `model` is a 404 — the request names something that is not there.
  */
+import { isCascade } from '../cascade/candidates.js'
+import { contractModel, selectServable, type Servable } from '../cascade/selection.js'
+import type { CandidateVerdict, SelectionOutcome } from '../selection/selector.js'
+import type { ModelEntry } from '../zoo/model-entry.js'
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
@@ -13,7 +17,6 @@ import { apiError } from '../errors.js'
 import { errorResponses } from '../schemas/common.js'
 import { SelectRequestSchema, SelectResponseSchema, type SelectResponse } from '../schemas/select.js'
 import { strictBody, strictQuery } from '../schemas/strict-query.js'
-import { selectModel } from '../selection/selector.js'
 import {
   alternativeView,
   budgetView,
@@ -37,6 +40,17 @@ function mergeFields(query: SelectionFields, body: SelectionFields | null | unde
     merged[key] = value
   }
   return merged
+}
+
+/** The served view of a model, or of a cascade: its name and expected MFLOPs, its first stage's input. */
+function servedView(servable: Servable) {
+  if (!isCascade(servable)) return servedModel(servable)
+  return {
+    ...servedModel(contractModel(servable)),
+    name: servable.name,
+    mflops: servable.mflops,
+    top1: servable.top1,
+  }
 }
 
 const select: FastifyPluginAsync = async (app) => {
@@ -64,13 +78,17 @@ const select: FastifyPluginAsync = async (app) => {
         ...selectionRequest(mergeFields(request.query, request.body), app.zoo.defaultModelName()),
         elapsedMs: reply.elapsedTime,
       }
-      const outcome = selectModel(app.zoo.list(), selection)
-      const error = selectionError(outcome, selection)
+      const outcome = selectServable(app.zoo, selection)
+      const error = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
       if (error?.code === 'MODEL_NOT_FOUND') throw error
 
       const base = {
         explanation: outcome.explanation,
-        candidates: outcome.candidates.map(candidateView),
+        candidates: outcome.candidates.map((verdict) =>
+          isCascade(verdict.model)
+            ? { ...candidateView(verdict as CandidateVerdict<ModelEntry>), live: null }
+            : candidateView(verdict as CandidateVerdict<ModelEntry>),
+        ),
         cheapest: null,
         fastest: null,
         error: error ? { statusCode: error.statusCode, code: error.code, message: error.message } : null,
@@ -80,7 +98,15 @@ const select: FastifyPluginAsync = async (app) => {
           return {
             ...base,
             outcome: 'selected',
-            model: servedModel(outcome.model),
+            model: servedView(outcome.model),
+            ...(isCascade(outcome.model) && {
+              cascade: {
+                stages: outcome.model.cascade.stages,
+                thresholds: outcome.model.cascade.thresholds,
+                expectedMflops: outcome.model.cascade.expectedMflops,
+                worstMflops: outcome.model.cascade.worstMflops,
+              },
+            }),
             reason: outcome.reason,
             budget: budgetView(selection, outcome.budgetMet),
             predictedLatencyMs: outcome.predictedLatencyMs,
@@ -93,8 +119,8 @@ const select: FastifyPluginAsync = async (app) => {
             reason: null,
             budget: budgetView(selection, false),
             predictedLatencyMs: null,
-            cheapest: alternativeView(outcome.cheapest),
-            fastest: alternativeView(outcome.fastest),
+            cheapest: alternativeView(outcome.cheapest as ModelEntry | undefined),
+            fastest: alternativeView(outcome.fastest as ModelEntry | undefined),
           }
         case 'model-not-ready':
         case 'no-ready-model':

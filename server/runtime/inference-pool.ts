@@ -17,7 +17,7 @@ import {
 import { WorkerPool, type WorkerExitInfo } from './worker-pool.js'
 import { PreprocessPool } from './preprocess-pool.js'
 import { rebuildError } from './scheduler.js'
-import type { InferenceResult, RunOptions } from './types.js'
+import type { InferenceResult, PreparedImage, RunOptions } from './types.js'
 import {
   type BatchItem,
   type ImageItem,
@@ -258,6 +258,38 @@ export class InferencePool {
       })
     }
     return this.prepareAndRun(model, contract, item, deadline, pending, signal)
+  }
+
+  /**
+   * Decodes and preprocesses an image for `model`'s input contract in a preprocessing worker and
+   * returns the tensor without running anything: a cascade feeds the one tensor to every stage
+   * it runs (their input contracts are identical, docs/zoo-contract.md).
+   */
+  async prepareImage(
+    model: string,
+    bytes: Uint8Array,
+    options: RunOptions & { maxPixels: number },
+  ): Promise<PreparedImage> {
+    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
+    const contract = this.contracts.get(model)
+    if (!contract) throw new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
+    const deadline = this.scheduler.deadline(options.deadline, performance.now())
+    let prepared: PrepareReply
+    try {
+      prepared = await this.preprocessors.prepare(
+        contract,
+        { kind: 'image', bytes, maxPixels: options.maxPixels },
+        performance.timeOrigin + deadline,
+        wholeBuffer(bytes),
+        options.signal,
+      )
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error)
+      throw new ApiError('INFERENCE_FAILED', `model ${model}: ${why}`, {}, { cause: error })
+    }
+    if (!prepared.ok) throw rebuildError(prepared.error)
+    this.scheduler.observePreprocess(model, prepared.preprocessMs)
+    return { tensor: prepared.tensor, preprocessMs: prepared.preprocessMs }
   }
 
   private async prepareAndRun(

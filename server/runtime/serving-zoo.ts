@@ -7,7 +7,16 @@
 import { ApiError } from '../errors.js'
 import type { LiveFigures, ModelEntry } from '../zoo/model-entry.js'
 import type { SchedulerHooks } from './scheduler.js'
-import type { InferenceResult, ModelRunner, ReloadResult, RunOptions, ZooReloader, ZooView } from './types.js'
+import type { CascadeManifest } from '../zoo/manifest-schema.js'
+import type {
+  InferenceResult,
+  ModelRunner,
+  PreparedImage,
+  ReloadResult,
+  RunOptions,
+  ZooReloader,
+  ZooView,
+} from './types.js'
 import type { WorkerFault } from './worker-protocol.js'
 import {
   startGeneration,
@@ -184,6 +193,20 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
   ): Promise<InferenceResult> {
     const { generation } = this.servingModel(modelName)
     return generation.pool.runImage(modelName, image, options)
+  }
+
+  async prepareImage(
+    modelName: string,
+    image: Uint8Array,
+    options: RunOptions & { maxPixels: number },
+  ): Promise<PreparedImage> {
+    const { generation } = this.servingModel(modelName)
+    return generation.pool.prepareImage(modelName, image, options)
+  }
+
+  /** The current zoo's cascades as the manifest declares them (docs/zoo-contract.md, "Cascades"). */
+  cascades(): readonly CascadeManifest[] {
+    return this.current?.zoo.manifest.cascades ?? []
   }
 
   /**

@@ -2,6 +2,7 @@
  * The runtime's public types, in one module with no runtime imports: what the routes (HTTP or
  * gRPC) and the Fastify decorations see of the served zoo and of a run.
  */
+import type { CascadeManifest } from '../zoo/manifest-schema.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 
 export interface RunOptions {
@@ -50,6 +51,8 @@ export interface ZooView {
   isReady(): boolean
   /** DEFAULT_MODEL, else the manifest's defaultModel, else the most accurate ready model. */
   defaultModelName(): string
+  /** The zoo's cascades as its manifest declares them (none: empty). */
+  cascades(): readonly CascadeManifest[]
 }
 
 /** Runs a model of the served zoo in the worker threads. */
@@ -77,6 +80,22 @@ export interface ModelRunner {
     image: Uint8Array,
     options: RunOptions & { maxPixels: number },
   ): Promise<InferenceResult>
+  /**
+   * Only the decoding and preprocessing of runImage(), in a worker: the tensor for `modelName`'s
+   * input contract (a cascade runs its stages on it). Same errors as runImage()'s decoder.
+   */
+  prepareImage(
+    modelName: string,
+    image: Uint8Array,
+    options: RunOptions & { maxPixels: number },
+  ): Promise<PreparedImage>
+}
+
+/** An image decoded and preprocessed for a model's input contract. */
+export interface PreparedImage {
+  /** NCHW float32, one row. */
+  tensor: Float32Array
+  preprocessMs: number
 }
 
 export interface ReloadResult {

@@ -1,4 +1,5 @@
 /** POST /v1/classify: query and response schemas. */
+import { CascadeRunSchema } from './cascade.js'
 import { Type, type Static } from 'typebox'
 import { BudgetEcho, BudgetProperties, ModelName, OnInfeasibleSchema } from './common.js'
 import { SelectionReasonSchema, ServedModelSchema } from './selection.js'
@@ -68,6 +69,7 @@ export const ClassifyResponseSchema = Type.Object(
       { additionalProperties: false },
     ),
     timing: TimingSchema,
+    cascade: Type.Optional(CascadeRunSchema),
   },
   { additionalProperties: false },
 )

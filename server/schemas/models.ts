@@ -2,6 +2,7 @@
  * How a zoo model is shown by GET /models (summary) and GET /models/:name (detail), and the
  * functions that build those views from a ModelEntry.
  */
+import { CascadeSummarySchema } from './cascades.js'
 import { Type, type Static } from 'typebox'
 import { ModelInputSchema } from '../zoo/manifest-schema.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
@@ -92,7 +93,13 @@ export const ModelDetailSchema = Type.Object(
 export const ModelsQuerySchema = Type.Object(BudgetProperties, { additionalProperties: false })
 
 export const ModelsResponseSchema = Type.Object(
-  { models: Type.Array(ModelSummarySchema) },
+  {
+    models: Type.Array(ModelSummarySchema),
+    cascades: Type.Array(CascadeSummarySchema, {
+      description:
+        'Confidence cascades over the models (empty when the zoo has none); with a budget, only the ready ones satisfying it (maxMflops against expectedMflops, maxLatencyMs against latencyMs).',
+    }),
+  },
   { additionalProperties: false },
 )
 

@@ -33,7 +33,24 @@ export const SelectResponseSchema = Type.Object(
     predictedLatencyMs: Type.Union([Type.Number(), Type.Null()]),
     cheapest: AlternativeSchema,
     fastest: AlternativeSchema,
-    candidates: Type.Array(CandidateSchema, { description: 'Every model of the zoo with its verdict.' }),
+    candidates: Type.Array(CandidateSchema, {
+      description: 'Every model and cascade of the zoo with its verdict (a cascade has live: null).',
+    }),
+    cascade: Type.Optional(
+      Type.Object(
+        {
+          stages: Type.Array(Type.String()),
+          thresholds: Type.Array(Type.Number()),
+          expectedMflops: Type.Number(),
+          worstMflops: Type.Number(),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Present when a cascade would serve: `model` then names the cascade with its expected MFLOPs and first stage’s input.',
+        },
+      ),
+    ),
     error: Type.Union(
       [
         Type.Object(

@@ -28,6 +28,7 @@ describe('health routes', () => {
       names: () => [],
       get: () => undefined,
       readyModels: () => [],
+      cascades: () => [],
       isReady: () => false,
       defaultModelName: () => {
         throw new Error('no zoo')

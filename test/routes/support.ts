@@ -36,6 +36,7 @@ export async function routesOverFakeRuntime(
   const inference: ModelRunner = {
     run: answer,
     runImage: answer,
+    prepareImage: () => Promise.reject(new Error('no preprocessing in the fake runtime')),
   }
   const manifest = await readFixtureManifest()
   const entries = manifest.models.map(({ latencyMs: _pipeline, ...m }) =>
@@ -48,6 +49,7 @@ export async function routesOverFakeRuntime(
     readyModels: () => entries.filter((e) => e.ready),
     isReady: () => entries.some((e) => e.ready),
     defaultModelName: () => manifest.defaultModel ?? '',
+    cascades: () => [],
   }
   const app = Fastify()
   t.after(() => app.close())

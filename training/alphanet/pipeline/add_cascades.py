@@ -17,9 +17,8 @@ from typing import Any
 import torch
 
 from ..config import load_config
-from ..data import build_dataset
 from ..data.loader import holdout_settings
-from ..engine.subnet_data import dataset_name, eval_split_name, holdout_loader
+from ..engine.subnet_data import dataset_name, eval_split_name, holdout_loader, holdout_split
 from ..errors import UserError
 from ..export.manifest import ManifestError, validate_manifest
 from ..paths import repo_path
@@ -32,19 +31,22 @@ from .publish import publish_zoo, read_manifest
 from .validation import host_description
 
 
-def heldout_tensors(cfg: dict[str, Any], classes: int, batch_size: int = 500) -> EvalTensors:
-    """The training config's held-out images (never the evaluation split), eval transform, in order."""
-    size, _ = holdout_settings(cfg)
-    if size <= 0:
+def heldout_tensors(
+    cfg: dict[str, Any], classes: int, fallback_size: int = 0, fallback_seed: int = 0, batch_size: int = 500
+) -> tuple[EvalTensors, bool]:
+    """The held-out training images (never the evaluation split), eval transform, in order, and
+    whether the supernet never trained on them: the training config's own held-out split, else
+    (older supernets) ``fallback_size`` training images drawn by ``fallback_seed``."""
+    if holdout_settings(cfg)[0] <= 0 and fallback_size <= 0:
         raise UserError(
             "cascades are picked on a held-out split: the training config needs data.holdout_size > 0"
         )
-    subset = build_dataset(cfg, "holdout")
+    _, subset, never_trained_on = holdout_split(cfg, fallback_size, fallback_seed)
     images, labels = [], []
     for x, y in holdout_loader(cfg, subset, batch_size):
         images.append(x.contiguous())
         labels.append(y)
-    return EvalTensors(
+    tensors = EvalTensors(
         images=torch.cat(images),
         labels=torch.cat(labels),
         classes=classes,
@@ -53,6 +55,55 @@ def heldout_tensors(cfg: dict[str, Any], classes: int, batch_size: int = 500) ->
         split="holdout",
         full_split=True,
         split_size=len(subset),
+    )
+    return tensors, never_trained_on
+
+
+TRAINED_ON_NOTE = (
+    "the supernet was trained without a held-out split, so these training images were seen in training "
+    "and the held-out figures are optimistic"
+)
+
+
+def pipeline_cascades(
+    cfg: dict[str, Any],
+    source_cfg: dict[str, Any],
+    data_contract: dict[str, Any],
+    staging: Path,
+    models: list[dict[str, Any]],
+    eval_file: Path,
+    evaluation: SplitInfo,
+    host: str,
+    say,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pipeline's cascades over the accepted members (their files in ``staging``), using the
+    validator's latency figures; the held-out images are written next to the evaluation file."""
+    settings = cfg["cascades"]
+    if settings["count"] <= 0 or len(models) < 2:
+        return [], {"summary": "skipped (cascades.count is 0 or fewer than 2 members)"}
+    classes = len(models[0]["labels"])
+    heldout, never_trained_on = heldout_tensors(
+        source_cfg, classes, settings["holdout_size"], settings["holdout_seed"]
+    )
+    heldout_file = eval_file.parent / "heldout.azdata"
+    write_dataset_file(heldout_file, heldout, data_contract)
+    say(f"wrote {heldout.count} held-out images to {heldout_file}")
+    note = None if never_trained_on else TRAINED_ON_NOTE
+    latency = {m["name"]: m["latencyMs"]["p50"] for m in models if "latencyMs" in m}
+    return build_cascades(
+        node_zoo=staging,
+        models=models,
+        heldout_file=heldout_file,
+        heldout=SplitInfo(heldout.dataset, "holdout", heldout.count, note),
+        eval_file=eval_file,
+        evaluation=evaluation,
+        work_dir=eval_file.parent,
+        prefix=cfg["zoo"]["model_prefix"],
+        host=host,
+        latency_p50=latency if len(latency) == len(models) else None,
+        count=settings["count"],
+        threads=cfg["validation"]["intra_op_threads"],
+        say=say,
     )
 
 
@@ -93,7 +144,7 @@ def add_cascades(
     )
     with tempfile.TemporaryDirectory(prefix="alphanet-cascades-") as scratch:
         work = Path(work_dir) if work_dir else Path(scratch)
-        heldout = heldout_tensors(cfg, classes)
+        heldout, _ = heldout_tensors(cfg, classes)
         heldout_file = work / "heldout.azdata"
         write_dataset_file(heldout_file, heldout, data)
         say(f"wrote {heldout.count} held-out images to {heldout_file}")

@@ -139,6 +139,8 @@ def build_cascades(
             str(heldout_file),
             "--out",
             str(probs_file),
+            "--models",
+            ",".join(m["name"] for m in models),
         ]
         + threads_args,
         say,

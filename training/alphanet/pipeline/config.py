@@ -97,6 +97,15 @@ TREE: dict[str, Any] = {
             ["npm", "run", "--silent", "zoo:validate", "--"], "the validator, run from the repository root"
         ),
     },
+    "cascades": {
+        "count": Key(
+            4, "publish at most this many confidence cascades (0 = none), picked on held-out images"
+        ),
+        "holdout_size": Key(
+            5000, "only for supernets trained without data.holdout_size (else theirs is used)"
+        ),
+        "holdout_seed": Key(0, "which training images are held out (same condition)"),
+    },
     "publish": {
         "zoo_dir": Key("models", "the zoo directory the server serves (ZOO_DIR)", path=True),
         "require_all": Key(False, "true: publish nothing unless every member passes validation"),

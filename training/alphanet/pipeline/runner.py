@@ -24,6 +24,8 @@ from ..logging_utils import training_totals
 from ..models import complexity
 from ..paths import git_commit, repo_path
 from .ablation import ablation_dir
+from .add_cascades import pipeline_cascades
+from .cascades import SplitInfo as CascadeSplit
 from .config import PIPELINE
 from .dataset_file import EvalTensors, write_dataset_file
 from .family import select_family
@@ -35,6 +37,7 @@ from .members import (
     load_eval_tensors,
     manifest_labels,
 )
+from .cascade_card import cascades_section, replace_section
 from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart, with_kept_notes
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
@@ -288,17 +291,38 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         log.say(f"nothing published ({why}); {zoo_dir} is unchanged")
         return "refused"
 
-    with log.stage("manifest", "final manifest (JSON Schema + contract invariants)") as rec:
+    with log.stage("manifest", "final manifest and cascades (picked on held-out images)") as rec:
         manifest = final_manifest(results, tensors, cfg, staged, host, log.say)
-        rec.details["summary"] = f"{len(manifest['models'])} models"
+        cascades, rec.details["cascades"] = pipeline_cascades(
+            cfg,
+            source.cfg,
+            space.data,
+            staging,
+            manifest["models"],
+            dataset,
+            CascadeSplit(tensors.dataset, tensors.split, tensors.count),
+            host,
+            log.say,
+        )
+        if cascades:
+            manifest["cascades"] = cascades
+            validate_manifest(manifest)
+        report["cascades"] = rec.details["cascades"]
+        rec.details["summary"] = f"{len(manifest['models'])} models, {len(cascades)} cascades"
 
     with log.stage("publish", f"atomic publish into {repo_path(zoo_dir)}") as rec:
         side_files: dict[str, bytes | str] = {}
         if cfg["publish"]["model_card"]:
             report["chart"] = True
             report["finishedAt"] = utc_now_iso()
-            side_files[CHART_FILE] = pareto_chart(manifest["models"], f"{cfg['zoo']['name']}: top-1 vs cost")
-            side_files[CARD_FILE] = with_kept_notes(model_card(report, space, ablation_dir(cfg)), zoo_dir)
+            side_files[CHART_FILE] = pareto_chart(
+                manifest["models"], f"{cfg['zoo']['name']}: top-1 vs cost", manifest.get("cascades", [])
+            )
+            card = replace_section(
+                model_card(report, space, ablation_dir(cfg)),
+                cascades_section(manifest, _heldout_note(manifest)),
+            )
+            side_files[CARD_FILE] = with_kept_notes(card, zoo_dir)
         published = publish_zoo(manifest, staging, zoo_dir, side_files=side_files)
         report["publish"] = published.to_dict()
         for record in report["models"]:
@@ -333,6 +357,11 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
                 for o in outcomes
             )
     return "published"
+
+
+def _heldout_note(manifest: dict[str, Any]) -> str | None:
+    cascades = manifest.get("cascades") or []
+    return cascades[0]["heldOut"].get("note") if cascades else None
 
 
 def check_reload_settings(cfg: dict[str, Any], reload_pid: str | None) -> None:
