@@ -82,3 +82,23 @@ export async function runCascadeOnImage(
   const outcome = await runCascadeOnTensor(inference, candidate, prepared.tensor, runOptions)
   return { ...outcome, preprocessMs: prepared.preprocessMs }
 }
+
+/** A batch of rows (Open Inference Protocol tensors): every row runs the cascade on its own. */
+export async function runCascadeOnBatch(
+  inference: ModelRunner,
+  candidate: CascadeCandidate,
+  tensor: Float32Array,
+  rows: number,
+  options: RunOptions,
+): Promise<{ logits: Float32Array; outcomes: CascadeOutcome[] }> {
+  const per = tensor.length / rows
+  const outcomes = await Promise.all(
+    Array.from({ length: rows }, (_, row) =>
+      runCascadeOnTensor(inference, candidate, tensor.slice(row * per, (row + 1) * per), options),
+    ),
+  )
+  const classes = outcomes[0]?.result.logits.length ?? 0
+  const logits = new Float32Array(rows * classes)
+  outcomes.forEach((o, row) => { logits.set(o.result.logits, row * classes); })
+  return { logits, outcomes }
+}

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test'
 import request from 'supertest'
 import type { FastifyInstance } from 'fastify'
 import type { RunOptions } from '../../server/runtime/types.js'
-import { buildTestApp, copyFixtureZoo } from '../helper.js'
+import { buildTestApp, copyFixtureZoo, readReference } from '../helper.js'
 import { fixtureImage } from '../routes/support.js'
 import { fixtureCascade } from './fixture-cascade.js'
 
@@ -131,5 +131,43 @@ describe('cascades served', () => {
     assert.ok(typeof cascade?.latencyMs === 'number' && cascade.latencyMs > 0)
     const none = await request(app.server).get('/models?maxMflops=0.45').expect(200)
     assert.equal(none.body.cascades.length, 0)
+  })
+
+  it('OIP v2: a cascade is a model (metadata, ready, infer row by row)', async (t) => {
+    const { app, calls } = await appWithCascade(t, 1)
+    const meta = await app.inject({ method: 'GET', url: '/v2/models/fixture-cascade' })
+    assert.equal(meta.statusCode, 200)
+    assert.deepEqual(meta.json().inputs[0].shape, [-1, 1, 28, 28])
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/v2/models/fixture-cascade/ready' })).statusCode,
+      200,
+    )
+    const { input } = await readReference('fixture-gray28-large')
+    const row = input.data.slice(0, 28 * 28)
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v2/models/fixture-cascade/infer',
+      payload: {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 1, 28, 28], data: [...row, ...row] }],
+      },
+    })
+    assert.equal(res.statusCode, 200, res.body)
+    const body = res.json()
+    assert.equal(body.model_name, 'fixture-cascade')
+    assert.equal(body.parameters.cascadeAnsweredBy, 'fixture-gray28-large,fixture-gray28-large')
+    assert.deepEqual(calls.run.sort(), [
+      'fixture-gray28-large',
+      'fixture-gray28-large',
+      'fixture-gray28-small',
+      'fixture-gray28-small',
+    ])
+    const direct = await app.inject({
+      method: 'POST',
+      url: '/v2/models/fixture-gray28-large/infer',
+      payload: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: row }] },
+    })
+    const expected = direct.json().outputs[0].data as number[]
+    const got = (body.outputs[0].data as number[]).slice(0, expected.length)
+    got.forEach((v, i) => assert.ok(Math.abs(v - (expected[i] ?? Number.NaN)) < 1e-5))
   })
 })

@@ -24,7 +24,10 @@ import type { InferenceObservation } from '../../metrics.js'
 import { softmax } from '../../postprocess.js'
 import { BudgetProperties, OnInfeasibleSchema } from '../../schemas/common.js'
 import { hasBudget } from '../../selection/budget.js'
-import { selectModel, type SelectionRequest } from '../../selection/selector.js'
+import { isCascade } from '../../cascade/candidates.js'
+import { contractModel, selectServable, type Servable } from '../../cascade/selection.js'
+import { runCascadeOnBatch } from '../../cascade/serve.js'
+import { selectModel, type SelectionOutcome, type SelectionRequest } from '../../selection/selector.js'
 import type { ModelEntry } from '../../zoo/model-entry.js'
 import { selectionError, selectionRequest, type SelectionFields } from '../selection-view.js'
 import { frameBinaryResponse, HEADER_LENGTH_HEADER, parseJsonHeader, splitBody } from './body.js'
@@ -207,7 +210,7 @@ function readTensor(
 }
 
 interface Choice {
-  model: ModelEntry
+  model: Servable
   selection: SelectionRequest
   reason: string
   budgetMet: boolean
@@ -230,8 +233,10 @@ function choose(app: FastifyInstance, target: Target, input: RequestInput, field
       )
     }
   }
-  const outcome = selectModel(models, selection)
-  const failure = selectionError(outcome, selection)
+  // A named model or cascade: the one selection over both; auto: the models that accept the input.
+  const outcome: SelectionOutcome<Servable> =
+    target.kind === 'model' ? selectServable(app.zoo, selection) : selectModel(models, selection)
+  const failure = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
   if (failure) throw failure
   if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')
   return { model: outcome.model, selection, reason: outcome.reason, budgetMet: outcome.budgetMet }
@@ -309,44 +314,58 @@ export async function runInference(app: FastifyInstance, call: InferCall): Promi
   const options = readParameters(inferRequest.parameters)
   const input = singleInput(inferRequest, name)
   const choice = choose(app, target, input, options.fields)
-  const { model } = choice
-  observation.model = model.name
+  const chosen = choice.model
+  // The input contract and labels (a cascade's are its first stage's, shared by every stage).
+  const model = contractModel(chosen)
+  observation.model = chosen.name
   observation.selectionReason = choice.reason
   const budgeted = hasBudget(choice.selection.budget)
   observation.budget = budgeted ? (choice.budgetMet ? 'met' : 'missed') : 'none'
 
-  const specs = readOutputs(inferRequest.outputs, options.binaryOutput, model.name)
+  const specs = readOutputs(inferRequest.outputs, options.binaryOutput, chosen.name)
   const { tensor, dims } = readTensor(input, binary, model)
   const batch = dims[0] ?? 1
 
-  const result = await app.inference.run(model.name, tensor, dims, call.run)
+  let logits: Float32Array
+  let answeredBy: string | undefined
+  if (isCascade(chosen)) {
+    const ran = await runCascadeOnBatch(app.inference, chosen, tensor, batch, call.run)
+    logits = ran.logits
+    answeredBy = ran.outcomes.map((o) => o.model.name).join(',')
+  } else {
+    const result = await app.inference.run(model.name, tensor, dims, call.run)
+    logits = result.logits
+    app.metrics.recordExecution(model.name, {
+      batchSize: batch,
+      queueMs: result.queueMs,
+      inferenceMs: result.inferenceMs,
+    })
+  }
   const classes = model.labels.length
-  if (result.logits.length !== batch * classes) {
+  if (logits.length !== batch * classes) {
     throw apiError(
       'INFERENCE_FAILED',
-      `${model.name} returned ${result.logits.length} values for a batch of ${batch} × ${classes} classes`,
+      `${chosen.name} returned ${logits.length} values for a batch of ${batch} × ${classes} classes`,
     )
   }
-  app.metrics.recordExecution(model.name, {
-    batchSize: batch,
-    queueMs: result.queueMs,
-    inferenceMs: result.inferenceMs,
-  })
 
-  const { outputs, binary: tensors } = buildOutputs(specs, result.logits, batch, model)
+  const { outputs, binary: tensors } = buildOutputs(specs, logits, batch, model)
   const response: InferResponse = {
-    model_name: model.name,
+    model_name: chosen.name,
     model_version: MODEL_VERSION,
     id: inferRequest.id ?? call.requestId,
     outputs,
   }
   if (target.kind === 'auto' || budgeted) {
     response.parameters = {
-      selectedModel: model.name,
+      selectedModel: chosen.name,
       selectionReason: choice.reason,
       budgetMet: choice.budgetMet,
     }
   }
+  // Which stage answered each row (comma-separated, row order), for a cascade.
+  if (answeredBy !== undefined)
+    response.parameters = { ...response.parameters, cascadeAnsweredBy: answeredBy }
   return { response, tensors }
 }
 

@@ -4,6 +4,7 @@
  * `probabilities`, its softmax computed by this server). Plus the virtual model `alphanet-auto`,
  * which stands for "the model the request's budget selects" (see infer.ts).
  */
+import { cascadeModelView } from '../../cascade/oip.js'
 import type { ZooView } from '../../decorators.js'
 import { apiError } from '../../errors.js'
 import type { ModelEntry } from '../../zoo/model-entry.js'
@@ -24,7 +25,8 @@ export type Target = { kind: 'model'; model: ModelEntry } | { kind: 'auto' }
  * Unknown names and versions are MODEL_NOT_FOUND (404), worded as Triton words them.
  */
 export function resolveTarget(zoo: ZooView, name: string, version: string | undefined): Target {
-  const model = zoo.get(name)
+  // A cascade is addressed like a model (its first stage's contract; server/cascade/oip.ts).
+  const model = zoo.get(name) ?? cascadeModelView(zoo, name)
   if (!model && name !== AUTO_MODEL) {
     throw apiError('MODEL_NOT_FOUND', `Request for unknown model: '${name}' is not found`, { model: name })
   }
