@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util'
 import { spawnSync } from 'node:child_process'
 import { loadZoo } from '../server/zoo/load-zoo.js'
 import type { ModelEntry } from '../server/zoo/model-entry.js'
+import { cascadeComparison, cascadeMarkdown, type CascadeBench } from './cascade.js'
 import { closedLoop, Connection, ConnectionPool, encodeRequest, type Response } from './lib/client.js'
 import { syntheticPhoto } from './lib/images.js'
 import { InProcess } from './lib/inprocess.js'
@@ -702,6 +703,7 @@ interface ZooResult {
   throughput: ThroughputResult
   slo?: SloResult
   peer?: PeerResult
+  cascade?: CascadeBench
 }
 
 interface ZooPlan {
@@ -759,6 +761,20 @@ async function benchZoo(plan: ZooPlan, options: Options): Promise<ZooResult> {
       serverEnv: plan.env,
       overhead: overheads,
       throughput: tp,
+    }
+    if (plan.label === 'zoo' && (zoo.manifest.cascades ?? []).length > 0) {
+      const cascade = await cascadeComparison(
+        server,
+        zoo.manifest,
+        {
+          images: options.quick ? 50 : 1000,
+          clients: 4,
+          seconds: options.quick ? 1 : 5,
+          rounds: options.quick ? 1 : 3,
+        },
+        log,
+      )
+      if (cascade) result.cascade = cascade
     }
     if (plan.slo && models.length > 1) result.slo = await slo(server, models, image, options)
     if (options.peer) result.peer = await peerComparison(server, plan.dir, target, image, options)
@@ -830,6 +846,21 @@ function targets(zoos: ZooResult[]): Report['targets'] {
           met: auto.withinBudgetShare >= 0.995 && auto.meanTop1Served > bestFixed,
         })
       }
+    }
+    if (zoo.cascade) {
+      const c = zoo.cascade
+      rows.push({
+        name: `${zoo.label}: best cascade ${c.cascade.name} vs ${c.largest.name}, mean latency one at a time`,
+        target: '< 1× (faster)',
+        measured: `×${fmt(c.latencyRatio)} (${fmt(c.cascade.meanLatencyMs, 3)} vs ${fmt(c.largest.meanLatencyMs, 3)} ms; top-1 ${fmt(c.cascade.top1 * 100)}% vs ${fmt(c.largest.top1 * 100)}%)`,
+        met: c.latencyRatio < 1,
+      })
+      rows.push({
+        name: `${zoo.label}: best cascade vs ${c.largest.name}, closed-loop throughput (${c.clients} clients)`,
+        target: '> 1×',
+        measured: `×${fmt(c.throughputRatio)} (${fmt(c.cascade.throughputPerS, 1)} vs ${fmt(c.largest.throughputPerS, 1)} /s)`,
+        met: c.throughputRatio > 1,
+      })
     }
     if (zoo.peer) {
       rows.push({
@@ -919,6 +950,7 @@ function markdown(report: Report): string {
         )
       }
     }
+    if (zoo.cascade) lines.push('', cascadeMarkdown(zoo.cascade))
     if (zoo.peer) {
       const p = zoo.peer
       lines.push('', `### PyTorch eager peer — ${p.model}`, '')
