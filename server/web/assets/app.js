@@ -6,7 +6,15 @@ import { drawParetoChart } from './chart.js'
 
 const $ = (id) => document.getElementById(id)
 
-const state = { models: [], file: null, chosen: undefined, feasible: new Set(), selectSeq: 0, classifySeq: 0 }
+const state = {
+  models: [],
+  cascades: [],
+  file: null,
+  chosen: undefined,
+  feasible: new Set(),
+  selectSeq: 0,
+  classifySeq: 0,
+}
 
 const format = (v) => (v >= 100 ? v.toFixed(0) : String(+v.toPrecision(3)))
 
@@ -83,6 +91,7 @@ function budget() {
 function redraw() {
   const fields = budget()
   drawParetoChart($('chart'), state.models, {
+    cascades: state.cascades,
     chosen: state.chosen,
     feasible: state.feasible,
     budget: fields,
@@ -171,6 +180,29 @@ function renderPrediction(body) {
   timing.className = 'timing'
   timing.textContent = `decode ${t.decodeMs.toFixed(1)} ms · queue ${t.queueMs.toFixed(1)} ms · inference ${t.inferenceMs.toFixed(2)} ms · total ${t.totalMs.toFixed(1)} ms`
   result.append(served, facts, explanation, list, timing)
+  if (body.cascade) result.append(cascadeStages(body.cascade))
+}
+
+// Which stages of the cascade ran for this image and where it exited.
+function cascadeStages(cascade) {
+  const box = document.createElement('div')
+  box.id = 'cascade-stages'
+  box.className = 'cascade'
+  const title = document.createElement('p')
+  title.textContent = `Cascade ${cascade.name}: ${cascade.stages.length} stage(s) ran, exited at stage ${cascade.exitStage + 1} (${format(cascade.mflops)} MFLOPs; expected ${format(cascade.expectedMflops)}, worst ${format(cascade.worstMflops)})`
+  const list = document.createElement('ol')
+  for (const stage of cascade.stages) {
+    const item = document.createElement('li')
+    item.className = stage.answered ? 'answered' : 'escalated'
+    const rule =
+      stage.threshold === null
+        ? 'last stage: answers'
+        : `${stage.answered ? '≥' : '<'} threshold ${(stage.threshold * 100).toFixed(1)}%`
+    item.textContent = `${stage.model}: confidence ${(stage.confidence * 100).toFixed(1)}% (${rule}) · ${stage.inferenceMs.toFixed(2)} ms`
+    list.append(item)
+  }
+  box.append(title, list)
+  return box
 }
 
 function renderError(error) {
@@ -191,7 +223,7 @@ async function classify() {
     const body = await readJson(await fetch(`/v1/classify?${query}`, { method: 'POST', body: form }))
     if (seq !== state.classifySeq) return
     renderPrediction(body)
-    state.chosen = body.model.name
+    state.chosen = body.cascade ? body.cascade.name : body.model.name
     redraw()
   } catch (error) {
     if (seq === state.classifySeq) renderError(error)
@@ -246,8 +278,9 @@ function wire() {
 async function start() {
   wire()
   try {
-    const { models } = await readJson(await fetch('/models'))
+    const { models, cascades = [] } = await readJson(await fetch('/models'))
     state.models = models
+    state.cascades = cascades
     configureSliders(models)
     document.body.dataset.ready = 'true'
     await updateSelection()

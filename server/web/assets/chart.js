@@ -89,15 +89,21 @@ function yScale(models) {
   return { at: (v) => MARGIN.top + (1 - (v - a) / (b - a)) * plot, ticks: linearTicks(a, b, 5), lo: a, hi: b }
 }
 
-export function drawParetoChart(container, models, { chosen, feasible = new Set(), budget = {} } = {}) {
+export function drawParetoChart(
+  container,
+  models,
+  { chosen, feasible = new Set(), budget = {}, cascades = [] } = {},
+) {
   container.replaceChildren()
   if (models.length === 0) {
     container.textContent = 'The zoo has no models.'
     return
   }
   const svg = el('svg', { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: 'pareto', 'data-models': models.length })
-  const x = xScale(models)
-  const y = yScale(models)
+  // Cascades sit at their expected MFLOPs; the scales cover both kinds.
+  const cascadePoints = cascades.map((c) => ({ ...c, mflops: c.expectedMflops }))
+  const x = xScale([...models, ...cascadePoints])
+  const y = yScale([...models, ...cascadePoints])
   const left = MARGIN.left
   const right = WIDTH - MARGIN.right
   const top = MARGIN.top
@@ -186,5 +192,33 @@ export function drawParetoChart(container, models, { chosen, feasible = new Set(
     }
     svg.append(group)
   }
+  drawCascades(svg, cascadePoints, x, y, chosen)
   container.append(svg)
+}
+
+// The cascades as a second frontier: diamonds at (expected MFLOPs, top-1).
+function drawCascades(svg, cascades, x, y, chosen) {
+  const frontier = paretoFrontier(cascades)
+  if (frontier.length > 1) {
+    const points = frontier.map((c) => `${x.at(c.mflops).toFixed(1)},${y.at(c.top1).toFixed(1)}`).join(' ')
+    svg.append(el('polyline', { class: 'frontier cascade-frontier', points }))
+  }
+  for (const cascade of cascades) {
+    const cx = x.at(cascade.mflops)
+    const cy = y.at(cascade.top1)
+    const r = cascade.name === chosen ? 9 : 6
+    const classes = ['point', 'cascade-point']
+    if (!cascade.ready) classes.push('not-ready')
+    if (cascade.name === chosen) classes.push('chosen')
+    const group = el('g', { class: classes.join(' '), 'data-cascade': cascade.name })
+    group.append(el('polygon', { points: `${cx},${cy - r} ${cx + r},${cy} ${cx},${cy + r} ${cx - r},${cy}` }))
+    group.append(
+      el(
+        'title',
+        {},
+        `${cascade.name} (cascade ${cascade.stages.join(' → ')}): expected ${formatNumber(cascade.mflops)} MFLOPs (worst ${formatNumber(cascade.worstMflops)}), top-1 ${(cascade.top1 * 100).toFixed(1)}%`,
+      ),
+    )
+    svg.append(group)
+  }
 }
