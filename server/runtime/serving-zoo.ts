@@ -125,12 +125,13 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
     return live ? { ...model, live } : model
   }
 
+  /** Ready models without live figures: probes need no predictions (they computed every one twice). */
   readyModels(): ModelEntry[] {
-    return this.list().filter((m) => m.ready)
+    return this.current?.zoo.models.filter((m) => m.ready) ?? []
   }
 
   isReady(): boolean {
-    return !this.closing && this.current !== undefined && this.readyModels().length > 0
+    return !this.closing && this.current?.zoo.models.some((m) => m.ready) === true
   }
 
   defaultModelName(): string {

@@ -45,7 +45,7 @@ export interface WorkerModelStatus {
   fallbackReason?: string
   /** Largest batch the graph accepts (1 when its batch dimension is fixed to 1). */
   maxBatch?: number
-  /** Intra-op threads of its session: INTRA_OP_THREADS, or 1 where that answered faster. */
+  /** Intra-op threads a lone request runs on: INTRA_OP_THREADS, or 1 where that answers sooner. */
   intraOpThreads?: number
   /** Time pixelsToTensor took on a synthetic image at start-up: the seed of the preprocessing estimate. */
   preprocessMs?: number

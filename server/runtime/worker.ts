@@ -39,8 +39,10 @@ interface LoadedModel {
   maxBatch: number
   /** Reused input buffer for multi-item batches (onnxruntime reads it only during run()). */
   scratch: Float32Array | undefined
-  /** Intra-op threads of the session kept (openOn). */
+  /** Intra-op threads of `session`. */
   intraOpThreads: number
+  /** A one-thread session for batches of one row, where it answers sooner (openOn). */
+  lone?: InferenceSession
 }
 
 const init = workerData as WorkerInit
@@ -57,17 +59,18 @@ function sampleSize(spec: WorkerModelSpec): number {
 async function openOn(spec: WorkerModelSpec, provider: ExecutionProviderName): Promise<LoadedModel> {
   const configured = await openWith(spec, provider, init.intraOpThreads)
   if (provider !== 'cpu' || init.intraOpThreads <= 1) return configured
-  // INTRA_OP_THREADS is a ceiling: a small model loses more to waking the pool's threads for each
-  // operator than it gains from them (BENCHMARKS.md: the bundled models run a lone request twice
-  // as fast on one thread as on two). Keep whichever session answers a lone request sooner.
+  // A small model loses more to waking the pool's threads for each operator than it gains from
+  // them (BENCHMARKS.md: the bundled models run a lone request about twice as fast on one thread
+  // as on two), while a batch still gains from them. Where one thread answers a lone request
+  // sooner, a second session with one thread runs the batches of one row.
   const single = await openWith(spec, provider, 1)
-  const [many, one] = [
-    await idleRunMs(configured.session, probeFeeds(configured)),
-    await idleRunMs(single.session, probeFeeds(single)),
-  ]
-  const [kept, dropped] = one <= many ? [single, configured] : [configured, single]
-  await dropped.session.release()
-  return kept
+  const many = await idleRunMs(configured.session, probeFeeds(configured))
+  const one = await idleRunMs(single.session, probeFeeds(single))
+  if (one >= many) {
+    await single.session.release()
+    return configured
+  }
+  return { ...configured, lone: single.session }
 }
 
 function probeFeeds(loaded: LoadedModel): InferenceSession.FeedsType {
@@ -135,7 +138,7 @@ function readyStatus(
     ready: true,
     executionProvider: provider,
     maxBatch: loaded.maxBatch,
-    intraOpThreads: loaded.intraOpThreads,
+    intraOpThreads: loaded.lone ? 1 : loaded.intraOpThreads,
     preprocessMs: preprocessSeed(loaded.spec),
   }
   if (fallbackReason !== undefined) status.fallbackReason = fallbackReason
@@ -298,7 +301,8 @@ async function runBatch(task: BatchTask): Promise<void> {
   const runBegin = performance.now()
   try {
     const input = new ort.Tensor('float32', data, [rows, spec.channels, spec.size, spec.size])
-    const outputs = await loaded.session.run({ [spec.inputName]: input })
+    const session = rows === 1 && loaded.lone ? loaded.lone : loaded.session
+    const outputs = await session.run({ [spec.inputName]: input })
     const output = outputs[loaded.outputName]
     if (output?.type !== 'float32') throw new Error('the graph returned no float32 output')
     const dims = output.dims.map(Number)
