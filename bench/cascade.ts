@@ -152,7 +152,9 @@ export async function cascadeComparison(
         }
       }
       const result = await closedLoopOf(send, options.clients, options.seconds * 1000)
-      connections.forEach((c) => { c.close(); })
+      connections.forEach((c) => {
+        c.close()
+      })
       throughput[kind].push((result.responses.length / result.elapsedMs) * 1000)
     }
   }

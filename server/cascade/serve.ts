@@ -99,6 +99,8 @@ export async function runCascadeOnBatch(
   )
   const classes = outcomes[0]?.result.logits.length ?? 0
   const logits = new Float32Array(rows * classes)
-  outcomes.forEach((o, row) => { logits.set(o.result.logits, row * classes); })
+  outcomes.forEach((o, row) => {
+    logits.set(o.result.logits, row * classes)
+  })
   return { logits, outcomes }
 }
