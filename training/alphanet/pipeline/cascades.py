@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..cascade import Cascade, CascadeResult, pick_cascades, search_cascades
+from ..cascade import Cascade, CascadeResult, evaluate_cascade, pick_cascades, search_cascades
 from ..errors import UserError
 from ..export.cascade_manifest import RULE, cascade_name
 from ..paths import REPO_ROOT
@@ -161,16 +161,24 @@ def build_cascades(
     if not picked:
         details["summary"] = "no cascade beats the single members on the held-out split"
         return [], details
-    candidates = []
+    # Thresholds as the manifest writes them (6 decimals), the held-out figures re-measured with
+    # exactly those; names made unique (two picks may round to the same per-mille name).
+    picked = [
+        evaluate_cascade(
+            probs, labels, mflops, Cascade(r.cascade.stages, tuple(round(t, 6) for t in r.cascade.thresholds))
+        )
+        for r in picked
+    ]
+    candidates: list[dict[str, Any]] = []
     for result in picked:
         stages = [names[i] for i in result.cascade.stages]
-        candidates.append(
-            {
-                "name": cascade_name(prefix, stages, result.cascade.thresholds),
-                "stages": stages,
-                "thresholds": list(result.cascade.thresholds),
-            }
-        )
+        base = name = cascade_name(prefix, stages, result.cascade.thresholds)
+        taken = {c["name"] for c in candidates}
+        suffix = 2
+        while name in taken:
+            name = f"{base[:60]}-{suffix}"
+            suffix += 1
+        candidates.append({"name": name, "stages": stages, "thresholds": list(result.cascade.thresholds)})
     candidates_file = work_dir / "cascade-candidates.json"
     candidates_file.write_text(json.dumps({"cascades": candidates}, indent=2) + "\n")
     measured_file = work_dir / "cascade-evaluation.json"
@@ -200,7 +208,7 @@ def build_cascades(
             "name": candidate["name"],
             "stages": candidate["stages"],
             "rule": RULE,
-            "thresholds": [round(t, 6) for t in candidate["thresholds"]],
+            "thresholds": candidate["thresholds"],
             "expectedMflops": round(result.expected_mflops, 4),
             "worstMflops": round(sum(mflops[i] for i in result.cascade.stages), 4),
             "heldOut": {**heldout.to_dict(), "top1": result.top1, "exitFractions": result.exit_fractions},
