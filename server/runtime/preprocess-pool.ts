@@ -185,16 +185,24 @@ export class PreprocessPool {
     if (this.drained && this.pending === 0) this.drained()
   }
 
-  /** Waits for the tasks in progress, then terminates the workers. */
+  /**
+   * Waits for the tasks in progress, then terminates the workers. Both waits are bounded: a
+   * replaced zoo generation's worker that never answers (or never terminates) must not hold a
+   * reload or a shutdown forever; past the grace period the worker is unref'd and left behind.
+   */
   async close(): Promise<void> {
     this.closing = true
     this.restarts.cancel()
     if (this.pending > 0) {
-      await new Promise<void>((resolve) => {
-        this.drained = resolve
-      })
+      await withGrace(
+        new Promise<void>((resolve) => {
+          this.drained = resolve
+        }),
+      )
     }
-    await Promise.all([...this.slots].map((slot) => slot.worker.terminate()))
+    const slots = [...this.slots]
+    await withGrace(Promise.all(slots.map((slot) => slot.worker.terminate())))
+    for (const slot of slots) slot.worker.unref()
   }
 
   /** Test-only (needs faultInjection): one worker throws an uncaught exception and dies. */
@@ -202,4 +210,17 @@ export class PreprocessPool {
     const slot = [...this.slots][0]
     slot?.worker.postMessage({ kind: CRASH_TASK })
   }
+}
+
+const CLOSE_GRACE_MS = 5000
+
+/** `work`, or nothing once CLOSE_GRACE_MS have passed (the timer never keeps the process alive). */
+async function withGrace(work: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const grace = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, CLOSE_GRACE_MS)
+    timer.unref()
+  })
+  await Promise.race([work.then(() => undefined), grace])
+  clearTimeout(timer)
 }
