@@ -196,7 +196,7 @@ def _training_text(report: dict[str, Any]) -> str:
             f"{training.get('device', '?')} (world size {training.get('worldSize', 1)})."
         )
     if source.get("checkpoint"):
-        parts.append(f"Checkpoint: `{source['checkpoint']}`.")
+        parts.append(f"Checkpoint: `{repo_path(source['checkpoint'])}`.")
     return " ".join(parts) or "Supernet checkpoint given by the pipeline config."
 
 
