@@ -113,7 +113,9 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line.split(":", 1)[1] for line in proc.stdout.splitlines() if line.startswith("[default0]:")]
     summary = json.loads(lines[-1])
-    assert summary["status"] == "completed" and summary["step"] == 2  # 80 - 16 held out = 64 samples / 2 ranks / 16
+    assert (
+        summary["status"] == "completed" and summary["step"] == 2
+    )  # 80 - 16 held out = 64 samples / 2 ranks / 16
     state = load_checkpoint(run_dir)
     assert state["world_size"] == 2 and state["step"] == 2
     # Validation during training reads the held-out split (data.holdout_size images).
