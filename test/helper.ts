@@ -147,6 +147,15 @@ export async function createBrokenZoo(t: TestContext, { includeGood = true } = {
   return dir
 }
 
+/** Polls `check` every 20 ms until it holds or `timeoutMs` passes. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
 /** A recording logger with the methods the runtime uses. */
 export function recordingLog() {
   const entries: { level: 'info' | 'warn' | 'error'; obj: object; msg: string }[] = []

@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
+import { terminateAll, withGrace } from './close-grace.js'
 import { RestartBackoff } from './restart-backoff.js'
 import { WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
 import { MessageBatch } from './message-batch.js'
@@ -185,11 +186,7 @@ export class PreprocessPool {
     if (this.drained && this.pending === 0) this.drained()
   }
 
-  /**
-   * Waits for the tasks in progress, then terminates the workers. Both waits are bounded: a
-   * replaced zoo generation's worker that never answers (or never terminates) must not hold a
-   * reload or a shutdown forever; past the grace period the worker is unref'd and left behind.
-   */
+  /** Waits for the tasks in progress, then terminates the workers; both waits are bounded (close-grace.ts). */
   async close(): Promise<void> {
     this.closing = true
     this.restarts.cancel()
@@ -200,9 +197,7 @@ export class PreprocessPool {
         }),
       )
     }
-    const slots = [...this.slots]
-    await withGrace(Promise.all(slots.map((slot) => slot.worker.terminate())))
-    for (const slot of slots) slot.worker.unref()
+    await terminateAll([...this.slots].map((slot) => slot.worker))
   }
 
   /** Test-only (needs faultInjection): one worker throws an uncaught exception and dies. */
@@ -210,17 +205,4 @@ export class PreprocessPool {
     const slot = [...this.slots][0]
     slot?.worker.postMessage({ kind: CRASH_TASK })
   }
-}
-
-const CLOSE_GRACE_MS = 5000
-
-/** `work`, or nothing once CLOSE_GRACE_MS have passed (the timer never keeps the process alive). */
-async function withGrace(work: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const grace = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, CLOSE_GRACE_MS)
-    timer.unref()
-  })
-  await Promise.race([work.then(() => undefined), grace])
-  clearTimeout(timer)
 }

@@ -12,6 +12,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { terminateAll, withGrace } from './close-grace.js'
 import { RestartBackoff } from './restart-backoff.js'
 import {
   BATCH_TASK,
@@ -274,7 +275,7 @@ export class WorkerPool {
     if (this.drained && this.idle === this.slots.size) this.drained()
   }
 
-  /** Refuses new batches, waits for the running ones, then terminates every worker. Idempotent. */
+  /** Refuses new batches, waits for the running ones, then terminates every worker; both waits bounded. Idempotent. */
   close(): Promise<void> {
     this.closed ??= this.shutDown()
     return this.closed
@@ -284,10 +285,12 @@ export class WorkerPool {
     this.closing = true
     this.restarts.cancel()
     if (this.idle < this.slots.size) {
-      await new Promise<void>((resolve) => {
-        this.drained = resolve
-      })
+      await withGrace(
+        new Promise<void>((resolve) => {
+          this.drained = resolve
+        }),
+      )
     }
-    await Promise.all([...this.slots].map((slot) => slot.worker.terminate()))
+    await terminateAll([...this.slots].map((slot) => slot.worker))
   }
 }

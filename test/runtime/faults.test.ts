@@ -15,7 +15,7 @@ import type { GenerationSettings } from '../../server/runtime/zoo-generation.js'
 import type { ClassifyResponse } from '../../server/schemas/classify.js'
 import type { ModelSummary } from '../../server/schemas/models.js'
 import { selectModel } from '../../server/selection/selector.js'
-import { buildTestApp, FIXTURE_ZOO_DIR, fixturePath, startedServingZoo } from '../helper.js'
+import { buildTestApp, FIXTURE_ZOO_DIR, fixturePath, startedServingZoo, until } from '../helper.js'
 import { readFile } from 'node:fs/promises'
 
 const SETTINGS: GenerationSettings = {
@@ -37,15 +37,6 @@ const rgbInput = () => new Float32Array(3 * 32 * 32).fill(0.25)
 
 function isCode(code: string) {
   return (error: unknown) => error instanceof ApiError && error.code === code
-}
-
-/** Polls `check` every 20 ms until it holds or `timeoutMs` passes. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail('condition not reached in time')
-    await sleep(20)
-  }
 }
 
 function started(t: { after(fn: () => Promise<void>): void }, settings: Partial<GenerationSettings> = {}) {
