@@ -17,6 +17,9 @@ export interface CascadeCandidate extends SelectableModel {
   stages: ModelEntry[]
 }
 
+/** What a selection can serve: a model, or a cascade of models. */
+export type Servable = ModelEntry | CascadeCandidate
+
 export function isCascade(candidate: SelectableModel): candidate is CascadeCandidate {
   return 'cascade' in candidate
 }

@@ -4,8 +4,9 @@
  * The image is the raw body (Content-Type image/jpeg, image/png, image/webp, image/gif,
  * image/tiff or image/avif) or the file part `image` of a multipart/form-data body; either way at
  * most MAX_BODY_BYTES. The budget and options are query parameters. Steps: read the image →
- * select the model under the current load (errors before any decoding) → decode (sharp),
- * preprocess per the model's input contract and run it, all in the worker pool → softmax + top-K.
+ * select the model under the current load (server/selection/choose.ts; errors before any
+ * decoding) → decode (sharp), preprocess per the model's input contract and run it, in worker
+ * threads (docs/request-path.md) → softmax + top-K.
  */
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
@@ -22,12 +23,10 @@ import {
 import { errorResponses } from '../schemas/common.js'
 import { strictQuery } from '../schemas/strict-query.js'
 import { isCascade } from '../cascade/candidates.js'
-import { contractModel, selectServable } from '../cascade/selection.js'
 import { runCascadeOnImage } from '../cascade/serve.js'
 import type { CascadeRun } from '../schemas/cascade.js'
-import type { SelectionOutcome } from '../selection/selector.js'
-import type { ModelEntry } from '../zoo/model-entry.js'
-import { budgetView, selectionError, selectionRequest, servedModel } from './selection-view.js'
+import { chooseOrThrow, contractModel } from '../selection/choose.js'
+import { budgetView, servedModel } from '../selection/views.js'
 
 export const IMAGE_CONTENT_TYPES = [
   'image/jpeg',
@@ -116,14 +115,10 @@ const classify: FastifyPluginAsync = async (app) => {
       const image = await readImage(request)
 
       // A latency budget counts from arrival: what reading the body took is already spent.
-      const selection = {
-        ...selectionRequest(request.query, app.zoo.defaultModelName()),
+      const { selection, outcome } = chooseOrThrow(app.zoo, {
+        fields: request.query,
         elapsedMs: reply.elapsedTime,
-      }
-      const outcome = selectServable(app.zoo, selection)
-      const failure = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
-      if (failure) throw failure
-      if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')
+      })
       const chosen = outcome.model
       const contract = contractModel(chosen)
 
@@ -137,10 +132,10 @@ const classify: FastifyPluginAsync = async (app) => {
         )
       }
 
-      // Decoding (sharp), resampling and normalising run in the inference worker, batched with
-      // concurrent requests for the same model, so the event loop only moves bytes. A latency
-      // budget the model was chosen to meet is also the request's deadline (counted from arrival):
-      // a request that can no longer meet it is refused with DEADLINE_EXCEEDED before compute.
+      // Decoding, resampling and normalising run in worker threads, so the event loop only moves
+      // bytes. A latency budget the model was chosen to meet is also the request's deadline
+      // (counted from arrival): a request that can no longer meet it is refused with
+      // DEADLINE_EXCEEDED before compute.
       const budgetMs = selection.budget.maxLatencyMs
       const deadline =
         outcome.budgetMet && budgetMs !== undefined

@@ -6,10 +6,7 @@
  * and `error` say what classify would do and `candidates` shows every model's verdict with the
  * values compared. Only an unknown `model` is a 404 — the request names something that is not there.
  */
-import { isCascade } from '../cascade/candidates.js'
-import { contractModel, selectServable, type Servable } from '../cascade/selection.js'
-import type { CandidateVerdict, SelectionOutcome } from '../selection/selector.js'
-import type { ModelEntry } from '../zoo/model-entry.js'
+import { isCascade, type Servable } from '../cascade/candidates.js'
 import type { FastifyPluginAsync } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
@@ -17,15 +14,8 @@ import { apiError } from '../errors.js'
 import { errorResponses } from '../schemas/common.js'
 import { SelectRequestSchema, SelectResponseSchema, type SelectResponse } from '../schemas/select.js'
 import { strictBody, strictQuery } from '../schemas/strict-query.js'
-import {
-  alternativeView,
-  budgetView,
-  candidateView,
-  selectionError,
-  selectionRequest,
-  servedModel,
-  type SelectionFields,
-} from './selection-view.js'
+import { choose, contractModel, type SelectionFields } from '../selection/choose.js'
+import { alternativeView, budgetView, candidateView, servedModel } from '../selection/views.js'
 
 /** Query and body merged; a field in both is ambiguous and refused. */
 function mergeFields(query: SelectionFields, body: SelectionFields | null | undefined): SelectionFields {
@@ -74,21 +64,15 @@ const select: FastifyPluginAsync = async (app) => {
     },
     async (request, reply): Promise<SelectResponse> => {
       // Judged like a classify request arriving now: the time this request has spent counts.
-      const selection = {
-        ...selectionRequest(mergeFields(request.query, request.body), app.zoo.defaultModelName()),
+      const { selection, outcome, error } = choose(app.zoo, {
+        fields: mergeFields(request.query, request.body),
         elapsedMs: reply.elapsedTime,
-      }
-      const outcome = selectServable(app.zoo, selection)
-      const error = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
+      })
       if (error?.code === 'MODEL_NOT_FOUND') throw error
 
       const base = {
         explanation: outcome.explanation,
-        candidates: outcome.candidates.map((verdict) =>
-          isCascade(verdict.model)
-            ? { ...candidateView(verdict as CandidateVerdict<ModelEntry>), live: null }
-            : candidateView(verdict as CandidateVerdict<ModelEntry>),
-        ),
+        candidates: outcome.candidates.map(candidateView),
         cheapest: null,
         fastest: null,
         error: error ? { statusCode: error.statusCode, code: error.code, message: error.message } : null,
@@ -119,8 +103,8 @@ const select: FastifyPluginAsync = async (app) => {
             reason: null,
             budget: budgetView(selection, false),
             predictedLatencyMs: null,
-            cheapest: alternativeView(outcome.cheapest as ModelEntry | undefined),
-            fastest: alternativeView(outcome.fastest as ModelEntry | undefined),
+            cheapest: alternativeView(outcome.cheapest),
+            fastest: alternativeView(outcome.fastest),
           }
         case 'model-not-ready':
         case 'no-ready-model':

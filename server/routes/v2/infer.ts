@@ -24,12 +24,11 @@ import type { InferenceObservation } from '../../metrics.js'
 import { softmax } from '../../postprocess.js'
 import { BudgetProperties, OnInfeasibleSchema } from '../../schemas/common.js'
 import { hasBudget } from '../../selection/budget.js'
-import { isCascade } from '../../cascade/candidates.js'
-import { contractModel, selectServable, type Servable } from '../../cascade/selection.js'
+import { isCascade, type Servable } from '../../cascade/candidates.js'
 import { runCascadeOnBatch } from '../../cascade/serve.js'
-import { selectModel, type SelectionOutcome, type SelectionRequest } from '../../selection/selector.js'
+import { chooseOrThrow, contractModel, type SelectionFields } from '../../selection/choose.js'
+import type { SelectionRequest } from '../../selection/selector.js'
 import type { ModelEntry } from '../../zoo/model-entry.js'
-import { selectionError, selectionRequest, type SelectionFields } from '../selection-view.js'
 import { frameBinaryResponse, HEADER_LENGTH_HEADER, parseJsonHeader, splitBody } from './body.js'
 import { classify } from './classification.js'
 import { observations, v2ErrorResponses } from './errors.js'
@@ -216,29 +215,26 @@ interface Choice {
   budgetMet: boolean
 }
 
-/** Which model runs: the named one (budget, if any, checked against it) or the auto selection. */
+/**
+ * Which model runs: the named model or cascade (a budget, if any, checked against it), or for
+ * `alphanet-auto` the one selection over the models and cascades that accept the input tensor.
+ */
 function choose(app: FastifyInstance, target: Target, input: RequestInput, fields: SelectionFields): Choice {
-  const explicit = target.kind === 'model' ? { ...fields, model: target.model.name } : fields
-  const selection = selectionRequest(explicit, app.zoo.defaultModelName())
-  let models = app.zoo.list(target.kind === 'model' ? { liveFor: target.model.name } : {})
-  if (target.kind === 'auto') {
-    models = models.filter((m) => accepts(m, input))
-    if (models.length === 0) {
-      const accepted = [
-        ...new Set(app.zoo.list().map((m) => `'${m.input.name}' [-1,${inputDims(m).join(',')}]`)),
-      ]
-      invalid(
-        `no model of the zoo accepts input '${input.name}' of shape [${input.shape.join(',')}]; ${AUTO_MODEL} can serve inputs ${accepted.join(', ')}`,
-        input.name,
-      )
-    }
+  if (target.kind === 'auto' && !app.zoo.list({ liveFor: '' }).some((m) => accepts(m, input))) {
+    const accepted = [
+      ...new Set(
+        app.zoo.list({ liveFor: '' }).map((m) => `'${m.input.name}' [-1,${inputDims(m).join(',')}]`),
+      ),
+    ]
+    invalid(
+      `no model of the zoo accepts input '${input.name}' of shape [${input.shape.join(',')}]; ${AUTO_MODEL} can serve inputs ${accepted.join(', ')}`,
+      input.name,
+    )
   }
-  // A named model or cascade: the one selection over both; auto: the models that accept the input.
-  const outcome: SelectionOutcome<Servable> =
-    target.kind === 'model' ? selectServable(app.zoo, selection) : selectModel(models, selection)
-  const failure = selectionError(outcome as SelectionOutcome<ModelEntry>, selection)
-  if (failure) throw failure
-  if (outcome.kind !== 'selected') throw apiError('INTERNAL_ERROR', 'selection produced no model')
+  const { selection, outcome } = chooseOrThrow(app.zoo, {
+    fields: target.kind === 'model' ? { ...fields, model: target.model.name } : fields,
+    accepts: (model) => accepts(model, input),
+  })
   return { model: outcome.model, selection, reason: outcome.reason, budgetMet: outcome.budgetMet }
 }
 

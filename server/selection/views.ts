@@ -1,33 +1,14 @@
 /**
- * Between the pure selector and HTTP: request fields → SelectionRequest, outcome → response parts,
- * and non-selections → the catalogue error POST /v1/classify answers (POST /v1/select reports the
- * same error inside its 200 body).
+ * A selection outcome as the API shows it: response parts (served model, budget, candidates,
+ * alternatives) and, for an outcome that serves nothing, the catalogue error every route answers
+ * (POST /v1/select reports the same error inside its 200 body).
  */
 import { apiError, type ApiError } from '../errors.js'
 import type { Alternative, Candidate, ServedModel } from '../schemas/selection.js'
-import { latencyEstimate, type Budget, type OnInfeasible } from '../selection/budget.js'
-import type { CandidateVerdict, SelectionOutcome, SelectionRequest } from '../selection/selector.js'
+import { latencyEstimate, type Budget, type OnInfeasible } from './budget.js'
+import type { CandidateVerdict, SelectionOutcome, SelectionRequest } from './selector.js'
+import { isCascade, type Servable } from '../cascade/candidates.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
-
-/** The request fields that drive a selection (query of /v1/classify, query or body of /v1/select). */
-export interface SelectionFields {
-  maxMflops?: number
-  maxLatencyMs?: number
-  minTop1?: number
-  model?: string
-  onInfeasible?: OnInfeasible
-}
-
-export function selectionRequest(fields: SelectionFields, defaultModel: string): SelectionRequest {
-  const budget: Budget = {}
-  if (fields.maxMflops !== undefined) budget.maxMflops = fields.maxMflops
-  if (fields.maxLatencyMs !== undefined) budget.maxLatencyMs = fields.maxLatencyMs
-  if (fields.minTop1 !== undefined) budget.minTop1 = fields.minTop1
-  const request: SelectionRequest = { budget, onInfeasible: fields.onInfeasible ?? 'reject' }
-  if (fields.model !== undefined) request.model = fields.model
-  if (defaultModel !== '') request.defaultModel = defaultModel
-  return request
-}
 
 export interface BudgetView extends Budget {
   onInfeasible: OnInfeasible
@@ -49,28 +30,29 @@ export function servedModel(entry: ModelEntry): ServedModel {
   }
 }
 
-export function candidateView(verdict: CandidateVerdict<ModelEntry>): Candidate {
+/** A candidate's verdict; a cascade's live figures are its stages' sums, not a model's, so none are shown. */
+export function candidateView(verdict: CandidateVerdict<Servable>): Candidate {
   return {
     name: verdict.model.name,
     mflops: verdict.model.mflops,
     top1: verdict.model.top1,
     latencyMs: verdict.latencyMs,
     ready: verdict.model.ready,
-    live: verdict.model.live ?? null,
+    live: isCascade(verdict.model) ? null : (verdict.model.live ?? null),
     considered: verdict.considered,
     accepted: verdict.accepted,
     violations: verdict.violations,
   }
 }
 
-export function alternativeView(entry: ModelEntry | undefined): Alternative {
+export function alternativeView(entry: Servable | undefined): Alternative {
   if (!entry) return null
   return { name: entry.name, mflops: entry.mflops, top1: entry.top1, latencyMs: latencyEstimate(entry) }
 }
 
 /** The coded error for an outcome that serves no model; undefined when a model was selected. */
 export function selectionError(
-  outcome: SelectionOutcome<ModelEntry>,
+  outcome: SelectionOutcome<Servable>,
   request: SelectionRequest,
 ): ApiError | undefined {
   switch (outcome.kind) {
