@@ -8,15 +8,12 @@ import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
 import { Contention, ModelLatency } from './latency-model.js'
-import {
-  Scheduler,
-  type LatencyPrediction,
-  type SchedulerHooks,
-  type SchedulerSettings,
-} from './scheduler.js'
-import { WorkerPool, type WorkerExitInfo } from './worker-pool.js'
+import { rebuildError } from './model-queue.js'
+import { Scheduler } from './scheduler.js'
+import type { LatencyPrediction, SchedulerHooks, SchedulerSettings } from './scheduling.js'
+import type { WorkerExitInfo } from './thread-pool.js'
+import { WorkerPool } from './worker-pool.js'
 import { PreprocessPool } from './preprocess-pool.js'
-import { rebuildError } from './scheduler.js'
 import type { InferenceResult, PreparedImage, RunOptions } from './types.js'
 import {
   type BatchItem,
@@ -339,11 +336,11 @@ export class InferencePool {
 
   /** Test-only (needs faultInjection): the next `count` batches carry `fault`. */
   armFault(fault: WorkerFault, model?: string, count = 1): void {
-    this.scheduler.armFault(fault, model, count)
+    this.scheduler.faults.arm(fault, model, count)
   }
 
   disarmFaults(): void {
-    this.scheduler.disarmFaults()
+    this.scheduler.faults.disarm()
   }
 
   /** Refuses new runs, answers every queued and running one, then terminates the workers. Idempotent. */

@@ -1,19 +1,13 @@
 /**
- * The preprocessing stage: worker threads that turn encoded images into input tensors
- * ahead of the inference workers, so decoding one request overlaps with running the batch before
- * it instead of adding to it. A task goes to the worker with the fewest tasks in progress; every
- * worker takes any number at once (their decodes overlap on libuv's pool).
- *
- * Faults: a worker that dies fails every task it held with WorkerCrashError at once and is
- * replaced (immediately after an isolated crash, with a growing delay when crashes repeat).
+ * The preprocessing stage: a thread pool (thread-pool.ts) whose workers turn encoded images into
+ * input tensors ahead of the inference workers, so decoding one request overlaps with running the
+ * batch before it instead of adding to it. A task goes to the worker with the fewest tasks in
+ * progress; every worker takes any number at once (their decodes overlap on libuv's pool). Crashes,
+ * replacement and closing are the pool's.
  */
 import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
-import { terminateAll, withGrace } from './close-grace.js'
-import { RestartBackoff } from './restart-backoff.js'
-import { WorkerCrashError, type WorkerExitInfo } from './worker-pool.js'
-import { MessageBatch } from './message-batch.js'
+import { ThreadPool, taskId, type Slot, type WorkerExitInfo } from './thread-pool.js'
 import {
   CANCEL_TASK,
   CRASH_TASK,
@@ -37,20 +31,6 @@ function workerFilename(): string {
   )
 }
 
-interface PendingTask {
-  resolve: (reply: PrepareReply) => void
-  reject: (error: Error) => void
-}
-
-interface Slot {
-  worker: Worker
-  threadId: number
-  pending: Map<number, PendingTask>
-  /** Tasks posted this turn, sent together (message-batch.ts). */
-  outbox: MessageBatch<PrepareTask>
-  error: Error | undefined
-}
-
 export interface PreprocessPoolOptions {
   size: number
   /** Test-only: let crashOne() kill a worker. */
@@ -59,81 +39,29 @@ export interface PreprocessPoolOptions {
   onWorkerExit?: (info: WorkerExitInfo) => void
 }
 
-let nextId = 1
-
 export class PreprocessPool {
-  private readonly slots = new Set<Slot>()
-  private readonly restarts = new RestartBackoff()
-  private closing = false
-  private drained: (() => void) | undefined
+  private readonly pool: ThreadPool<PrepareTask, PrepareReply>
 
-  constructor(private readonly options: PreprocessPoolOptions) {
-    for (let i = 0; i < Math.max(1, options.size); i++) this.spawn()
-  }
-
-  private spawn(): void {
-    const worker = new Worker(workerFilename(), {
-      workerData: {
-        faultInjection: this.options.faultInjection ?? false,
-      },
-    })
-    const pending = new Map<number, PendingTask>()
-    const outbox = new MessageBatch<PrepareTask>(
-      (tasks, transfer) => {
-        worker.postMessage({ kind: PREPARE_BATCH, tasks } satisfies PrepareBatch, transfer)
-      },
-      (tasks, error) => {
-        for (const task of tasks) {
-          pending.get(task.id)?.reject(error)
-          pending.delete(task.id)
-        }
-        this.checkDrained()
-      },
-    )
-    const slot: Slot = { worker, threadId: worker.threadId, pending, outbox, error: undefined }
-    this.slots.add(slot)
-    worker.on('message', (replies: PrepareReply[]) => {
-      for (const reply of replies) {
-        const task = pending.get(reply.id)
-        if (!task) continue
-        pending.delete(reply.id)
-        task.resolve(reply)
-      }
-      this.checkDrained()
-    })
-    worker.on('error', (error: Error) => {
-      slot.error = error
-    })
-    worker.on('exit', (code: number) => {
-      this.onExit(slot, code)
-    })
-  }
-
-  private onExit(slot: Slot, code: number): void {
-    this.slots.delete(slot)
-    const reason = slot.error ? slot.error.message : `exit code ${code}`
-    for (const task of slot.pending.values()) {
-      task.reject(new WorkerCrashError(`preprocessing worker ${slot.threadId} died: ${reason}`))
-    }
-    slot.pending.clear()
-    this.checkDrained()
-    if (this.closing) return
-    this.options.onWorkerExit?.({ stage: 'preprocessing', threadId: slot.threadId, reason, replacing: true })
-    this.restarts.schedule(() => {
-      if (!this.closing) this.spawn()
+  constructor(options: PreprocessPoolOptions) {
+    this.pool = ThreadPool.open<PrepareTask, PrepareReply>({
+      stage: 'preprocessing',
+      size: options.size,
+      filename: workerFilename(),
+      workerData: { faultInjection: options.faultInjection ?? false },
+      // Many images per turn under load: one message for all of them (message-batch.ts).
+      batchMessage: (tasks) => ({ kind: PREPARE_BATCH, tasks }) satisfies PrepareBatch,
+      ...(options.onWorkerExit && { onWorkerExit: options.onWorkerExit }),
     })
   }
 
   /** Tasks in progress over all workers. */
   get pending(): number {
-    let total = 0
-    for (const slot of this.slots) total += slot.pending.size
-    return total
+    return this.pool.pending
   }
 
   /** Workers alive now. */
   get size(): number {
-    return this.slots.size
+    return this.pool.size
   }
 
   /**
@@ -150,59 +78,35 @@ export class PreprocessPool {
     transfer: ArrayBuffer[] = [],
     signal?: AbortSignal,
   ): Promise<PrepareReply> {
-    if (this.closing) return Promise.reject(new Error('the preprocessing pool is closing'))
+    if (this.pool.isClosing) return Promise.reject(new Error('the preprocessing pool is closing'))
     let chosen: Slot | undefined
-    for (const slot of this.slots) {
-      if (!chosen || slot.pending.size < chosen.pending.size) chosen = slot
+    for (const slot of this.pool.workers()) {
+      if (!chosen || slot.tasks.size < chosen.tasks.size) chosen = slot
     }
     if (!chosen)
       return Promise.reject(new Error('no preprocessing worker is running (restarting after a crash)'))
     const slot = chosen
-    const id = nextId++
+    const id = taskId()
     const cancel = (): void => {
-      if (!slot.pending.has(id)) return
-      // The task may still be in this turn's outbox: send it first, so the cancel finds it.
-      slot.outbox.flush()
-      slot.worker.postMessage({ kind: CANCEL_TASK, id } satisfies CancelTask)
+      // Sent after the task itself, which may still be in this turn's batch, so the worker finds it.
+      if (slot.tasks.has(id)) this.pool.control(slot, { kind: CANCEL_TASK, id } satisfies CancelTask)
     }
     signal?.addEventListener('abort', cancel, { once: true })
-    const settled = (): void => signal?.removeEventListener('abort', cancel)
-    return new Promise<PrepareReply>((resolve, reject) => {
-      slot.pending.set(id, {
-        resolve: (reply) => {
-          settled()
-          resolve(reply)
-        },
-        reject: (error) => {
-          settled()
-          reject(error)
-        },
-      })
-      slot.outbox.push({ kind: PREPARE_TASK, id, contract, item, deadline }, transfer)
+    const reply = this.pool.post(slot, { kind: PREPARE_TASK, id, contract, item, deadline }, transfer)
+    if (!signal) return reply
+    return reply.finally(() => {
+      signal.removeEventListener('abort', cancel)
     })
   }
 
-  private checkDrained(): void {
-    if (this.drained && this.pending === 0) this.drained()
-  }
-
   /** Waits for the tasks in progress, then terminates the workers; both waits are bounded (close-grace.ts). */
-  async close(): Promise<void> {
-    this.closing = true
-    this.restarts.cancel()
-    if (this.pending > 0) {
-      await withGrace(
-        new Promise<void>((resolve) => {
-          this.drained = resolve
-        }),
-      )
-    }
-    await terminateAll([...this.slots].map((slot) => slot.worker))
+  close(): Promise<void> {
+    return this.pool.close()
   }
 
   /** Test-only (needs faultInjection): one worker throws an uncaught exception and dies. */
   crashOne(): void {
-    const slot = [...this.slots][0]
-    slot?.worker.postMessage({ kind: CRASH_TASK })
+    const [slot] = this.pool.workers()
+    if (slot) this.pool.control(slot, { kind: CRASH_TASK })
   }
 }

@@ -6,7 +6,7 @@
  */
 import { ApiError } from '../errors.js'
 import type { LiveFigures, ModelEntry } from '../zoo/model-entry.js'
-import type { SchedulerHooks } from './scheduler.js'
+import type { SchedulerHooks } from './scheduling.js'
 import type { CascadeManifest } from '../zoo/manifest-schema.js'
 import type {
   InferenceResult,

@@ -1,19 +1,12 @@
 /**
- * The inference workers of one zoo generation: a fixed number of worker_threads, each holding a
- * session per model. The pool runs at most one batch per worker at a time and says how many
- * workers are idle, so the scheduler above it decides what runs next (and batches what waits)
- * instead of a second, opaque queue in here.
- *
- * Faults: a worker that dies (uncaught exception, process.exit, native abort reported as an exit)
- * is detected by its 'exit' event; the batch it was running is rejected with WorkerCrashError at
- * once, so no request hangs, and a replacement is started — immediately after an isolated crash,
- * with a growing delay when crashes repeat — which serves again as soon as it has loaded and
- * warmed its sessions. close() lets running batches finish, then terminates every worker.
+ * The inference stage's workers (one zoo generation): a thread pool (thread-pool.ts) whose
+ * workers each hold a session per model and run at most one batch at a time. The pool says how
+ * many workers are idle, so the scheduler above it decides what runs next (and batches what
+ * waits) instead of a second, opaque queue in here. A worker serves once it has loaded and warmed
+ * every model; a replacement after a crash, too.
  */
 import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
-import { terminateAll, withGrace } from './close-grace.js'
-import { RestartBackoff } from './restart-backoff.js'
+import { ThreadPool, taskId, type WorkerExitInfo } from './thread-pool.js'
 import {
   BATCH_TASK,
   isInitReport,
@@ -23,23 +16,6 @@ import {
   type WorkerModelSpec,
   type WorkerModelStatus,
 } from './worker-protocol.js'
-
-/** A worker died while running a batch; the batch's requests fail with this. */
-export class WorkerCrashError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'WorkerCrashError'
-  }
-}
-
-export interface WorkerExitInfo {
-  /** Which stage the worker belonged to. */
-  stage: 'inference' | 'preprocessing'
-  threadId: number
-  reason: string
-  /** Whether a replacement is being started (false while the pool closes). */
-  replacing: boolean
-}
 
 export interface WorkerPoolOptions {
   size: number
@@ -92,156 +68,38 @@ export function mergeStatuses(
   return merged
 }
 
-interface RunningTask {
-  id: number
-  resolve: (reply: BatchReply) => void
-  reject: (error: Error) => void
-}
-
-interface Slot {
-  worker: Worker
-  threadId: number
-  ready: boolean
-  task: RunningTask | undefined
-  /** The last 'error' event, named when the worker exits. */
-  error: Error | undefined
-}
-
-let nextTaskId = 1
-
 export class WorkerPool {
-  readonly statuses: ReadonlyMap<string, WorkerModelStatus>
-  private readonly slots = new Set<Slot>()
-  private readonly restarts = new RestartBackoff()
-  private closing = false
-  private closed: Promise<void> | undefined
-  private drained: (() => void) | undefined
-
   private constructor(
-    private readonly options: WorkerPoolOptions,
-    slots: Slot[],
-    reports: WorkerModelStatus[][],
-  ) {
-    for (const slot of slots) this.adopt(slot)
-    this.statuses = mergeStatuses(options.init.models, reports)
-  }
+    private readonly pool: ThreadPool<BatchTask, BatchReply, WorkerModelStatus[]>,
+    readonly statuses: ReadonlyMap<string, WorkerModelStatus>,
+  ) {}
 
   /** Starts `size` workers and waits until each has loaded (or failed) every model. */
   static async start(options: WorkerPoolOptions): Promise<WorkerPool> {
-    const started = Array.from({ length: options.size }, () => WorkerPool.spawn(options.init))
-    const results = await Promise.allSettled(started.map((s) => s.ready))
-    const failure = results.find((r) => r.status === 'rejected')
-    if (failure) {
-      await Promise.all(started.map((s) => s.slot.worker.terminate()))
-      const why = failure.reason instanceof Error ? failure.reason.message : String(failure.reason)
-      throw new Error(`inference workers failed to start: ${why}`, { cause: failure.reason })
-    }
-    const reports = results.map((r) => (r.status === 'fulfilled' ? r.value : []))
-    return new WorkerPool(
-      options,
-      started.map((s) => s.slot),
-      reports,
-    )
-  }
-
-  /** Creates a worker; `ready` resolves with its init report, or rejects if it dies first. */
-  private static spawn(init: WorkerInit): { slot: Slot; ready: Promise<WorkerModelStatus[]> } {
-    const worker = new Worker(workerFilename(), { workerData: init })
-    const slot: Slot = { worker, threadId: worker.threadId, ready: false, task: undefined, error: undefined }
-    const ready = new Promise<WorkerModelStatus[]>((resolve, reject) => {
-      const onMessage = (message: unknown) => {
-        if (!isInitReport(message)) return
-        slot.ready = true
-        cleanup()
-        resolve(message.models)
-      }
-      const onError = (error: Error) => {
-        slot.error = error
-      }
-      const onExit = (code: number) => {
-        cleanup()
-        reject(slot.error ?? new Error(`worker exited with code ${code} while loading its models`))
-      }
-      const cleanup = () => {
-        worker.off('message', onMessage)
-        worker.off('exit', onExit)
-      }
-      worker.on('message', onMessage)
-      worker.on('error', onError)
-      worker.on('exit', onExit)
+    const { pool, reports } = await ThreadPool.start<BatchTask, BatchReply, WorkerModelStatus[]>({
+      stage: 'inference',
+      size: options.size,
+      filename: workerFilename(),
+      workerData: options.init,
+      readReport: (message) => (isInitReport(message) ? message.models : undefined),
+      ...(options.onWorkerExit && { onWorkerExit: options.onWorkerExit }),
+      ...(options.onCapacity && { onCapacity: options.onCapacity }),
     })
-    return { slot, ready }
-  }
-
-  /** Wires a started worker's replies and exit into the pool. */
-  private adopt(slot: Slot): void {
-    this.slots.add(slot)
-    slot.worker.on('message', (message: unknown) => {
-      const reply = message as BatchReply
-      const task = slot.task
-      if (!task || typeof reply.id !== 'number' || reply.id !== task.id) return
-      slot.task = undefined
-      task.resolve(reply)
-      this.checkDrained()
-    })
-    // An 'error' listener keeps an uncaught exception in a worker from crashing the process; the
-    // worker is gone either way and 'exit' follows.
-    slot.worker.on('error', (error: Error) => {
-      slot.error = error
-    })
-    slot.worker.on('exit', (code: number) => {
-      this.onExit(slot, code)
-    })
-  }
-
-  private onExit(slot: Slot, code: number): void {
-    this.slots.delete(slot)
-    const reason = slot.error ? slot.error.message : `exit code ${code}`
-    const task = slot.task
-    slot.task = undefined
-    if (task) task.reject(new WorkerCrashError(`inference worker ${slot.threadId} died: ${reason}`))
-    this.checkDrained()
-    if (this.closing) return
-    this.options.onWorkerExit?.({ stage: 'inference', threadId: slot.threadId, reason, replacing: true })
-    this.restarts.schedule(() => {
-      this.replace()
-    })
-  }
-
-  private replace(): void {
-    if (this.closing) return
-    const { slot, ready } = WorkerPool.spawn(this.options.init)
-    ready.then(
-      () => {
-        if (this.closing) {
-          void slot.worker.terminate()
-          return
-        }
-        this.adopt(slot)
-        this.options.onCapacity?.()
-      },
-      (error: unknown) => {
-        // The replacement died while loading: count it as another crash and try again later.
-        slot.error = error instanceof Error ? error : new Error(String(error))
-        this.onExit(slot, -1)
-      },
-    )
+    return new WorkerPool(pool, mergeStatuses(options.init.models, reports))
   }
 
   /** Workers loaded and serving. */
   get size(): number {
-    return this.slots.size
+    return this.pool.size
   }
 
   /** Workers with no batch running. */
   get idle(): number {
-    let idle = 0
-    for (const slot of this.slots) if (!slot.task) idle++
-    return idle
+    return this.pool.idle
   }
 
   get isClosing(): boolean {
-    return this.closing
+    return this.pool.isClosing
   }
 
   /**
@@ -249,48 +107,16 @@ export class WorkerPool {
    * (the caller must not touch them afterwards). Rejects with WorkerCrashError if the worker dies.
    */
   execute(task: Omit<BatchTask, 'kind' | 'id'>, transfer: ArrayBuffer[] = []): Promise<BatchReply> {
-    if (this.closing) return Promise.reject(new Error('the worker pool is closing'))
-    let slot: Slot | undefined
-    for (const candidate of this.slots) {
-      if (!candidate.task) {
-        slot = candidate
-        break
-      }
+    if (this.pool.isClosing) return Promise.reject(new Error('the worker pool is closing'))
+    for (const slot of this.pool.workers()) {
+      if (slot.tasks.size === 0)
+        return this.pool.post(slot, { ...task, kind: BATCH_TASK, id: taskId() }, transfer)
     }
-    if (!slot) return Promise.reject(new Error('no idle inference worker'))
-    const id = nextTaskId++
-    const chosen = slot
-    return new Promise<BatchReply>((resolve, reject) => {
-      chosen.task = { id, resolve, reject }
-      try {
-        chosen.worker.postMessage({ ...task, kind: BATCH_TASK, id } satisfies BatchTask, transfer)
-      } catch (error) {
-        chosen.task = undefined
-        reject(error instanceof Error ? error : new Error(String(error)))
-      }
-    })
-  }
-
-  private checkDrained(): void {
-    if (this.drained && this.idle === this.slots.size) this.drained()
+    return Promise.reject(new Error('no idle inference worker'))
   }
 
   /** Refuses new batches, waits for the running ones, then terminates every worker; both waits bounded. Idempotent. */
   close(): Promise<void> {
-    this.closed ??= this.shutDown()
-    return this.closed
-  }
-
-  private async shutDown(): Promise<void> {
-    this.closing = true
-    this.restarts.cancel()
-    if (this.idle < this.slots.size) {
-      await withGrace(
-        new Promise<void>((resolve) => {
-          this.drained = resolve
-        }),
-      )
-    }
-    await terminateAll([...this.slots].map((slot) => slot.worker))
+    return this.pool.close()
   }
 }

@@ -12,7 +12,7 @@ import { InferencePool, type PoolModelSpec } from './inference-pool.js'
 import { percentile, summarise, syntheticInput } from './latency.js'
 import { ModelLatency } from './latency-model.js'
 import { ModelHealth } from './model-health.js'
-import type { SchedulerHooks } from './scheduler.js'
+import type { SchedulerHooks } from './scheduling.js'
 import { warmupBatchSizes } from './worker-protocol.js'
 
 export interface GenerationSettings {

@@ -8,8 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, it } from 'node:test'
 import { ApiError } from '../../server/errors.js'
 import { ModelLatency } from '../../server/runtime/latency-model.js'
-import { Scheduler, type BatchExecutor, type SchedulerSettings } from '../../server/runtime/scheduler.js'
-import { WorkerCrashError } from '../../server/runtime/worker-pool.js'
+import { Scheduler } from '../../server/runtime/scheduler.js'
+import type { BatchExecutor, SchedulerSettings } from '../../server/runtime/scheduling.js'
+import { WorkerCrashError } from '../../server/runtime/thread-pool.js'
 import type { BatchReply, BatchTask } from '../../server/runtime/worker-protocol.js'
 
 const CLASSES = 2
