@@ -11,7 +11,8 @@ import type { FastifyInstance } from 'fastify'
 import { toApiError } from '../error-handler.js'
 import type { InferenceObservation } from '../metrics.js'
 import { requestIdFrom, REQUEST_ID_HEADER } from '../request-id.js'
-import { runInference, validateRequest } from '../routes/v2/infer.js'
+import { runInference } from '../routes/v2/infer.js'
+import { validateRequest } from '../routes/v2/infer-request.js'
 import { EXTENSIONS, SERVER_NAME, serverVersion } from '../routes/v2/metadata.js'
 import {
   autoMetadata,

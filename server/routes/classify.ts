@@ -13,7 +13,10 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { clientGoneSignal } from '../client-gone.js'
 import { apiError, isApiError } from '../errors.js'
+import type { InferenceObservation } from '../metrics.js'
+import { observations } from '../plugins/metrics.js'
 import { rankPredictions } from '../postprocess.js'
+import { hasBudget } from '../selection/budget.js'
 import {
   ClassifyQuerySchema,
   ClassifyResponseSchema,
@@ -121,6 +124,13 @@ const classify: FastifyPluginAsync = async (app) => {
       })
       const chosen = outcome.model
       const contract = contractModel(chosen)
+      const observation: InferenceObservation = {
+        api: 'v1',
+        model: chosen.name,
+        selectionReason: outcome.reason,
+        budget: hasBudget(selection.budget) ? (outcome.budgetMet ? 'met' : 'missed') : 'none',
+      }
+      observations.set(request, observation)
 
       const classes = contract.labels.length
       const topK = request.query.topK ?? Math.min(DEFAULT_TOP_K, classes)
@@ -175,6 +185,14 @@ const classify: FastifyPluginAsync = async (app) => {
           `${model.name} returned ${result.logits.length} values for ${classes} classes`,
         )
       }
+      // The model that answered (a cascade's: the stage that did), as the response names it.
+      const served = { ...observation, model: model.name }
+      app.metrics.recordServed(served, reply.elapsedTime)
+      app.metrics.recordExecution(model.name, {
+        batchSize: 1,
+        queueMs: result.queueMs,
+        inferenceMs: result.inferenceMs,
+      })
       return {
         model: servedModel(model),
         predictions: rankPredictions(result.logits, model.labels, topK),

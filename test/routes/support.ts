@@ -13,6 +13,7 @@ import { resolveConfig, type AppConfig } from '../../server/config.js'
 import type { InferenceResult, ModelRunner, ZooView } from '../../server/decorators.js'
 import { registerErrorHandlers } from '../../server/error-handler.js'
 import { ERROR_CODES, errorDefinition, type ErrorCode } from '../../server/errors.js'
+import { ServerMetrics } from '../../server/metrics.js'
 import apiRoutes from '../../server/routes/index.js'
 import type { ModelEntry } from '../../server/zoo/model-entry.js'
 import { fixturePath, readFixtureManifest, TEST_CONFIG } from '../helper.js'
@@ -56,6 +57,10 @@ export async function routesOverFakeRuntime(
   app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
   app.decorate('zoo', zoo)
   app.decorate('inference', inference)
+  app.decorate(
+    'metrics',
+    new ServerMetrics({ modelNames: () => zoo.names(), modelReadiness: () => zoo.list() }),
+  )
   registerErrorHandlers(app)
   await app.register(apiRoutes)
   await app.ready()

@@ -11,9 +11,11 @@ import request from 'supertest'
 import { resolveConfig } from '../../server/config.js'
 import type { InferenceResult, ModelRunner, ZooView } from '../../server/decorators.js'
 import { registerErrorHandlers } from '../../server/error-handler.js'
+import { ServerMetrics } from '../../server/metrics.js'
 import apiRoutes from '../../server/routes/index.js'
 import openInference from '../../server/routes/v2/index.js'
-import { runInference, validateRequest } from '../../server/routes/v2/infer.js'
+import { runInference } from '../../server/routes/v2/infer.js'
+import { validateRequest } from '../../server/routes/v2/infer-request.js'
 import { resolveTarget } from '../../server/routes/v2/models.js'
 import type { ModelEntry } from '../../server/zoo/model-entry.js'
 import { fixtureCascade } from '../cascade/fixture-cascade.js'
@@ -95,18 +97,15 @@ async function fakeApp(t: TestContext): Promise<Fake> {
       return Promise.resolve({ tensor: new Float32Array(size * size), preprocessMs: 0 })
     },
   }
-  const noop = (): void => {}
   const app = Fastify()
   t.after(() => app.close())
   app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
   app.decorate('zoo', zoo)
   app.decorate('inference', inference)
-  app.decorate('metrics', {
-    recordServed: noop,
-    recordExecution: noop,
-    recordFailure: noop,
-    recordRefusal: noop,
-  } as unknown as FastifyInstance['metrics'])
+  app.decorate(
+    'metrics',
+    new ServerMetrics({ modelNames: () => zoo.names(), modelReadiness: () => zoo.list() }),
+  )
   registerErrorHandlers(app)
   await app.register(apiRoutes)
   await app.register(openInference, { prefix: '/v2' })

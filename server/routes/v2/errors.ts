@@ -5,14 +5,11 @@
  * unknown model or route, 413 body too large, 415 media type, 500 server fault, 503 not ready or
  * shutting down. Failed inference requests are counted in the metrics with their catalogue code.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { ApiError } from '../../errors.js'
 import { logApiError, setRetryAfter, toApiError } from '../../error-handler.js'
-import type { InferenceObservation } from '../../metrics.js'
+import { observations } from '../../plugins/metrics.js'
 import { V2ErrorSchema } from './schemas.js'
-
-/** What an inference request is known to have used so far, for the failure metrics. */
-export const observations = new WeakMap<FastifyRequest, InferenceObservation>()
 
 export function v2Status(error: ApiError): number {
   return error.statusCode === 422 ? 400 : error.statusCode

@@ -15,33 +15,29 @@
  * selectionReason, budgetMet).
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { Type } from 'typebox'
-import { Compile } from 'typebox/compile'
 import { clientGoneSignal } from '../../client-gone.js'
 import type { RunOptions } from '../../decorators.js'
 import { apiError } from '../../errors.js'
 import type { InferenceObservation } from '../../metrics.js'
-import { softmax } from '../../postprocess.js'
-import { BudgetProperties, OnInfeasibleSchema } from '../../schemas/common.js'
 import { hasBudget } from '../../selection/budget.js'
 import { isCascade, type Servable } from '../../cascade/candidates.js'
 import { runCascadeOnBatch } from '../../cascade/serve.js'
 import { chooseOrThrow, contractModel, type SelectionFields } from '../../selection/choose.js'
 import type { SelectionRequest } from '../../selection/selector.js'
-import type { ModelEntry } from '../../zoo/model-entry.js'
 import { frameBinaryResponse, HEADER_LENGTH_HEADER, parseJsonHeader, splitBody } from './body.js'
-import { classify } from './classification.js'
-import { observations, v2ErrorResponses } from './errors.js'
+import { observations } from '../../plugins/metrics.js'
+import { v2ErrorResponses } from './errors.js'
+import { buildOutputs } from './infer-outputs.js'
 import {
-  AUTO_MODEL,
-  inputDims,
-  MODEL_VERSION,
-  OUTPUT_LOGITS,
-  OUTPUT_NAMES,
-  resolveTarget,
-  type OutputName,
-  type Target,
-} from './models.js'
+  accepts,
+  invalid,
+  readOutputs,
+  readParameters,
+  readTensor,
+  singleInput,
+  validateRequest,
+} from './infer-request.js'
+import { AUTO_MODEL, inputDims, MODEL_VERSION, resolveTarget, type Target } from './models.js'
 import {
   InferRequestSchema,
   InferResponseSchema,
@@ -49,164 +45,8 @@ import {
   VersionedModelParamsSchema,
   type InferRequest,
   type InferResponse,
-  type Parameters,
   type RequestInput,
-  type RequestOutput,
-  type ResponseOutput,
 } from './schemas.js'
-import { bytesToBinary, elementCount, float32FromBinary, float32FromJson, float32ToBinary } from './tensor.js'
-
-const checkRequest = Compile(InferRequestSchema)
-const BudgetParametersSchema = Type.Object({
-  ...BudgetProperties,
-  onInfeasible: Type.Optional(OnInfeasibleSchema),
-})
-const checkBudget = Compile(BudgetParametersSchema)
-const BUDGET_PARAMETERS = Object.keys(BudgetParametersSchema.properties)
-
-function invalid(message: string, parameter: string): never {
-  throw apiError('INVALID_PARAMETER', message, { parameter, location: 'body' })
-}
-
-export function validateRequest(value: unknown): InferRequest {
-  if (checkRequest.Check(value)) return value
-  const [error] = checkRequest.Errors(value)
-  const path = error?.instancePath ? error.instancePath.replace(/^\//, '').replaceAll('/', '.') : '(root)'
-  invalid(`invalid inference request: ${path} ${error?.message ?? 'does not match the protocol'}`, path)
-}
-
-interface RequestOptions {
-  binaryOutput: boolean
-  fields: SelectionFields
-}
-
-/** Request-level parameters this server interprets; others (priority, timeout, …) are ignored. */
-function readParameters(parameters: Parameters | undefined): RequestOptions {
-  const binary = parameters?.binary_data_output
-  if (binary !== undefined && typeof binary !== 'boolean') {
-    invalid('parameter "binary_data_output" must be a boolean', 'binary_data_output')
-  }
-  const budget = Object.fromEntries(
-    Object.entries(parameters ?? {}).filter(([key]) => BUDGET_PARAMETERS.includes(key)),
-  )
-  if (!checkBudget.Check(budget)) {
-    const [error] = checkBudget.Errors(budget)
-    const name = error?.instancePath.replace(/^\//, '') ?? ''
-    invalid(`parameter "${name}" ${error?.message ?? 'is invalid'}`, name)
-  }
-  return { binaryOutput: binary === true, fields: budget }
-}
-
-interface OutputSpec {
-  name: OutputName
-  /** Top-k classification strings instead of the tensor; 0 = the tensor. */
-  classification: number
-  binary: boolean
-}
-
-function readOutputs(
-  outputs: RequestOutput[] | undefined,
-  binaryDefault: boolean,
-  model: string,
-): OutputSpec[] {
-  if (!outputs || outputs.length === 0) {
-    return OUTPUT_NAMES.map((name) => ({ name, classification: 0, binary: binaryDefault }))
-  }
-  const seen = new Set<string>()
-  return outputs.map((output) => {
-    const { name } = output
-    if (!(OUTPUT_NAMES as readonly string[]).includes(name)) {
-      invalid(
-        `unexpected inference output '${name}' for model '${model}' (outputs: ${OUTPUT_NAMES.join(', ')})`,
-        name,
-      )
-    }
-    if (seen.has(name)) invalid(`inference output '${name}' is requested more than once`, name)
-    seen.add(name)
-    const classification = output.parameters?.classification ?? 0
-    if (typeof classification !== 'number' || !Number.isSafeInteger(classification) || classification < 0) {
-      invalid(`parameter "classification" of output '${name}' must be a non-negative integer`, name)
-    }
-    const binary = output.parameters?.binary_data ?? binaryDefault
-    if (typeof binary !== 'boolean')
-      invalid(`parameter "binary_data" of output '${name}' must be a boolean`, name)
-    return { name: name as OutputName, classification, binary }
-  })
-}
-
-/** The one input tensor, checked for arity, datatype and rank before a model is chosen. */
-function singleInput(request: InferRequest, modelName: string): RequestInput {
-  if (request.inputs.length !== 1) {
-    invalid(`expected 1 inputs but got ${request.inputs.length} inputs for model '${modelName}'`, 'inputs')
-  }
-  const input = request.inputs[0] as RequestInput
-  if (input.datatype !== 'FP32') {
-    invalid(
-      `inference input '${input.name}' data-type is '${input.datatype}', but model '${modelName}' expects 'FP32'`,
-      input.name,
-    )
-  }
-  if (input.shape.length !== 4 || (input.shape[0] ?? 0) < 1) {
-    invalid(
-      `unexpected shape [${input.shape.join(',')}] for input '${input.name}' of model '${modelName}': expected [N, C, H, W] with N ≥ 1`,
-      input.name,
-    )
-  }
-  return input
-}
-
-function accepts(model: ModelEntry, input: RequestInput): boolean {
-  const dims = inputDims(model)
-  return model.input.name === input.name && dims.every((d, i) => input.shape[i + 1] === d)
-}
-
-/** The tensor of `input` for `model`, from JSON data or the binary section. */
-function readTensor(
-  input: RequestInput,
-  binary: Buffer,
-  model: ModelEntry,
-): { tensor: Float32Array; dims: number[] } {
-  if (input.name !== model.input.name) {
-    invalid(`unexpected inference input '${input.name}' for model '${model.name}'`, input.name)
-  }
-  if (!accepts(model, input)) {
-    invalid(
-      `unexpected shape for input '${input.name}' for model '${model.name}'. Expected [-1,${inputDims(model).join(',')}], got [${input.shape.join(',')}]`,
-      input.name,
-    )
-  }
-  const count = elementCount(input.shape, input.name)
-  const binarySize = input.parameters?.binary_data_size
-  const hasData = input.data !== undefined
-  if (hasData === (binarySize !== undefined)) {
-    invalid(
-      `input '${input.name}' must set exactly one of 'data' and 'binary_data_size' in 'parameters'`,
-      input.name,
-    )
-  }
-  if (hasData) {
-    if (binary.length > 0) {
-      invalid(
-        `the request has ${binary.length} bytes of binary data that no input claims`,
-        HEADER_LENGTH_HEADER,
-      )
-    }
-    return { tensor: float32FromJson(input.data, count, input.name), dims: [...input.shape] }
-  }
-  if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) {
-    invalid(
-      `parameter "binary_data_size" of input '${input.name}' must be a non-negative integer`,
-      input.name,
-    )
-  }
-  if (binarySize !== binary.length) {
-    invalid(
-      `input '${input.name}' declares binary_data_size ${binarySize} but the request carries ${binary.length} bytes of binary data`,
-      input.name,
-    )
-  }
-  return { tensor: float32FromBinary(binary, count, input.name), dims: [...input.shape] }
-}
 
 interface Choice {
   model: Servable
@@ -236,48 +76,6 @@ function choose(app: FastifyInstance, target: Target, input: RequestInput, field
     accepts: (model) => accepts(model, input),
   })
   return { model: outcome.model, selection, reason: outcome.reason, budgetMet: outcome.budgetMet }
-}
-
-function buildOutputs(
-  specs: readonly OutputSpec[],
-  logits: Float32Array,
-  batch: number,
-  model: ModelEntry,
-): { outputs: ResponseOutput[]; binary: Buffer[] } {
-  const classes = model.labels.length
-  let probabilities: Float32Array | undefined
-  const valuesOf = (name: OutputName): Float32Array => {
-    if (name === OUTPUT_LOGITS) return logits
-    if (!probabilities) {
-      probabilities = new Float32Array(logits.length)
-      for (let row = 0; row < batch; row++) {
-        probabilities.set(softmax(logits.subarray(row * classes, (row + 1) * classes)), row * classes)
-      }
-    }
-    return probabilities
-  }
-  const outputs: ResponseOutput[] = []
-  const binary: Buffer[] = []
-  for (const spec of specs) {
-    const values = valuesOf(spec.name)
-    let output: ResponseOutput
-    let bytes: Buffer
-    if (spec.classification > 0) {
-      const { data, shape } = classify(values, batch, classes, spec.classification, model.labels)
-      output = { name: spec.name, datatype: 'BYTES', shape, data }
-      bytes = spec.binary ? bytesToBinary(data) : Buffer.alloc(0)
-    } else {
-      output = { name: spec.name, datatype: 'FP32', shape: [batch, classes], data: Array.from(values) }
-      bytes = spec.binary ? float32ToBinary(values) : Buffer.alloc(0)
-    }
-    if (spec.binary) {
-      delete output.data
-      output.parameters = { binary_data_size: bytes.length }
-      if (bytes.length > 0) binary.push(bytes)
-    }
-    outputs.push(output)
-  }
-  return { outputs, binary }
 }
 
 /** One inference call, whatever transport carried it (REST here, gRPC in server/grpc/). */
