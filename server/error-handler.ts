@@ -145,7 +145,7 @@ export function setRetryAfter(reply: FastifyReply, error: ApiError): void {
  * load shedding, deadlines and departed clients — is an expected outcome, logged at info with its
  * code alone: under overload the server refuses thousands of requests a second, and logging each
  * refusal at error level with its details (a shed request carries every candidate's figures)
- * cost more CPU than serving, and backed up the log stream by gigabytes (soak at 2× capacity).
+ * would cost more CPU than serving them (RELIABILITY.md, bug 9).
  * Metrics count these outcomes by code.
  */
 export function logApiError(request: FastifyRequest, error: unknown, apiErr: ApiError): void {

@@ -1,10 +1,10 @@
 /**
  * How long this thread takes to decode a pixel, learned from the large images it has decoded, so a
  * large image that cannot be decoded before its request's deadline is refused from its header
- * (DEADLINE_EXCEEDED) instead of decoded for no one. Without it, a stream of small uploads
- * declaring tens of megapixels (within MAX_IMAGE_PIXELS) kept the preprocessing stage busy with
- * decodes whose requests were out of time before they finished, while ordinary requests queued
- * behind them missed their deadlines too (soak with 1 % such images).
+ * (DEADLINE_EXCEEDED) instead of decoded for no one: small uploads declaring tens of megapixels
+ * (within MAX_IMAGE_PIXELS) would keep the preprocessing stage busy with decodes whose requests
+ * are out of time before they finish, and ordinary requests queued behind them would miss their
+ * deadlines too (RELIABILITY.md, bug 11).
  *
  * Only images of at least RATE_MIN_PIXELS teach and use the rate: below that, fixed costs
  * dominate and a per-pixel rate would say nothing. Until the first such image has been decoded

@@ -16,11 +16,11 @@
  *   while sums over queues (where deviations average out) and definite-miss checks use the mean.
  * - Robustness (SpreadEstimate): one outlier — a 36-megapixel image among thumbnails, a batch
  *   stalled by the OS — is clipped before it enters the averages, and an estimate that stops
- *   receiving observations relaxes back to its seed. Without both, a burst of huge images once
- *   raised every prediction above every budget; nothing was admitted any more, so nothing was
- *   measured that could lower them again, and the server refused all traffic for good (soak with
- *   decompression bombs). Relaxing turns that lock into periodic probing: a request is admitted
- *   once the estimate has decayed, and its measurement says whether the slowdown is real.
+ *   receiving observations relaxes back to its seed. Without both, a burst of huge images can raise
+ *   every prediction above every budget; nothing is admitted any more, so nothing is measured that
+ *   could lower them again (RELIABILITY.md, bug 8). Relaxing turns that lock into periodic
+ *   probing: a request is admitted once the estimate has decayed, and its measurement says whether
+ *   the slowdown is real.
  * Pure arithmetic: the scheduler feeds observations and asks questions.
  */
 

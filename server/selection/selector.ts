@@ -21,9 +21,8 @@
  * keeps that stepping ahead of the load rather than behind it (headroom): with a latency budget, a
  * model other than the fastest feasible one is chosen only if the fastest one would still meet the
  * budget for a request arriving right after — its prediction plus the run this request adds to the
- * queue. A greedy choice that fits its own budget but pushes the requests behind it out of theirs
- * is what turned load peaks into refusals (bench SLO ramp: 96 % within budget, against 100 % for
- * the fastest model alone). An infeasible
+ * queue: a greedy choice that fits its own budget pushes the requests behind it out of theirs and
+ * turns load peaks into refusals (the SLO ramp in BENCHMARKS.md). An infeasible
  * outcome is flagged `overloaded` when the budget fails only because of the load — some model
  * would meet it on an idle server — so the caller can answer "retry" (503) instead of "relax the
  * budget" (422).
