@@ -15,7 +15,8 @@ import type { LatencyPrediction } from './scheduling.js'
 
 /** The scheduler's load at one moment. */
 export interface Load {
-  models: Iterable<ModelState>
+  /** Every model's queue (read more than once: not a one-shot iterator). */
+  models: ReadonlyMap<string, ModelState>
   running: Iterable<{ expectedEnd: number }>
   /** Inference workers serving, and those idle. */
   workers: number
@@ -30,14 +31,15 @@ export interface Load {
 export function backlogMs(load: Load, now: number): number {
   let total = 0
   for (const batch of load.running) total += Math.max(0, batch.expectedEnd - now)
-  for (const state of load.models) total += queueWorkMs(state, state.queuedRows)
+  for (const state of load.models.values()) total += queueWorkMs(state, state.queuedRows)
   return total
 }
 
 /** The prediction for a one-row request to `state`'s model arriving at `now`, its preprocessing not included. */
 export function predictLatency(load: Load, state: ModelState, now: number): LatencyPrediction {
   const backlog = backlogMs(load, now)
-  const queued = [...load.models].some((s) => s.queue.length > 0)
+  let queued = false
+  for (const s of load.models.values()) queued ||= s.queue.length > 0
   const workers = Math.max(1, load.workers)
   // The request joins its model's last partial batch: that batch's work is its own, not a wait.
   const partialRows = state.queuedRows % state.maxBatch

@@ -343,7 +343,7 @@ export class Scheduler {
   /** What the prediction (prediction.ts) reads of the current load. */
   private load(now: number): Load {
     return {
-      models: this.models.values(),
+      models: this.models,
       running: this.running,
       workers: this.executor.size,
       idleWorkers: this.executor.idle,

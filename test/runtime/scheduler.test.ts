@@ -337,6 +337,18 @@ describe('Scheduler', () => {
     assert.equal(s.predict('a')?.queueWaitMs, 0)
   })
 
+  it('counts work held in a queue as a wait even while a worker is idle', async () => {
+    // A held (not yet full) batch of model a waits on an idle worker; b would queue behind it.
+    const { executor, scheduler: s } = scheduler({ maxQueueDelayMs: 50 })
+    const client = new AbortController()
+    const held = s.submit('a', tensor(), 1, { signal: client.signal })
+    assert.equal(executor.batches.length, 0, 'held')
+    const b = s.predict('b')
+    assert.ok(b && b.queueWaitMs > 0, `wait ${b?.queueWaitMs}`)
+    client.abort()
+    await assert.rejects(held, isCode('CLIENT_CLOSED'))
+  })
+
   it('learns run times from completed batches', async () => {
     const { executor, scheduler: s } = scheduler()
     for (let i = 0; i < 20; i++) {
