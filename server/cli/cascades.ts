@@ -18,7 +18,6 @@
 import { writeFile, readFile, rename } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
 import { Type } from 'typebox'
 import { Compile } from 'typebox/compile'
 import { evaluateCascade, softmaxOutputs, type EvaluationSet } from '../cascade/dataset-evaluation.js'
@@ -29,7 +28,14 @@ import { ModelNamePattern } from '../zoo/manifest-schema.js'
 import type { MeasuredLatency } from '../zoo/model-entry.js'
 import { openStageSessions } from './cascade-stages.js'
 import { readDataset, type Dataset } from './dataset-file.js'
-import type { CliOutput } from './validate-zoo.js'
+import {
+  numberOption,
+  parseCommandLine,
+  PROCESS_OUTPUT,
+  usageFailure,
+  UsageError,
+  type CliOutput,
+} from './command-line.js'
 
 export const PROBABILITIES_MAGIC = 'AZPROB01'
 
@@ -53,27 +59,9 @@ const CandidatesSchema = Type.Object({
 })
 const checkCandidates = Compile(CandidatesSchema)
 
-class UsageError extends Error {}
-
 function evaluationSet(dataset: Dataset): EvaluationSet {
   const [, c = 1, h = 1, w = 1] = dataset.header.shape
   return { images: dataset.images, perImage: c * h * w, labels: dataset.labels }
-}
-
-function positiveInteger(
-  value: string | undefined,
-  flag: string,
-  fallback: number,
-  allowZero = false,
-): number {
-  if (value === undefined) return fallback
-  const parsed = Number(value)
-  if (!Number.isInteger(parsed) || parsed < (allowZero ? 0 : 1)) {
-    throw new UsageError(
-      `${flag} expects a ${allowZero ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(value)}`,
-    )
-  }
-  return parsed
 }
 
 /** The AZPROB01 bytes of `outputs` (one float64 [N, K] matrix per model). */
@@ -100,32 +88,23 @@ async function writeAtomically(path: string, content: string | Buffer): Promise<
 }
 
 export async function runCascadesCli(argv: string[], io: CliOutput): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dataset: { type: 'string' },
-        out: { type: 'string' },
-        models: { type: 'string' },
-        cascades: { type: 'string' },
-        json: { type: 'string' },
-        runs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'intra-op-threads': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (error) {
-    io.err(`${(error as Error).message}\n\n${USAGE}\n`)
-    return 2
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      dataset: { type: 'string' },
+      out: { type: 'string' },
+      models: { type: 'string' },
+      cascades: { type: 'string' },
+      json: { type: 'string' },
+      runs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'intra-op-threads': { type: 'string' },
+    },
+    USAGE,
+    io,
+  )
+  if (typeof parsed === 'number') return parsed
   const { values, positionals } = parsed
-  if (values.help) {
-    io.out(`${USAGE}\n`)
-    return 0
-  }
   let command: string, zooDir: string, batchSize: number, threads: number, runs: number
   try {
     const [first, second, ...rest] = positionals
@@ -141,13 +120,13 @@ export async function runCascadesCli(argv: string[], io: CliOutput): Promise<num
       throw new UsageError('probabilities needs --out')
     if (command === 'evaluate' && values.cascades === undefined)
       throw new UsageError('evaluate needs --cascades')
-    batchSize = positiveInteger(values['batch-size'], '--batch-size', 100)
-    threads = positiveInteger(values['intra-op-threads'], '--intra-op-threads', availableParallelism())
-    runs = positiveInteger(values.runs, '--runs', 0, true)
+    batchSize = numberOption(values['batch-size'], '--batch-size', 100, { integer: true })
+    threads = numberOption(values['intra-op-threads'], '--intra-op-threads', availableParallelism(), {
+      integer: true,
+    })
+    runs = numberOption(values.runs, '--runs', 0, { integer: true, allowZero: true })
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.err(`${error.message}\n\n${USAGE}\n`)
-    return 2
+    return usageFailure(error, USAGE, io)
   }
   try {
     const zoo = await loadZoo(zooDir)
@@ -233,8 +212,5 @@ export async function runCascadesCli(argv: string[], io: CliOutput): Promise<num
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  process.exitCode = await runCascadesCli(process.argv.slice(2), {
-    out: (text) => process.stdout.write(text),
-    err: (text) => process.stderr.write(text),
-  })
+  process.exitCode = await runCascadesCli(process.argv.slice(2), PROCESS_OUTPUT)
 }

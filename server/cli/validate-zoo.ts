@@ -6,9 +6,16 @@
 import { writeFile } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
 import { readDataset, type Dataset } from './dataset-file.js'
 import { validateZoo, type ValidationOptions } from './zoo-validation.js'
+import {
+  numberOption,
+  parseCommandLine,
+  PROCESS_OUTPUT,
+  usageFailure,
+  UsageError,
+  type CliOutput,
+} from './command-line.js'
 
 const USAGE = `Usage: npm run zoo:validate -- <zooDir> [options]
 
@@ -26,58 +33,25 @@ Options:
   --intra-op-threads <n>       onnxruntime intra-op threads (default: all cores)
   -h, --help                   print this text`
 
-class UsageError extends Error {}
-
-function positiveNumber(value: string | undefined, flag: string, fallback: number, integer = false): number {
-  if (value === undefined) return fallback
-  const parsed = Number(value)
-  if (!Number.isFinite(parsed) || parsed <= 0 || (integer && !Number.isInteger(parsed))) {
-    throw new UsageError(
-      `${flag} expects a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(value)}`,
-    )
-  }
-  return parsed
-}
-
-/** Where the CLI writes; tests pass collectors. */
-export interface CliOutput {
-  out: (text: string) => void
-  err: (text: string) => void
-}
-
-const PROCESS_OUTPUT: CliOutput = {
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-}
-
 /** Runs the CLI on `argv` (without node and script); returns the exit code. */
 export async function runCli(argv: string[], io: CliOutput = PROCESS_OUTPUT): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dataset: { type: 'string' },
-        json: { type: 'string' },
-        'top1-tolerance': { type: 'string' },
-        'reference-tolerance': { type: 'string' },
-        runs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'execution-provider': { type: 'string' },
-        'intra-op-threads': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
-  } catch (error) {
-    io.err(`${(error as Error).message}\n\n${USAGE}\n`)
-    return 2
-  }
+  const parsed = parseCommandLine(
+    argv,
+    {
+      dataset: { type: 'string' },
+      json: { type: 'string' },
+      'top1-tolerance': { type: 'string' },
+      'reference-tolerance': { type: 'string' },
+      runs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'execution-provider': { type: 'string' },
+      'intra-op-threads': { type: 'string' },
+    },
+    USAGE,
+    io,
+  )
+  if (typeof parsed === 'number') return parsed
   const { values, positionals } = parsed
-  if (values.help) {
-    io.out(`${USAGE}\n`)
-    return 0
-  }
   let options: ValidationOptions
   try {
     if (positionals.length !== 1 || positionals[0] === undefined) {
@@ -90,23 +64,18 @@ export async function runCli(argv: string[], io: CliOutput = PROCESS_OUTPUT): Pr
     options = {
       zooDir: positionals[0],
       executionProvider: provider,
-      intraOpThreads: positiveNumber(
-        values['intra-op-threads'],
-        '--intra-op-threads',
-        availableParallelism(),
-        true,
-      ),
-      latencyRuns: positiveNumber(values.runs, '--runs', 50, true),
-      referenceTolerance: positiveNumber(values['reference-tolerance'], '--reference-tolerance', 1e-4),
-      batchSize: positiveNumber(values['batch-size'], '--batch-size', 64, true),
+      intraOpThreads: numberOption(values['intra-op-threads'], '--intra-op-threads', availableParallelism(), {
+        integer: true,
+      }),
+      latencyRuns: numberOption(values.runs, '--runs', 50, { integer: true }),
+      referenceTolerance: numberOption(values['reference-tolerance'], '--reference-tolerance', 1e-4),
+      batchSize: numberOption(values['batch-size'], '--batch-size', 64, { integer: true }),
     }
     if (values['top1-tolerance'] !== undefined) {
-      options.top1Tolerance = positiveNumber(values['top1-tolerance'], '--top1-tolerance', 0)
+      options.top1Tolerance = numberOption(values['top1-tolerance'], '--top1-tolerance', 0)
     }
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error
-    io.err(`${error.message}\n\n${USAGE}\n`)
-    return 2
+    return usageFailure(error, USAGE, io)
   }
   if (values.dataset !== undefined) {
     let dataset: Dataset
