@@ -46,8 +46,30 @@ def fast_overrides(run_dir: Path, zoo_dir: Path, *extra: str) -> list[str]:
         "validation.latency_runs=3",
         "validation.intra_op_threads=1",
         "validation.batch_size=100",
+        f"baselines.dir={run_dir / 'baselines'}",  # hermetic: none unless a test writes some there
         *extra,
     ]
+
+
+def write_baseline_run(
+    root: Path, name: str, kind: str, mflops: float, top1: float, split: str = "test"
+) -> Path:
+    """A finished ``alphanet train --baseline`` run directory as the model card reads it."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 0\n")
+    result = {
+        "name": name,
+        "network": {"kind": kind},
+        "mflops": mflops,
+        "params": 123456,
+        "epochs": 20,
+        "steps": 8600,
+        "heldOut": {"top1": top1 - 0.001},
+        "evaluation": {"dataset": "fashion-mnist", "split": split, "size": 10000, "top1": top1},
+    }
+    (run / "baseline.json").write_text(json.dumps(result))
+    return run
 
 
 def synthetic_supernet_checkpoint(path: Path, seed: int = 0) -> Path:

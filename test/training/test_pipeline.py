@@ -14,7 +14,13 @@ from alphanet.checkpoint import load_checkpoint
 from alphanet.export.manifest import check_model_files, validate_manifest
 from alphanet.pipeline.dataset_file import read_dataset_file
 from alphanet.pipeline.publish import OWNED_FILE_RE
-from pipeline_helpers import FMNIST_PIPELINE, fast_overrides, run_cli, synthetic_supernet_checkpoint
+from pipeline_helpers import (
+    FMNIST_PIPELINE,
+    fast_overrides,
+    run_cli,
+    synthetic_supernet_checkpoint,
+    write_baseline_run,
+)
 
 STAGES = ["source", "family", "calibrate", "evaluate", "export", "validate", "manifest", "publish", "reload"]
 
@@ -40,6 +46,7 @@ def _manifest(zoo: Path) -> dict:
 
 def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     zoo, run_dir = _zoo(tmp_path), tmp_path / "run"
+    write_baseline_run(run_dir / "baselines", "cnn-1m", "plain_cnn", 1.0, 0.5)
     code, stdout, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", checkpoint,
         *fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min,max]", "zoo.default_model=max"),
@@ -90,6 +97,8 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     assert "| `fmnist-min` | 6.87 |" in card and "![top-1 against MFLOPs and latency](pareto.png)" in card
     assert "npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml" in card
     assert "_No ablation results yet" in card
+    assert "| `cnn-1m` | plain CNN | 1.00 | 0.123 M | 20 | 49.90 | 50.00 |" in card
+    assert json.loads((zoo / "baselines.json").read_text())["baselines"][0]["name"] == "cnn-1m"
     assert (zoo / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     header, images, labels = read_dataset_file(run_dir / "validation" / "eval.azdata")

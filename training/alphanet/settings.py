@@ -154,6 +154,14 @@ class Schema:
             raise self.error(f"unknown key '{key}' in override '{text}'")
         return key, parse_value(raw)
 
+    def shown_override(self, text: str) -> str:
+        """``text`` as a report shows it: the value of a path key relative to the repository root
+        (where it lies inside it), so reproduce commands name no directory of the machine."""
+        key, _, raw = text.partition("=")
+        spec = self.keys.get(key.strip())
+        value = parse_value(raw) if spec is not None and spec.path else None
+        return f"{key}={repo_path(value)}" if isinstance(value, str) else text
+
     def apply_overrides(self, cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
         """A copy of ``cfg`` with the overrides applied, made absolute where paths and checked."""
         cfg = copy.deepcopy(cfg)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from ..paths import repo_path
-from ..pipeline.config import load_pipeline_config
+from ..pipeline.config import PIPELINE, load_pipeline_config
 from ..pipeline.supernet_source import TrainingIncomplete
 from ._command import add_command, add_overrides
 
@@ -59,7 +59,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
         value = getattr(args, flag)
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", repo_path(Path(value).resolve())]
-    return shlex.join(argv + list(args.overrides))
+    return shlex.join(argv + [PIPELINE.shown_override(text) for text in args.overrides])
 
 
 def run(args: argparse.Namespace) -> int:

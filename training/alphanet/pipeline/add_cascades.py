@@ -26,6 +26,7 @@ from .cascade_card import cascades_section, replace_section
 from .cascades import SplitInfo, build_cascades
 from .dataset_file import EvalTensors, write_dataset_file
 from .members import load_eval_tensors
+from .baselines import published_baselines
 from .model_card import CARD_FILE, CHART_FILE, pareto_chart
 from .publish import publish_zoo, read_manifest
 from .validation import host_description
@@ -184,7 +185,10 @@ def add_cascades(
     side_files: dict[str, bytes | str] = {}
     if model_card:
         side_files[CHART_FILE] = pareto_chart(
-            new["models"], f"{new['zoo']['name']}: top-1 vs cost", new.get("cascades", [])
+            new["models"],
+            f"{new['zoo']['name']}: top-1 vs cost",
+            new.get("cascades", []),
+            published_baselines(zoo_dir),
         )
         try:
             card = (zoo_dir / CARD_FILE).read_text(encoding="utf-8")

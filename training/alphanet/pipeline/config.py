@@ -116,6 +116,14 @@ TREE: dict[str, Any] = {
         "reload_url": Key(None, "or POST here (e.g. http://127.0.0.1:8080/admin/reload)", str),
         "reload_timeout_s": Key(300.0, "how long the POST may take (the server warms the new zoo first)"),
     },
+    "baselines": {
+        "dir": Key(
+            None,
+            "runs of `alphanet train --baseline` (one directory each) for the card (null = none)",
+            str,
+            True,
+        ),
+    },
     "ablation": {
         "dir": Key(None, "results and run directories (null = <run_dir>/ablation)", str, True),
         "arms": Key(list(DISTILL_CHOICES), "loss.distill per arm (default of --arms)"),

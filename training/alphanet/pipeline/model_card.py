@@ -13,6 +13,7 @@ from typing import Any
 
 from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
+from .baselines import baselines_section, draw_baselines
 from .family import MONOTONE_TOLERANCE
 from .publish import publish_lock, read_manifest, write_durably
 from .report import REPORT_JSON
@@ -53,10 +54,14 @@ def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def pareto_chart(
-    models: list[dict[str, Any]], title: str, cascades: list[dict[str, Any]] | None = None
+    models: list[dict[str, Any]],
+    title: str,
+    cascades: list[dict[str, Any]] | None = None,
+    baselines: list[dict[str, Any]] | None = None,
 ) -> bytes:
     """PNG bytes: top-1 % against MFLOPs and against measured p50 latency (ms); with ``cascades``,
-    their frontier too (expected MFLOPs on the held-out split, expected latency)."""
+    their frontier too (expected MFLOPs on the held-out split, expected latency); with
+    ``baselines`` (pipeline.baselines records), those networks trained alone on the MFLOPs panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,12 +76,16 @@ def pareto_chart(
         subset = models if kind == "mflops" else with_latency
         xs = [m["mflops"] if kind == "mflops" else m["latencyMs"]["p50"] for m in subset]
         ys = [m["top1"] * 100 for m in subset]
-        ax.scatter(xs, ys, color="#1f77b4", zorder=3)
+        ax.scatter(xs, ys, color="#1f77b4", zorder=3, label="single members")
         front = _front(list(zip(xs, ys)))
         ax.plot([p[0] for p in front], [p[1] for p in front], color="#1f77b4", alpha=0.5, zorder=2)
         for x, y, model in zip(xs, ys, subset):
             ax.annotate(model["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         _draw_cascades(ax, kind, cascades or [])
+        if kind == "mflops":
+            draw_baselines(ax, baselines or [])
+        if len(ax.collections) > 1:
+            ax.legend(loc="lower right", fontsize=8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top-1 (%)")
         ax.grid(True, alpha=0.3)
@@ -99,8 +108,6 @@ def _draw_cascades(ax, kind: str, cascades: list[dict[str, Any]]) -> None:
     ax.scatter(xs, ys, color="#d62728", marker="D", zorder=3, label="cascades (expected cost)")
     front = _front(list(zip(xs, ys)))
     ax.plot([p[0] for p in front], [p[1] for p in front], color="#d62728", alpha=0.5, zorder=2)
-    ax.scatter([], [], color="#1f77b4", label="single members")
-    ax.legend(loc="lower right", fontsize=8)
 
 
 def _models_table(report: dict[str, Any]) -> str:
@@ -259,6 +266,12 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
         "reproduce": report["command"],
         "git_commit": report.get("gitCommit") or "unknown",
         "ablation": _ablation_text(ablation_dir),
+        "baselines": baselines_section(
+            report.get("baselines") or [],
+            [m for m in report["models"] if m["status"] != "refused"],
+            evaluation,
+            published_top1,
+        ),
     }
     return Template(TEMPLATE.read_text()).substitute(mapping)
 

@@ -9,6 +9,7 @@ stays), ``reload-failed`` (published, but the server did not take it: it keeps t
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from .members import (
     manifest_labels,
 )
 from .cascade_card import cascades_section, replace_section
+from .baselines import BASELINES_FILE, read_baselines
 from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart, with_kept_notes
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
@@ -315,9 +317,14 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         if cfg["publish"]["model_card"]:
             report["chart"] = True
             report["finishedAt"] = utc_now_iso()
+            report["baselines"] = read_baselines(cfg["baselines"]["dir"])
             side_files[CHART_FILE] = pareto_chart(
-                manifest["models"], f"{cfg['zoo']['name']}: top-1 vs cost", manifest.get("cascades", [])
+                manifest["models"],
+                f"{cfg['zoo']['name']}: top-1 vs cost",
+                manifest.get("cascades", []),
+                report["baselines"],
             )
+            side_files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
             card = replace_section(
                 model_card(report, space, ablation_dir(cfg)),
                 cascades_section(manifest, _heldout_note(manifest)),

@@ -1,0 +1,93 @@
+"""Baselines in the model card (pipeline.baselines): read from their runs, compared with the family
+on the same split, drawn on the chart, carried with the published zoo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from alphanet.pipeline.baselines import (
+    BASELINES_FILE,
+    bar_violations,
+    baselines_section,
+    comparable,
+    published_baselines,
+    read_baselines,
+)
+from alphanet.pipeline.model_card import pareto_chart
+from pipeline_helpers import write_baseline_run
+
+EVALUATION = {"dataset": "fashion-mnist", "split": "test"}
+
+
+def _model(name: str, mflops: float, top1: float) -> dict:
+    return {"name": name, "mflops": mflops, "status": "published", "pytorch": {"top1": top1}}
+
+
+def _top1(model: dict) -> float:
+    return model["pytorch"]["top1"]
+
+
+def test_reads_finished_runs_and_lists_unfinished_ones(tmp_path: Path) -> None:
+    write_baseline_run(tmp_path, "cnn-b", "plain_cnn", 6.5, 0.93)
+    write_baseline_run(tmp_path, "alphanet-min", "arch", 6.9, 0.92)
+    (tmp_path / "cnn-a" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "cnn-a" / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "not-a-run").mkdir()  # no config: not a training run, ignored
+    records = read_baselines(tmp_path)
+    assert [(r["name"], r["status"]) for r in records] == [
+        ("alphanet-min", "complete"),
+        ("cnn-a", "incomplete"),
+        ("cnn-b", "complete"),
+    ]
+    assert (
+        records[2]["kind"] == "plain_cnn"
+        and records[2]["top1"] == 0.93
+        and records[2]["heldOutTop1"] == 0.929
+    )
+    assert read_baselines(None) == [] and read_baselines(tmp_path / "absent") == []
+
+
+def test_the_bar_counts_only_plain_cnns_of_equal_or_lower_cost(tmp_path: Path) -> None:
+    write_baseline_run(tmp_path, "cnn-small", "plain_cnn", 6.5, 0.93)
+    write_baseline_run(tmp_path, "cnn-large", "plain_cnn", 41.0, 0.95)
+    write_baseline_run(tmp_path, "alphanet-max", "arch", 42.0, 0.99)  # an arch baseline is not the bar
+    baselines = read_baselines(tmp_path)
+    models = [_model("m-7", 6.9, 0.925), _model("m-20", 20.0, 0.94), _model("m-42", 42.2, 0.951)]
+    violations = bar_violations(models, baselines, _top1)
+    assert len(violations) == 1 and violations[0].startswith(
+        "`m-7` (92.50% at 6.90 MFLOPs) is 0.50 points below"
+    )
+    # m-20 beats cnn-small (cnn-large costs more, so it does not count); m-42 beats both
+    assert bar_violations([_model("m-20", 20.0, 0.94)], baselines, _top1) == []
+    assert bar_violations([_model("m-42", 42.2, 0.949)], baselines, _top1) != []
+
+
+def test_section_gives_the_table_and_the_verdict(tmp_path: Path) -> None:
+    write_baseline_run(tmp_path, "cnn-small", "plain_cnn", 6.5, 0.93)
+    write_baseline_run(tmp_path, "cnn-other-split", "plain_cnn", 6.0, 0.99, split="train")
+    baselines = read_baselines(tmp_path)
+    assert [b["name"] for b in comparable(baselines, EVALUATION)] == ["cnn-small"]
+    text = baselines_section(baselines, [_model("m-7", 6.9, 0.94)], EVALUATION, _top1)
+    assert "| `cnn-small` | plain CNN | 6.50 | 0.123 M | 20 | 92.90 | 93.00 |" in text
+    assert "left out of the comparison: cnn-other-split" in text
+    assert text.endswith(
+        "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
+    )
+    missed = baselines_section(baselines, [_model("m-7", 6.9, 0.92)], EVALUATION, _top1)
+    assert "missed: `m-7` (92.00% at 6.90 MFLOPs) is 1.00 points below the plain CNN `cnn-small`" in missed
+    arch_only = [b for b in read_baselines(tmp_path) if b["name"] == "cnn-small"]
+    arch_only[0]["kind"] = "arch"
+    assert "No finished plain-CNN baseline" in baselines_section(arch_only, [], EVALUATION, _top1)
+    assert baselines_section([], [], EVALUATION, _top1).startswith("_No baselines were given")
+
+
+def test_chart_draws_baselines_and_the_zoo_carries_them(tmp_path: Path) -> None:
+    write_baseline_run(tmp_path / "runs", "cnn-small", "plain_cnn", 6.5, 0.93)
+    baselines = read_baselines(tmp_path / "runs")
+    models = [{"name": "m-7", "mflops": 6.9, "top1": 0.94}]
+    plain, with_baselines = pareto_chart(models, "t"), pareto_chart(models, "t", None, baselines)
+    assert with_baselines[:8] == b"\x89PNG\r\n\x1a\n" and with_baselines != plain
+    assert published_baselines(tmp_path) == []  # nothing published yet
+    (tmp_path / BASELINES_FILE).write_text(json.dumps({"baselines": baselines}))
+    assert published_baselines(tmp_path) == baselines

@@ -1,0 +1,160 @@
+"""Baselines beside the family in the model card: networks trained alone, from scratch, by the same
+training code, data, recipe and epochs (``alphanet train --baseline``), read back from the
+``baseline.json`` each run writes, and the bar the family has to clear: every published member at
+least as accurate as every plain-CNN baseline of equal or lower MFLOPs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from ..engine.standalone import RESULT_FILE
+from ..paths import repo_path
+
+KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "member architecture, trained alone"}
+# Published next to the manifest with the card, so a later chart of the same zoo (adding cascades)
+# keeps the baselines without the training run's directories.
+BASELINES_FILE = "baselines.json"
+
+
+def read_baselines(directory: str | Path | None) -> list[dict[str, Any]]:
+    """One record per run directory under ``directory`` (sorted by name): the finished ones from
+    their ``baseline.json``, the unfinished ones (no ``baseline.json`` yet) marked incomplete so the
+    card says what is missing instead of leaving it out."""
+    if directory is None or not Path(directory).is_dir():
+        return []
+    records = []
+    for run in sorted(p for p in Path(directory).iterdir() if p.is_dir()):
+        result = run / RESULT_FILE
+        if not result.is_file():
+            if (run / "config.yaml").is_file():
+                records.append({"name": run.name, "status": "incomplete", "runDir": repo_path(run)})
+            continue
+        data = json.loads(result.read_text())
+        evaluation = data["evaluation"]
+        records.append(
+            {
+                "name": data.get("name") or run.name,
+                "status": "complete",
+                "kind": data["network"]["kind"],
+                "mflops": data["mflops"],
+                "params": data["params"],
+                "epochs": data["epochs"],
+                "heldOutTop1": (data.get("heldOut") or {}).get("top1"),
+                "top1": evaluation["top1"],
+                "dataset": evaluation["dataset"],
+                "split": evaluation["split"],
+                "samples": evaluation["size"],
+                "runDir": repo_path(run),
+            }
+        )
+    return records
+
+
+def published_baselines(zoo_dir: str | Path) -> list[dict[str, Any]]:
+    """The baseline records published with the zoo in ``zoo_dir`` (none when there are none)."""
+    try:
+        return json.loads((Path(zoo_dir) / BASELINES_FILE).read_text())["baselines"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def comparable(baselines: list[dict[str, Any]], evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished baselines measured on the family's own evaluation dataset and split."""
+    return [
+        b
+        for b in baselines
+        if b["status"] == "complete"
+        and b["dataset"] == evaluation["dataset"]
+        and b["split"] == evaluation["split"]
+    ]
+
+
+def bar_violations(
+    models: list[dict[str, Any]], baselines: list[dict[str, Any]], top1: Callable[[dict], float]
+) -> list[str]:
+    """Every (member, plain-CNN baseline) pair where the baseline costs no more MFLOPs and is more
+    accurate, as sentences; empty when the family clears the bar."""
+    found = []
+    for model in sorted(models, key=lambda m: m["mflops"]):
+        for cnn in (b for b in baselines if b["kind"] == "plain_cnn" and b["mflops"] <= model["mflops"]):
+            if cnn["top1"] > top1(model):
+                found.append(
+                    f"`{model['name']}` ({top1(model) * 100:.2f}% at {model['mflops']:.2f} MFLOPs) is "
+                    f"{(cnn['top1'] - top1(model)) * 100:.2f} points below the plain CNN `{cnn['name']}` "
+                    f"({cnn['top1'] * 100:.2f}% at {cnn['mflops']:.2f} MFLOPs)"
+                )
+    return found
+
+
+def baselines_section(
+    baselines: list[dict[str, Any]],
+    models: list[dict[str, Any]],
+    evaluation: dict[str, Any],
+    top1: Callable[[dict], float],
+) -> str:
+    """The card's baselines table and its reading of the bar."""
+    if not baselines:
+        return (
+            "_No baselines were given (`baselines.dir` of the pipeline config): the family is not "
+            "compared with networks trained alone._"
+        )
+    lines = [
+        "| baseline | kind | MFLOPs | params | epochs | held-out top-1 % | top-1 % (evaluation split) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for b in baselines:
+        if b["status"] != "complete":
+            lines.append(
+                f"| `{b['name']}` | -- | -- | -- | -- | -- | training not finished (`{b['runDir']}`) |"
+            )
+            continue
+        held_out = "--" if b["heldOutTop1"] is None else f"{b['heldOutTop1'] * 100:.2f}"
+        lines.append(
+            f"| `{b['name']}` | {KIND_LABELS.get(b['kind'], b['kind'])} | {b['mflops']:.2f} | "
+            f"{b['params'] / 1e6:.3f} M | {b['epochs']} | {held_out} | {b['top1'] * 100:.2f} |"
+        )
+    usable = comparable(baselines, evaluation)
+    foreign = [b["name"] for b in baselines if b["status"] == "complete" and b not in usable]
+    if foreign:
+        lines += [
+            "",
+            "Measured on another dataset or split, left out of the comparison: " + ", ".join(foreign),
+        ]
+    if not any(b["kind"] == "plain_cnn" for b in usable):
+        lines += ["", "No finished plain-CNN baseline on this evaluation split: the bar is not checked."]
+        return "\n".join(lines)
+    violations = bar_violations(models, usable, top1)
+    verdict = (
+        "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
+        if not violations
+        else "missed: " + "; ".join(violations) + "."
+    )
+    return "\n".join(lines + ["", f"The bar ({evaluation['split']} split): {verdict}"])
+
+
+def draw_baselines(ax, baselines: list[dict[str, Any]]) -> None:
+    """Finished baselines on the MFLOPs panel: plain CNNs as black squares, the members'
+    architectures trained alone as orange triangles."""
+    styles = {"plain_cnn": ("#000000", "s"), "arch": ("#ff7f0e", "^")}
+    for kind, (color, marker) in styles.items():
+        subset = [b for b in baselines if b["status"] == "complete" and b["kind"] == kind]
+        if not subset:
+            continue
+        ax.scatter(
+            [b["mflops"] for b in subset],
+            [b["top1"] * 100 for b in subset],
+            color=color,
+            marker=marker,
+            zorder=4,
+            label=f"{KIND_LABELS[kind]} (baseline)",
+        )
+        for b in subset:
+            ax.annotate(
+                b["name"],
+                (b["mflops"], b["top1"] * 100),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=7,
+            )
