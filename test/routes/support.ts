@@ -15,6 +15,7 @@ import { registerErrorHandlers } from '../../server/error-handler.js'
 import { ERROR_CODES, errorDefinition, type ErrorCode } from '../../server/errors.js'
 import { ServerMetrics } from '../../server/metrics.js'
 import apiRoutes from '../../server/routes/index.js'
+import openInference from '../../server/routes/v2/index.js'
 import type { ModelEntry } from '../../server/zoo/model-entry.js'
 import { fixturePath, readFixtureManifest, TEST_CONFIG } from '../helper.js'
 
@@ -52,6 +53,19 @@ export async function routesOverFakeRuntime(
     defaultModelName: () => manifest.defaultModel ?? '',
     cascades: () => [],
   }
+  return appOverRuntime(t, zoo, inference)
+}
+
+/**
+ * The API routes (and with `withOpenInference` the /v2 routes) over a given zoo view and runner,
+ * with the test configuration, metrics and error handlers; closed after the test.
+ */
+export async function appOverRuntime(
+  t: TestContext,
+  zoo: ZooView,
+  inference: ModelRunner,
+  { withOpenInference = false } = {},
+): Promise<FastifyInstance> {
   const app = Fastify()
   t.after(() => app.close())
   app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
@@ -63,6 +77,7 @@ export async function routesOverFakeRuntime(
   )
   registerErrorHandlers(app)
   await app.register(apiRoutes)
+  if (withOpenInference) await app.register(openInference, { prefix: '/v2' })
   await app.ready()
   return app
 }

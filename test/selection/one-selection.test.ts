@@ -6,21 +6,16 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it, type TestContext } from 'node:test'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import request from 'supertest'
-import { resolveConfig } from '../../server/config.js'
 import type { InferenceResult, ModelRunner, ZooView } from '../../server/decorators.js'
-import { registerErrorHandlers } from '../../server/error-handler.js'
-import { ServerMetrics } from '../../server/metrics.js'
-import apiRoutes from '../../server/routes/index.js'
-import openInference from '../../server/routes/v2/index.js'
 import { runInference } from '../../server/routes/v2/infer.js'
 import { validateRequest } from '../../server/routes/v2/infer-request.js'
 import { resolveTarget } from '../../server/routes/v2/models.js'
 import type { ModelEntry } from '../../server/zoo/model-entry.js'
 import { fixtureCascade } from '../cascade/fixture-cascade.js'
-import { readFixtureManifest, TEST_CONFIG } from '../helper.js'
-import { fixtureImage } from '../routes/support.js'
+import { readFixtureManifest } from '../helper.js'
+import { appOverRuntime, fixtureImage } from '../routes/support.js'
 
 /** Predicted latency under load per fixture model, ms (the large model is slow right now). */
 const PREDICTED: Record<string, number> = {
@@ -97,19 +92,7 @@ async function fakeApp(t: TestContext): Promise<Fake> {
       return Promise.resolve({ tensor: new Float32Array(size * size), preprocessMs: 0 })
     },
   }
-  const app = Fastify()
-  t.after(() => app.close())
-  app.decorate('config', resolveConfig({ overrides: TEST_CONFIG }).config)
-  app.decorate('zoo', zoo)
-  app.decorate('inference', inference)
-  app.decorate(
-    'metrics',
-    new ServerMetrics({ modelNames: () => zoo.names(), modelReadiness: () => zoo.list() }),
-  )
-  registerErrorHandlers(app)
-  await app.register(apiRoutes)
-  await app.register(openInference, { prefix: '/v2' })
-  await app.ready()
+  const app = await appOverRuntime(t, zoo, inference, { withOpenInference: true })
   return { app, liveCalls }
 }
 
