@@ -16,7 +16,6 @@ import { apiError, isApiError } from '../errors.js'
 import type { InferenceObservation } from '../metrics.js'
 import { observations } from '../plugins/metrics.js'
 import { rankPredictions } from '../postprocess.js'
-import { hasBudget } from '../selection/budget.js'
 import {
   ClassifyQuerySchema,
   ClassifyResponseSchema,
@@ -29,7 +28,7 @@ import { isCascade } from '../cascade/candidates.js'
 import { runCascadeOnImage } from '../cascade/serve.js'
 import type { CascadeRun } from '../schemas/cascade.js'
 import { chooseOrThrow, contractModel } from '../selection/choose.js'
-import { budgetView, servedModel } from '../selection/views.js'
+import { budgetView, choiceObservation, servedModel } from '../selection/views.js'
 
 export const IMAGE_CONTENT_TYPES = [
   'image/jpeg',
@@ -124,12 +123,7 @@ const classify: FastifyPluginAsync = async (app) => {
       })
       const chosen = outcome.model
       const contract = contractModel(chosen)
-      const observation: InferenceObservation = {
-        api: 'v1',
-        model: chosen.name,
-        selectionReason: outcome.reason,
-        budget: hasBudget(selection.budget) ? (outcome.budgetMet ? 'met' : 'missed') : 'none',
-      }
+      const observation: InferenceObservation = { api: 'v1', ...choiceObservation(selection, outcome) }
       observations.set(request, observation)
 
       const classes = contract.labels.length

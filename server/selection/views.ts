@@ -5,7 +5,8 @@
  */
 import { apiError, type ApiError } from '../errors.js'
 import type { Alternative, Candidate, ServedModel } from '../schemas/selection.js'
-import { latencyEstimate, type Budget, type OnInfeasible } from './budget.js'
+import type { InferenceObservation } from '../metrics.js'
+import { hasBudget, latencyEstimate, type Budget, type OnInfeasible } from './budget.js'
 import type { CandidateVerdict, SelectionOutcome, SelectionRequest } from './selector.js'
 import { isCascade, type Servable } from '../cascade/candidates.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
@@ -17,6 +18,18 @@ export interface BudgetView extends Budget {
 
 export function budgetView(request: SelectionRequest, met: boolean): BudgetView {
   return { ...request.budget, onInfeasible: request.onInfeasible, met }
+}
+
+/** What the metrics record of a served choice: the servable chosen, why, and the budget verdict. */
+export function choiceObservation(
+  request: SelectionRequest,
+  choice: { model: { name: string }; reason: string; budgetMet: boolean },
+): Pick<InferenceObservation, 'model' | 'selectionReason' | 'budget'> {
+  return {
+    model: choice.model.name,
+    selectionReason: choice.reason,
+    budget: hasBudget(request.budget) ? (choice.budgetMet ? 'met' : 'missed') : 'none',
+  }
 }
 
 export function servedModel(entry: ModelEntry): ServedModel {

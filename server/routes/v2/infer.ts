@@ -19,7 +19,7 @@ import { clientGoneSignal } from '../../client-gone.js'
 import type { RunOptions } from '../../decorators.js'
 import { apiError } from '../../errors.js'
 import type { InferenceObservation } from '../../metrics.js'
-import { hasBudget } from '../../selection/budget.js'
+import { choiceObservation } from '../../selection/views.js'
 import { isCascade, type Servable } from '../../cascade/candidates.js'
 import { runCascadeOnBatch } from '../../cascade/serve.js'
 import { chooseOrThrow, contractModel, type SelectionFields } from '../../selection/choose.js'
@@ -111,10 +111,7 @@ export async function runInference(app: FastifyInstance, call: InferCall): Promi
   const chosen = choice.model
   // The input contract and labels (a cascade's are its first stage's, shared by every stage).
   const model = contractModel(chosen)
-  observation.model = chosen.name
-  observation.selectionReason = choice.reason
-  const budgeted = hasBudget(choice.selection.budget)
-  observation.budget = budgeted ? (choice.budgetMet ? 'met' : 'missed') : 'none'
+  Object.assign(observation, choiceObservation(choice.selection, choice))
 
   const specs = readOutputs(inferRequest.outputs, options.binaryOutput, chosen.name)
   const { tensor, dims } = readTensor(input, binary, model)
@@ -150,7 +147,7 @@ export async function runInference(app: FastifyInstance, call: InferCall): Promi
     id: inferRequest.id ?? call.requestId,
     outputs,
   }
-  if (target.kind === 'auto' || budgeted) {
+  if (target.kind === 'auto' || observation.budget !== 'none') {
     response.parameters = {
       selectedModel: chosen.name,
       selectionReason: choice.reason,
