@@ -7,7 +7,9 @@
  *   Swagger UI under /docs — gets one allowing only its own scripts and styles. The demo page at /
  *   sets its own stricter policy, which is kept. No HSTS: TLS ends at the proxy in front.
  * - Load shedding (@fastify/under-pressure): while the mean event-loop delay, the V8 heap or the RSS
- *   is over its configured limit, requests get 503 OVERLOADED with Retry-After. Probes and metrics
+ *   is over its configured limit, requests get 503 OVERLOADED with Retry-After. This plugin wires
+ *   the front-door checks into Fastify's hooks; the refusals themselves are admission's
+ *   (server/admission/admit.ts, where every reason a request is refused is listed). Probes and metrics
  *   are exempt: an orchestrator that sees the liveness probe fail restarts the pod, which turns an
  *   overload into an outage.
  * - Optional per-client rate limiting (@fastify/rate-limit, off unless RATE_LIMIT_MAX > 0): 429
@@ -26,7 +28,8 @@ import rateLimit from '@fastify/rate-limit'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { InFlightLimit, type Admission } from '../admission.js'
+import { admit, PRESSURE_RETRY_AFTER_S } from '../admission/admit.js'
+import { InFlightLimit, type Admission } from '../admission/front-door.js'
 import { apiError, type ErrorCode } from '../errors.js'
 
 /** Paths never shed nor rate limited: liveness/readiness probes (both protocols) and scraping. */
@@ -38,8 +41,7 @@ export const EXEMPT_PATHS: ReadonlySet<string> = new Set([
   '/v2/health/ready',
 ])
 
-/** Retry-After on load shedding: pressure is re-measured every second; give it a few. */
-export const PRESSURE_RETRY_AFTER_S = 5
+export { PRESSURE_RETRY_AFTER_S }
 
 /** under-pressure's sampling interval (its default), ms. */
 const SAMPLE_INTERVAL_MS = 1000
@@ -146,13 +148,7 @@ const security: FastifyPluginAsync = async (app) => {
       if (type === 'eventLoopDelay' && performance.now() - readyAt < STARTUP_GRACE_MS) return undefined
       const measured = typeof value === 'number' ? Math.round(value) : value
       request.log.warn({ pressure: type, value: measured }, 'shedding load')
-      return Promise.reject(
-        apiError(
-          'OVERLOADED',
-          `the server is overloaded (${type} ${String(measured)} over its limit); retry later`,
-          { reason: type, retryAfterS: PRESSURE_RETRY_AFTER_S },
-        ),
-      )
+      return Promise.reject(admit({ stage: 'pressure', underPressure: true, pressure: type, measured }))
     },
   })
 
@@ -160,13 +156,8 @@ const security: FastifyPluginAsync = async (app) => {
   const admission: Admission = {
     admit: () => {
       const graced = performance.now() - readyAt < STARTUP_GRACE_MS
-      if (!graced && app.isUnderPressure()) {
-        throw apiError(
-          'OVERLOADED',
-          'the server is overloaded (event-loop delay, heap or RSS over its limit); retry later',
-          { reason: 'pressure', retryAfterS: PRESSURE_RETRY_AFTER_S },
-        )
-      }
+      const refused = admit({ stage: 'pressure', underPressure: !graced && app.isUnderPressure() })
+      if (refused) throw refused
       return inFlight.enter()
     },
   }
@@ -178,14 +169,13 @@ const security: FastifyPluginAsync = async (app) => {
       max: config.rateLimitMax,
       timeWindow: config.rateLimitWindowMs,
       allowList: (request) => isExempt(request),
-      errorResponseBuilder: (_request, context) => {
-        const retryAfterS = Math.max(1, Math.ceil(context.ttl / 1000))
-        return apiError(
-          'RATE_LIMITED',
-          `more than ${context.max} requests in ${config.rateLimitWindowMs} ms from this client; retry in ${retryAfterS} s`,
-          { retryAfterS },
-        )
-      },
+      errorResponseBuilder: (_request, context) =>
+        admit({
+          stage: 'rate-limit',
+          max: context.max,
+          windowMs: config.rateLimitWindowMs,
+          retryAfterS: Math.max(1, Math.ceil(context.ttl / 1000)),
+        }),
     })
   }
 }

@@ -4,6 +4,7 @@
  * queued and running requests finish before the workers (and their sessions) are torn down, which
  * is what makes a zoo reload safe for running requests.
  */
+import { admit } from '../admission/admit.js'
 import { ApiError } from '../errors.js'
 import type { InputContract } from '../preprocess/pixels-to-tensor.js'
 import type { ExecutionProviderName } from '../zoo/model-entry.js'
@@ -190,7 +191,7 @@ export class InferencePool {
       ...queued,
       predictedLatencyMs: cautious,
       expectedLatencyMs: expected,
-      idleLatencyMs: queued.idleLatencyMs + latency.cautiousPreprocessMs(),
+      idleLatencyMs: queued.idleLatencyMs + latency.idlePreprocessMs(),
     }
   }
 
@@ -205,9 +206,8 @@ export class InferencePool {
     dims: readonly number[],
     options: RunOptions & { transfer?: boolean } = {},
   ): Promise<InferenceResult> {
-    if (this.closing) {
-      return Promise.reject(new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`))
-    }
+    const refused = admit({ stage: 'session', model, closing: this.closing !== undefined, loaded: true })
+    if (refused) return Promise.reject(refused)
     const item: BatchItem = { kind: 'tensor', input, rows: dims[0] ?? 1 }
     return this.scheduler.submit(model, item, item.rows, {
       ...(options.deadline !== undefined && { deadline: options.deadline }),
@@ -228,10 +228,11 @@ export class InferencePool {
     options: RunOptions & { maxPixels: number },
   ): Promise<InferenceResult> {
     const { deadline: requested, signal, maxPixels } = options
-    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const contract = this.contracts.get(model)
     const latency = this.scheduler.latency(model)
-    if (!contract || !latency) throw new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
+    const loaded = contract !== undefined && latency !== undefined
+    const unserved = admit({ stage: 'session', model, closing: this.closing !== undefined, loaded })
+    if (unserved || !contract || !latency) throw unserved ?? new Error('unreachable')
     // Refused before any work when the model's queue — counting the requests still being
     // preprocessed for it — is full, or when the deadline is out of reach even after the
     // preprocessing backlog ahead of this image.
@@ -267,9 +268,14 @@ export class InferencePool {
     bytes: Uint8Array,
     options: RunOptions & { maxPixels: number },
   ): Promise<PreparedImage> {
-    if (this.closing) throw new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const contract = this.contracts.get(model)
-    if (!contract) throw new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
+    const unserved = admit({
+      stage: 'session',
+      model,
+      closing: this.closing !== undefined,
+      loaded: !!contract,
+    })
+    if (unserved || !contract) throw unserved ?? new Error('unreachable')
     const deadline = this.scheduler.deadline(options.deadline, performance.now())
     let prepared: PrepareReply
     try {

@@ -143,6 +143,7 @@ export class ModelLatency {
   /** Warm-up run time per batch size, ascending by size. */
   private readonly base: { rows: number; ms: number }[]
   private readonly preprocess: SpreadEstimate
+  private readonly preprocessSeedMs: number
   private runs = 0
 
   /**
@@ -166,7 +167,8 @@ export class ModelLatency {
       const current = this.base[i] as { rows: number; ms: number }
       if (current.ms < previous.ms) current.ms = previous.ms
     }
-    this.preprocess = new SpreadEstimate(Math.max(0, preprocessSeedMs))
+    this.preprocessSeedMs = Math.max(0, preprocessSeedMs)
+    this.preprocess = new SpreadEstimate(this.preprocessSeedMs)
   }
 
   /** Warm-up time at `rows`: interpolated between profiled sizes, extrapolated per row beyond. */
@@ -193,6 +195,16 @@ export class ModelLatency {
   /** Predicted per-image preprocessing time, ms. */
   preprocessMs(): number {
     return this.preprocess.value
+  }
+
+  /**
+   * Per-image preprocessing on an unloaded server: the start-up measurement, which load cannot
+   * inflate. Observations under load carry the CPU contention of the moment (and their spread
+   * the cautious figure's), so an "on an idle server" figure built from them would call a budget
+   * infeasible that an idle server meets — admission would answer 422 where it must say retry.
+   */
+  idlePreprocessMs(): number {
+    return this.preprocessSeedMs
   }
 
   /** Predicted worker time of a batch: preprocessing its `images` then running `rows` rows. */

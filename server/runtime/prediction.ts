@@ -11,7 +11,7 @@
  */
 import { steadyState } from './latency-model.js'
 import { queueWorkMs, type ModelState } from './model-queue.js'
-import type { LatencyPrediction } from './scheduling.js'
+import { IDLE_HANDOFF_MS, type LatencyPrediction } from './scheduling.js'
 
 /** The scheduler's load at one moment. */
 export interface Load {
@@ -48,8 +48,11 @@ export function predictLatency(load: Load, state: ModelState, now: number): Late
   const batchSize = partialRows + 1
   const serviceMs = state.latency.runMs(batchSize)
   const preprocessMs = state.latency.preprocessMs()
-  // An unloaded server: the warm-up run time, with the same caution as the prediction.
-  const idleMs = (state.latency.runMs(1) / state.latency.contentionFactor) * state.latency.cautionFactor
+  // An unloaded server: the warm-up run time and the hand-off of an idle main thread. Nothing the
+  // load inflates (contention, the spread behind the caution, the measured hand-off, which under
+  // load is the event loop's delay) enters it: admission reads it to tell a budget only the load
+  // breaks (503, retry) from one an idle server misses too (422).
+  const idleMs = state.latency.runMs(1) / state.latency.contentionFactor
   // The later of: draining what is queued now, and the regime the current arrival rate leads to
   // if this model took it all (rules a model out before its queue has grown).
   const steady = steadyState(state.latency, load.arrivalRate, workers, state.maxBatch)
@@ -63,7 +66,7 @@ export function predictLatency(load: Load, state: ModelState, now: number): Late
     batchSize,
     serviceMs,
     preprocessMs,
-    idleLatencyMs: idleMs + load.handoffMs,
+    idleLatencyMs: idleMs + IDLE_HANDOFF_MS,
     queued: state.queue.length,
     inFlight: state.inFlight,
   }

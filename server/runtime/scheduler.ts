@@ -10,13 +10,14 @@
  *   and the next batch takes everything waiting — Triton's dynamic batcher with
  *   max_queue_delay_microseconds = 0. A positive MAX_QUEUE_DELAY_US holds a queue that is not full
  *   for up to that long after its oldest request arrived, to let a bigger batch form.
- * - Admission (refusal.ts): a full queue (MAX_QUEUE_SIZE rows) or an unreachable deadline is
- *   refused at once. Every request has a deadline — the caller's (from maxLatencyMs) or
+ * - Admission (server/admission/admit.ts, stages `queue` and `waiting`): a full queue
+ *   (MAX_QUEUE_SIZE rows) or an unreachable deadline is refused at once. Every request has a deadline — the caller's (from maxLatencyMs) or
  *   INFERENCE_TIMEOUT_MS after submission — checked at submission, at every dispatch and by a
  *   timer set for the earliest such moment, so a request never waits past its deadline unseen.
  * - Predictions (prediction.ts) from the queues and running batches; every completed batch
  *   updates its model's ModelLatency and the measured hand-off overhead they use.
  */
+import { admit } from '../admission/admit.js'
 import { ApiError } from '../errors.js'
 import { FaultPlan } from './fault-plan.js'
 import { RateMeter, type ModelLatency } from './latency-model.js'
@@ -30,14 +31,14 @@ import {
   type ModelState,
 } from './model-queue.js'
 import { predictLatency, type Load } from './prediction.js'
-import { deadlineError, refusal } from './refusal.js'
-import type {
-  BatchExecutor,
-  LatencyPrediction,
-  ScheduledModel,
-  SchedulerHooks,
-  SchedulerSettings,
-  SubmitOptions,
+import {
+  IDLE_HANDOFF_MS,
+  type BatchExecutor,
+  type LatencyPrediction,
+  type ScheduledModel,
+  type SchedulerHooks,
+  type SchedulerSettings,
+  type SubmitOptions,
 } from './scheduling.js'
 import { WorkerCrashError } from './thread-pool.js'
 import type { InferenceResult } from './types.js'
@@ -52,7 +53,7 @@ export class Scheduler {
   private readonly models = new Map<string, ModelState>()
   private readonly running = new Set<RunningBatch>()
   /** Main-thread overhead of a batch round trip beyond the worker's own time, ms. */
-  private handoffMs = 0.2
+  private handoffMs = IDLE_HANDOFF_MS
   private pumpPending = false
   private timer: NodeJS.Timeout | undefined
   private timerAt = Number.POSITIVE_INFINITY
@@ -159,9 +160,9 @@ export class Scheduler {
   }
 
   /**
-   * Why a request of `rows` rows for `model` must be refused right now, if it must (refusal.ts):
-   * `beforeMs` is work it still needs before it can be queued (preprocessing), `aheadRows` rows
-   * for this model not in the queue yet but bound for it (being preprocessed).
+   * Why a request of `rows` rows for `model` must be refused right now, if it must (admission's
+   * `queue` stage): `beforeMs` is work it still needs before it can be queued (preprocessing),
+   * `aheadRows` rows for this model not in the queue yet but bound for it (being preprocessed).
    */
   refusal(
     model: string,
@@ -171,11 +172,19 @@ export class Scheduler {
     beforeMs = 0,
     aheadRows = 0,
   ): ApiError | undefined {
-    if (this.closing) return new ApiError('MODEL_NOT_READY', `model ${model} is being unloaded`)
     const state = this.models.get(model)
-    if (!state) return new ApiError('MODEL_NOT_READY', `model ${model} has no session`)
-    const why = refusal(this.load(now), state, { rows, deadline, now, beforeMs, aheadRows }, this.settings)
-    if (why) this.hooks.onShed?.(model, why.code === 'OVERLOADED' ? 'queue-full' : 'deadline')
+    const why = admit({
+      stage: 'queue',
+      model,
+      closing: this.closing,
+      state,
+      request: { rows, deadline, now, beforeMs, aheadRows },
+      load: (at) => this.load(at),
+      settings: this.settings,
+    })
+    if (why && state && !this.closing) {
+      this.hooks.onShed?.(model, why.code === 'OVERLOADED' ? 'queue-full' : 'deadline')
+    }
     return why
   }
 
@@ -199,17 +208,22 @@ export class Scheduler {
     return job.deadline - this.handoffMs - state.latency.runMs(job.rows)
   }
 
-  /** Answers every queued request that can no longer meet its deadline. */
+  /** Answers every queued request that can no longer meet its deadline (admission's `waiting` stage). */
   private expire(now: number): void {
     for (const state of this.models.values()) {
       for (let i = 0; i < state.queue.length;) {
         const job = state.queue[i] as Job
-        if (now > this.latestStart(state, job)) {
+        const late = admit({
+          stage: 'waiting',
+          model: state.name,
+          deadline: job.deadline,
+          now,
+          neededMs: this.handoffMs + state.latency.runMs(job.rows),
+        })
+        if (late) {
           removeJob(state, i)
           this.hooks.onShed?.(state.name, 'deadline')
-          job.reject(
-            deadlineError(state.name, job.deadline, now, this.handoffMs + state.latency.runMs(job.rows)),
-          )
+          job.reject(late)
         } else {
           i++
         }

@@ -83,9 +83,18 @@ export interface LatencyPrediction {
   serviceMs: number
   /** Predicted per-image preprocessing time, ms. */
   preprocessMs: number
-  /** The same cautious estimate on an unloaded server (warm-up run time, no queue), ms. */
+  /**
+   * The latency on an unloaded server (warm-up run time and preprocessing, an idle hand-off, no
+   * queue), which load cannot inflate, ms.
+   */
   idleLatencyMs: number
   /** Requests waiting for this model, and running now. */
   queued: number
   inFlight: number
 }
+
+/**
+ * Main-thread overhead of a batch round trip on an idle server (beyond the worker's own time), ms:
+ * where the scheduler's measured figure starts, and the hand-off of an idle-server prediction.
+ */
+export const IDLE_HANDOFF_MS = 0.2

@@ -63,7 +63,10 @@ export const LiveFiguresSchema = Type.Object(
       description:
         'Share of the inference workers this model would need to serve that whole rate at the batch size the rate leads to (≥ 1: it cannot keep up). The prediction includes the latency this load settles to.',
     }),
-    idleLatencyMs: Type.Number({ description: 'The cautious prediction on an unloaded server, ms.' }),
+    idleLatencyMs: Type.Number({
+      description:
+        'The latency on an unloaded server (warm-up measurements, which the load cannot inflate), ms.',
+    }),
     queueWaitMs: Type.Number({ description: 'Predicted wait until its batch starts, ms.' }),
     batchSize: Type.Integer({ description: 'Size of the batch the request would run in.' }),
     serviceMs: Type.Number({ description: 'Predicted session.run time of that batch, ms.' }),

@@ -2,11 +2,12 @@
  * The one selection every route calls — POST /v1/classify, POST /v1/select (and so the web page),
  * /v2 infer on a named model, a cascade or `alphanet-auto`, and gRPC ModelInfer: request fields →
  * SelectionRequest → the zoo's models and cascades as candidates, with live figures where the
- * decision needs them → the pure selector (selector.ts) → an outcome, and the catalogue error for
- * an outcome that serves nothing. A cascade competes with the models under a budget by the figures
+ * decision needs them → the pure selector (selector.ts) → an outcome, and admission's refusal
+ * (server/admission/admit.ts) for an outcome that serves nothing. A cascade competes with the models under a budget by the figures
  * server/cascade/candidates.ts documents; the explanation of a selected cascade says which figure
  * each budget key was compared with.
  */
+import { admit } from '../admission/admit.js'
 import type { ApiError } from '../errors.js'
 import { apiError } from '../errors.js'
 import type { ZooView } from '../runtime/types.js'
@@ -14,7 +15,6 @@ import type { ModelEntry } from '../zoo/model-entry.js'
 import { cascadeCandidates, cascadeNote, isCascade, type Servable } from '../cascade/candidates.js'
 import { hasBudget, type Budget, type OnInfeasible } from './budget.js'
 import { selectModel, type Selected, type SelectionOutcome, type SelectionRequest } from './selector.js'
-import { selectionError } from './views.js'
 
 export type { Servable } from '../cascade/candidates.js'
 
@@ -98,7 +98,7 @@ export function choose(zoo: ZooView, request: ChoiceRequest): Choice {
   if (outcome.kind === 'selected' && isCascade(outcome.model)) {
     outcome = { ...outcome, explanation: outcome.explanation + cascadeNote(outcome.model) }
   }
-  return { selection, outcome, error: selectionError(outcome, selection) }
+  return { selection, outcome, error: admit({ stage: 'selection', outcome, request: selection }) }
 }
 
 /** choose(), for a route that serves: the selected outcome, or its catalogue error thrown. */

@@ -24,10 +24,11 @@
  * queue: a greedy choice that fits its own budget pushes the requests behind it out of theirs and
  * turns load peaks into refusals (the SLO ramp in BENCHMARKS.md). An infeasible
  * outcome is flagged `overloaded` when the budget fails only because of the load — some model
- * would meet it on an idle server — so the caller can answer "retry" (503) instead of "relax the
- * budget" (422).
+ * would meet it on an idle server (server/admission/load-only.ts) — and admission answers it
+ * "retry" (503) instead of "relax the budget" (422): server/admission/admit.ts.
  */
-import { describeBudget, hasBudget, idleLatencyEstimate, latencyEstimate, violations } from './budget.js'
+import { failsOnlyUnderLoad } from '../admission/load-only.js'
+import { describeBudget, hasBudget, latencyEstimate, violations } from './budget.js'
 import type { Budget, OnInfeasible, SelectableModel, Violation } from './budget.js'
 
 export interface SelectionRequest {
@@ -139,18 +140,6 @@ function leavesHeadroom(model: SelectableModel, fastest: SelectableModel, budget
   const next = fastest.live?.predictedLatencyMs
   if (added === undefined || next === undefined) return true
   return next + added <= budget.maxLatencyMs
-}
-
-/**
- * Whether `verdict` fails on latency alone, and its latency on an idle server fits the budget.
- * Time the request already spent in the server is not counted: it waited because of the load,
- * so the same request sent again to an idle server would be served.
- */
-function failsOnlyUnderLoad(verdict: CandidateVerdict, budget: Budget): boolean {
-  if (!verdict.considered || verdict.accepted || budget.maxLatencyMs === undefined) return false
-  if (!verdict.violations.every((v) => v.constraint === 'maxLatencyMs')) return false
-  const idle = idleLatencyEstimate(verdict.model)
-  return idle !== null && idle <= budget.maxLatencyMs
 }
 
 export function selectModel<M extends SelectableModel>(

@@ -1,10 +1,10 @@
 /**
  * The front door every transport shares (HTTP routes and gRPC calls alike): `app.admission.admit()`
- * admits one request or throws 503 OVERLOADED, while the server is under pressure (event-loop
- * delay, heap or RSS over its limit) or already handles MAX_IN_FLIGHT requests. The HTTP hooks in
+ * admits one request or throws the refusal admit.ts gives — the server under pressure (event-loop
+ * delay, heap or RSS over its limit) or already handling MAX_IN_FLIGHT requests. The HTTP hooks in
  * plugins/security.ts and the gRPC services count against the same in-flight bound.
  */
-import { apiError } from './errors.js'
+import { admit } from './admit.js'
 
 export interface Admission {
   /** Admits one request, or throws OVERLOADED; call the returned function once when it ends. */
@@ -19,13 +19,8 @@ export class InFlightLimit {
 
   /** Counts a request in, or throws OVERLOADED; the returned function counts it out (once). */
   enter(): () => void {
-    if (this.max > 0 && this.count >= this.max) {
-      throw apiError(
-        'OVERLOADED',
-        `the server is handling ${this.count} requests (MAX_IN_FLIGHT ${this.max}); retry later`,
-        { reason: 'inFlight', retryAfterS: 1 },
-      )
-    }
+    const refused = admit({ stage: 'in-flight', inFlight: this.count, maxInFlight: this.max })
+    if (refused) throw refused
     this.count++
     let left = false
     return () => {
