@@ -125,8 +125,11 @@ function compareBySpeed(a: SelectableModel, b: SelectableModel): number {
   return compareLatency(a, b) || a.mflops - b.mflops || b.top1 - a.top1 || compareName(a, b)
 }
 
+/** The item `compare` puts first (the earliest of equals, as a stable sort would): one pass, no copy. */
 function first<M>(items: readonly M[], compare: (a: M, b: M) => number): M | undefined {
-  return [...items].sort(compare)[0]
+  let best: M | undefined
+  for (const item of items) if (best === undefined || compare(item, best) < 0) best = item
+  return best
 }
 
 /**
