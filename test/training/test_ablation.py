@@ -13,7 +13,8 @@ import pytest
 from alphanet.checkpoint import load_checkpoint
 from alphanet.export.manifest import build_manifest, build_model_entry
 from alphanet.models import complexity
-from alphanet.pipeline.ablation import middle_arch, summarize, table_markdown
+from alphanet.pipeline.ablation import family_archs, middle_arch, summarize, table_markdown
+from alphanet.pipeline.config import load_pipeline_config
 from alphanet.space import load_space
 from pipeline_helpers import FMNIST_PIPELINE, run_cli
 
@@ -68,6 +69,23 @@ def _published_zoo(zoo: Path) -> dict:
     manifest = build_manifest(zoo_name="z", description="", models=[entry])
     (zoo / "manifest.json").write_text(json.dumps(manifest))
     return manifest
+
+
+def test_a_member_of_an_earlier_definition_of_the_space_is_skipped_with_a_message(tmp_path):
+    # The bundled space was redesigned under the same name (resolution 20 dropped): a zoo published
+    # before that must not fail every arm's evaluation after hours of training.
+    manifest = _published_zoo(tmp_path / "zoo")
+    stale = dict(manifest["models"][0], name="fmnist-stale")
+    stale["arch"] = dict(stale["arch"], resolution=20)
+    manifest["models"].append(stale)
+    (tmp_path / "zoo" / "manifest.json").write_text(json.dumps(manifest))
+    cfg = load_pipeline_config(FMNIST_PIPELINE, [f"publish.zoo_dir={tmp_path / 'zoo'}"])
+    said: list[str] = []
+    records, origin = family_archs(cfg, SPACE, 10, said.append)
+    names = [r["name"] for r in records]
+    assert "fmnist-x" in names and "fmnist-stale" not in names
+    assert origin.startswith("published family")
+    assert any("skipping published model fmnist-stale" in line and "resolution" in line for line in said)
 
 
 def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):

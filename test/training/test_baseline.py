@@ -92,6 +92,37 @@ def test_arch_baseline_is_the_subnetwork_initialised_like_the_supernet(tiny_cfg)
         baseline_network({**tiny_cfg, "baseline": {"kind": "resnet"}}, space, 10)
 
 
+def test_arch_baseline_with_init_starts_from_the_weights_it_inherits(tiny_cfg, tmp_path):
+    from alphanet.checkpoint import FORMAT_VERSION, save_checkpoint
+    from alphanet.models import AlphaNetSupernet
+
+    space = load_space(tiny_cfg["space"])
+    torch.manual_seed(0)
+    supernet = AlphaNetSupernet(space, 10)
+    with torch.no_grad():
+        for module in supernet.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.0)
+    state = {"format_version": FORMAT_VERSION, "model": supernet.state_dict(), "config": tiny_cfg,
+             "space": space.name, "num_classes": 10, "step": 0, "epoch": 0}  # fmt: skip
+    checkpoint = save_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", state)
+    cfg = {**tiny_cfg, "baseline": {"kind": "arch", "arch": "min", "init": str(tmp_path / "run")}}
+    net, _, description = baseline_network(cfg, space, 10)
+    expected = supernet.extract(space.min_arch()).state_dict()
+    for key, value in net.state_dict().items():
+        if key.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue  # restarted: the supernet never kept running statistics
+        assert torch.equal(value, expected[key]), key
+    assert all(m.momentum == 0.1 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert description["init"] == str(tmp_path / "run")
+    with pytest.raises(UserError, match="10 classes"):
+        baseline_network(cfg, space, 7)
+    with pytest.raises(UserError, match="checkpoint not found"):
+        baseline_network(
+            {**cfg, "baseline": {**cfg["baseline"], "init": str(checkpoint) + ".missing"}}, space, 10
+        )
+
+
 @needs_fmnist
 def test_baseline_trains_reports_and_resumes_exactly(tiny_cfg, tmp_path):
     cfg = copy.deepcopy(tiny_cfg)

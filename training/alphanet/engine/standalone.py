@@ -7,6 +7,9 @@ cost differ only in how their weights were obtained. ``cfg["baseline"]`` names t
 
 * ``{kind: arch, arch: min | max | <named arch> | <arch file>}`` -- that sub-network of the space,
   trained alone from scratch (initialised as the supernet is: last BN of every block zeroed);
+  with ``init: <supernet checkpoint>`` it starts instead from the weights the sub-network inherits
+  from that supernet (fine-tuning an extracted member; a relative path is taken from the
+  repository root, as the pipeline's paths are);
 * ``{kind: plain_cnn, stages: [[w, ...], ...], fc: n}`` -- a conv3x3-BN-ReLU / max-pool CNN.
 
 BatchNorm keeps running statistics (momentum 0.1), so evaluation needs no recalibration.
@@ -21,12 +24,15 @@ import torch
 import torch.nn as nn
 
 from ..data import build_loader
+from ..checkpoint import load_supernet
 from ..errors import UserError
 from ..loss import label_smoothed_cross_entropy
 from ..models import StaticAlphaNet, complexity
 from ..models.complexity import Complexity
 from ..models.plain_cnn import PlainCNN, PlainCNNConfig, plain_cnn_complexity
 from ..distributed import all_reduce_mean
+from ..paths import REPO_ROOT, repo_path
+from ..settings import resolve_path
 from .evaluate import evaluate
 from .subnet_data import dataset_name, eval_split_name
 from .trainer import SandwichTrainer, TrainingDiverged, TrainResult
@@ -42,16 +48,41 @@ def baseline_network(cfg: dict[str, Any], space, num_classes: int) -> tuple[nn.M
     kind = spec.get("kind")
     if kind == "arch":
         arch = space.resolve(str(spec.get("arch")))
-        net = StaticAlphaNet(space, arch, num_classes)
-        for blocks in net.stages:
-            for block in blocks:
-                nn.init.zeros_(block.project.bn.weight)
-        return net, complexity(space, arch, num_classes), {"kind": kind, "arch": arch.to_dict()}
+        description = {"kind": kind, "arch": arch.to_dict()}
+        if spec.get("init"):
+            net = inherited_network(str(spec["init"]), space, arch, num_classes)
+            description["init"] = repo_path(resolve_path(str(spec["init"]), REPO_ROOT))
+        else:
+            net = StaticAlphaNet(space, arch, num_classes)
+            for blocks in net.stages:
+                for block in blocks:
+                    nn.init.zeros_(block.project.bn.weight)
+        return net, complexity(space, arch, num_classes), description
     if kind == "plain_cnn":
         size = int(space.data["input_size"])
         config = PlainCNNConfig.from_dict(spec, space.in_channels, num_classes, size)
         return PlainCNN(config), plain_cnn_complexity(config), {"kind": kind, **config.to_dict()}
     raise UserError(f"baseline.kind must be one of {', '.join(BASELINE_KINDS)}, got {kind!r}")
+
+
+def inherited_network(checkpoint: str, space, arch, num_classes: int) -> nn.Module:
+    """``arch`` with the weights it has inside the supernet of ``checkpoint``.
+
+    The supernet trains with batch statistics only (its running statistics are never updated), so
+    every BatchNorm restarts its running statistics and keeps them with momentum 0.1, as a
+    network trained from scratch does."""
+    supernet, _ = load_supernet(resolve_path(checkpoint, REPO_ROOT))
+    if supernet.space.name != space.name or supernet.num_classes != num_classes:
+        raise UserError(
+            f"baseline init {checkpoint}: supernet of space '{supernet.space.name}' with "
+            f"{supernet.num_classes} classes, but this run trains space '{space.name}' with {num_classes}"
+        )
+    net = supernet.extract(arch)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = 0.1
+    return net
 
 
 class StandaloneTrainer(SandwichTrainer):

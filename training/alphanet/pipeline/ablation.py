@@ -132,9 +132,10 @@ def family_archs(cfg: dict[str, Any], space: SearchSpace, num_classes: int, say)
     origin = "min/middle/max only"
     manifest = read_manifest(Path(cfg["publish"]["zoo_dir"]))
     models = [m for m in (manifest or {}).get("models", []) if m.get("arch", {}).get("space") == space.name]
-    if models:
-        for model in models:
-            add(model["name"], arch_from_entry(model["arch"]), "family")
+    members = _valid_members(models, space, say)
+    if members:
+        for name, arch in members:
+            add(name, arch, "family")
         origin = f"published family in {repo_path(cfg['publish']['zoo_dir'])}"
     elif cfg["family"]["mode"] == "named":
         for member in named_family(cfg["family"]["archs"], space, num_classes, cfg["zoo"]["model_prefix"]):
@@ -147,6 +148,25 @@ def family_archs(cfg: dict[str, Any], space: SearchSpace, num_classes: int, say)
         )
     records.sort(key=lambda r: r["mflops"])
     return records, origin
+
+
+def _valid_members(models: list[dict[str, Any]], space: SearchSpace, say) -> list[tuple[str, ArchConfig]]:
+    """The published models whose arch is one of the space as it is defined now. A zoo published
+    from an earlier definition of a space of the same name (other resolutions or widths) would
+    otherwise fail every arm's evaluation after its training."""
+    members = []
+    for model in models:
+        arch = arch_from_entry(model["arch"])
+        try:
+            space.validate(arch)
+        except UserError as exc:
+            name = model["name"]
+            say(
+                f"skipping published model {name}: not an arch of space '{space.name}' as defined now ({exc})"
+            )
+            continue
+        members.append((model["name"], arch))
+    return members
 
 
 def _jsonable_archs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
