@@ -101,6 +101,36 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     assert json.loads((zoo / "baselines.json").read_text())["baselines"][0]["name"] == "cnn-1m"
     assert (zoo / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # A baseline that finishes after the publish: --refresh-card brings the card, chart and
+    # baselines.json up to date (hand-written notes kept) without touching the manifest.
+    write_baseline_run(run_dir / "baselines", "cnn-40m", "plain_cnn", 40.0, 0.97)
+    (zoo / "README.md").write_text(card + "a note kept by hand\n")
+    manifest_bytes, chart = (zoo / "manifest.json").read_bytes(), (zoo / "pareto.png").read_bytes()
+    refresh = fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min,max]")
+    code, stdout, stderr = run_cli(
+        capsys, "pipeline", "--config", FMNIST_PIPELINE, "--refresh-card", *refresh
+    )
+    assert code == 0, stderr
+    assert json.loads(stdout)["status"] == "refreshed"
+    refreshed = (zoo / "README.md").read_text()
+    assert "| `cnn-40m` | plain CNN | 40.00 |" in refreshed and refreshed.endswith("a note kept by hand\n")
+    assert "points below the plain CNN `cnn-40m` (97.00% at 40.00 MFLOPs)" in refreshed  # the bar's verdict
+    assert [b["name"] for b in json.loads((zoo / "baselines.json").read_text())["baselines"]] == [
+        "cnn-1m",
+        "cnn-40m",
+    ]
+    assert (zoo / "manifest.json").read_bytes() == manifest_bytes and (
+        zoo / "pareto.png"
+    ).read_bytes() != chart
+    assert [b["name"] for b in json.loads((run_dir / "pipeline-report.json").read_text())["baselines"]] == [
+        "cnn-1m", "cnn-40m"
+    ]  # fmt: skip
+    code, _, stderr = run_cli(
+        capsys, "pipeline", "--config", FMNIST_PIPELINE, "--refresh-card",
+        *fast_overrides(tmp_path / "other-run", zoo, "family.mode=named"),
+    )  # fmt: skip
+    assert code == 1 and "nothing refreshed" in stderr
+
     header, images, labels = read_dataset_file(run_dir / "validation" / "eval.azdata")
     assert header["count"] == 200 and images.shape == (200, 1, 28, 28) and header["input"]["size"] == 28
     assert labels.min() >= 0 and labels.max() < 10

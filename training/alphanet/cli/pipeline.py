@@ -7,6 +7,7 @@ Examples::
     npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml --reload-pid server.pid
     python3 -m alphanet pipeline --config configs/pipeline/fashion_mnist.yaml \\
         --checkpoint runs/fmnist family.search.targets_mflops=[3,6,12]
+    npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml --refresh-card
 
 Exit status: 0 published; 1 nothing published (every member refused, or require_all) or the
 server refused the reload; 2 usage / configuration error; 3 training stopped early (rerunning the
@@ -49,6 +50,13 @@ def add_parser(subparsers) -> None:
         "--reload-pid", metavar="PID|PIDFILE", help="send SIGHUP to this server process after publishing"
     )
     parser.add_argument("--reload-url", help="POST here after publishing (token from $ADMIN_TOKEN)")
+    parser.add_argument(
+        "--refresh-card",
+        action="store_true",
+        help="only bring the published zoo's model card, chart and baselines.json up to date with the "
+        "baseline runs (baselines.dir) and ablation results as they are now; nothing is trained, "
+        "exported or republished",
+    )
     add_overrides(parser, "pipeline-config overrides, e.g. zoo.default_model=a3")
 
 
@@ -78,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if args.reload_url is not None:
         values["publish.reload_url"] = args.reload_url
     cfg = load_pipeline_config(args.config, args.overrides, values)
+    if args.refresh_card:
+        return refresh_card(cfg)
     try:
         outcome = run_pipeline(
             cfg, config_file=str(args.config), command=reproduce_command(args), reload_pid=args.reload_pid
@@ -102,3 +112,22 @@ def run(args: argparse.Namespace) -> int:
     }[outcome.status]
     print(f"error: {message}", file=sys.stderr)
     return EXIT_NOT_PUBLISHED
+
+
+def refresh_card(cfg: dict) -> int:
+    from ..pipeline.ablation import ablation_dir
+    from ..pipeline.model_card import refresh_model_card
+
+    zoo_dir, run_dir = Path(cfg["publish"]["zoo_dir"]), Path(cfg["run_dir"])
+    baselines = cfg["baselines"]["dir"]
+    card = refresh_model_card(run_dir, zoo_dir, ablation_dir(cfg), Path(baselines) if baselines else None)
+    if card is None:
+        print(
+            f"error: {repo_path(zoo_dir)} is not the zoo published by the run in {repo_path(run_dir)} "
+            "(no report there, the report is not a published one with a model card, or the zoo has "
+            "been republished since): nothing refreshed",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_PUBLISHED
+    print(json.dumps({"status": "refreshed", "modelCard": repo_path(card)}))
+    return 0

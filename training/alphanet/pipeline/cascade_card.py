@@ -82,6 +82,12 @@ def cascades_section(manifest: Mapping[str, Any], heldout_note: str | None = Non
     return "\n".join(lines) + "\n"
 
 
+def heldout_note(manifest: Mapping[str, Any]) -> str | None:
+    """The note on the held-out images the published cascades were picked on (None without cascades)."""
+    cascades = manifest.get("cascades") or []
+    return cascades[0]["heldOut"].get("note") if cascades else None
+
+
 def replace_section(card: str, section: str, before: str = "## Reproduce") -> str:
     """``card`` with its cascades section replaced by ``section`` (inserted before ``before`` when absent)."""
     start = card.find(SECTION_TITLE + "\n")

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
-from .baselines import baselines_section, draw_baselines
+from .baselines import BASELINES_FILE, baselines_section, draw_baselines, read_baselines
+from .cascade_card import cascades_section, heldout_note, replace_section
 from .family import MONOTONE_TOLERANCE
 from .publish import publish_lock, read_manifest, write_durably
 from .report import REPORT_JSON
@@ -276,9 +277,16 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
     return Template(TEMPLATE.read_text()).substitute(mapping)
 
 
-def refresh_model_card(run_dir: Path, zoo_dir: Path, ablation_dir: Path) -> Path | None:
+def refresh_model_card(
+    run_dir: Path, zoo_dir: Path, ablation_dir: Path, baselines_dir: Path | None = None
+) -> Path | None:
     """Rewrite the zoo's README.md with the latest ablation results, when that zoo is still the one
-    this run published (its report says so and the manifest is the same zoo); returns the path."""
+    this run published (its report says so and the manifest is the same zoo); returns the path.
+
+    With ``baselines_dir``, the baseline runs there are read again too (they train for hours and
+    often finish after the family is published): the card's table and the bar's verdict, the
+    chart and ``baselines.json`` are brought up to date, and so is the run's report, so a later
+    refresh keeps them. Nothing is retrained or re-exported; the manifest is not touched."""
     report_path = Path(run_dir) / REPORT_JSON
     if not report_path.is_file():
         return None
@@ -296,9 +304,25 @@ def refresh_model_card(run_dir: Path, zoo_dir: Path, ablation_dir: Path) -> Path
         or sorted(m.get("name") for m in manifest.get("models", [])) != sorted(published)
     ):
         return None
+    side_files: dict[str, bytes | str] = {}
+    if baselines_dir is not None:
+        report["baselines"] = read_baselines(baselines_dir)
+        side_files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
+        if report.get("chart"):
+            side_files[CHART_FILE] = pareto_chart(
+                manifest["models"], f"{manifest['zoo']['name']}: top-1 vs cost", manifest.get("cascades", []),
+                report["baselines"],
+            )  # fmt: skip
     with publish_lock(Path(zoo_dir)):
-        text = with_kept_notes(model_card(report, load_space(report["space"]["name"]), ablation_dir), zoo_dir)
-        write_durably(text, Path(zoo_dir) / CARD_FILE, Path(zoo_dir))
+        card = replace_section(
+            model_card(report, load_space(report["space"]["name"]), ablation_dir),
+            cascades_section(manifest, heldout_note(manifest)),
+        )
+        side_files[CARD_FILE] = with_kept_notes(card, zoo_dir)
+        for name, content in side_files.items():
+            write_durably(content, Path(zoo_dir) / name, Path(zoo_dir))
+        if baselines_dir is not None:
+            write_durably(json.dumps(report, indent=2) + "\n", report_path, Path(run_dir))
     return Path(zoo_dir) / CARD_FILE
 
 

@@ -38,7 +38,7 @@ from .members import (
     load_eval_tensors,
     manifest_labels,
 )
-from .cascade_card import cascades_section, replace_section
+from .cascade_card import cascades_section, heldout_note, replace_section
 from .baselines import BASELINES_FILE, read_baselines
 from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart, with_kept_notes
 from .publish import publish_zoo
@@ -327,7 +327,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
             side_files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
             card = replace_section(
                 model_card(report, space, ablation_dir(cfg)),
-                cascades_section(manifest, _heldout_note(manifest)),
+                cascades_section(manifest, heldout_note(manifest)),
             )
             side_files[CARD_FILE] = with_kept_notes(card, zoo_dir)
         published = publish_zoo(manifest, staging, zoo_dir, side_files=side_files)
@@ -364,11 +364,6 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
                 for o in outcomes
             )
     return "published"
-
-
-def _heldout_note(manifest: dict[str, Any]) -> str | None:
-    cascades = manifest.get("cascades") or []
-    return cascades[0]["heldOut"].get("note") if cascades else None
 
 
 def check_reload_settings(cfg: dict[str, Any], reload_pid: str | None) -> None:
