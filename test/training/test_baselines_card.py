@@ -75,7 +75,8 @@ def test_section_gives_the_table_and_the_verdict(tmp_path: Path) -> None:
         "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
     )
     missed = baselines_section(baselines, [_model("m-7", 6.9, 0.92)], EVALUATION, _top1)
-    assert "missed: `m-7` (92.00% at 6.90 MFLOPs) is 1.00 points below the plain CNN `cnn-small`" in missed
+    assert "missed by 1 of 1 members:\n\n- `m-7` (92.00% at 6.90 MFLOPs) is 1.00 points below" in missed
+    assert "below the plain CNN `cnn-small` (93.00% at 6.50 MFLOPs)" in missed
     arch_only = [b for b in read_baselines(tmp_path) if b["name"] == "cnn-small"]
     arch_only[0]["kind"] = "arch"
     assert "No finished plain-CNN baseline" in baselines_section(arch_only, [], EVALUATION, _top1)

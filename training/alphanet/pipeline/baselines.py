@@ -71,6 +71,11 @@ def comparable(baselines: list[dict[str, Any]], evaluation: dict[str, Any]) -> l
     ]
 
 
+def plain_cnns_within(baselines: list[dict[str, Any]], model: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plain-CNN baselines that cost no more MFLOPs than ``model``."""
+    return [b for b in baselines if b["kind"] == "plain_cnn" and b["mflops"] <= model["mflops"]]
+
+
 def bar_violations(
     models: list[dict[str, Any]], baselines: list[dict[str, Any]], top1: Callable[[dict], float]
 ) -> list[str]:
@@ -78,7 +83,7 @@ def bar_violations(
     accurate, as sentences; empty when the family clears the bar."""
     found = []
     for model in sorted(models, key=lambda m: m["mflops"]):
-        for cnn in (b for b in baselines if b["kind"] == "plain_cnn" and b["mflops"] <= model["mflops"]):
+        for cnn in plain_cnns_within(baselines, model):
             if cnn["top1"] > top1(model):
                 found.append(
                     f"`{model['name']}` ({top1(model) * 100:.2f}% at {model['mflops']:.2f} MFLOPs) is "
@@ -126,12 +131,14 @@ def baselines_section(
         lines += ["", "No finished plain-CNN baseline on this evaluation split: the bar is not checked."]
         return "\n".join(lines)
     violations = bar_violations(models, usable, top1)
-    verdict = (
-        "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
-        if not violations
-        else "missed: " + "; ".join(violations) + "."
-    )
-    return "\n".join(lines + ["", f"The bar ({evaluation['split']} split): {verdict}"])
+    bar = f"The bar ({evaluation['split']} split)"
+    if not violations:
+        cleared = "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
+        verdict = [f"{bar}: {cleared}"]
+    else:
+        below = sum(1 for m in models if any(c["top1"] > top1(m) for c in plain_cnns_within(usable, m)))
+        verdict = [f"{bar}: missed by {below} of {len(models)} members:", ""] + [f"- {v}" for v in violations]
+    return "\n".join(lines + [""] + verdict)
 
 
 def draw_baselines(ax, baselines: list[dict[str, Any]]) -> None:
