@@ -13,7 +13,8 @@ import pytest
 from alphanet.checkpoint import load_checkpoint
 from alphanet.export.manifest import build_manifest, build_model_entry
 from alphanet.models import complexity
-from alphanet.pipeline.ablation import family_archs, middle_arch, summarize, table_markdown
+from alphanet.pipeline.ablation import summarize, table_markdown
+from alphanet.pipeline.ablation_archs import family_archs, middle_arch
 from alphanet.pipeline.config import load_pipeline_config
 from alphanet.space import load_space
 from pipeline_helpers import FMNIST_PIPELINE, run_cli

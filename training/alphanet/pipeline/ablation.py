@@ -31,16 +31,15 @@ from typing import Any, Iterator
 from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
-from ..export.manifest import arch_from_entry, utc_now_iso
+from ..export.manifest import utc_now_iso
 from ..logging_utils import training_totals
 from ..paths import repo_path
 from ..export.sources import load_supernet_source, model_device
-from ..models import complexity
-from ..space import ArchConfig, SearchSpace, load_space
+from ..space import load_space
 from .config import source_kind
-from .family import Member, named_family
+from .ablation_archs import arch_records_from_json, family_archs, jsonable_archs, union_archs
+from .family import Member
 from .members import MemberResult, calibrate_members, evaluate_members, load_eval_tensors
-from .publish import read_manifest
 from .stages import StageLog, format_seconds
 from .supernet_source import train_supernet, training_config
 
@@ -55,11 +54,6 @@ def ablation_dir(cfg: dict[str, Any], override: str | None = None) -> Path:
     if cfg["ablation"]["dir"]:
         return Path(cfg["ablation"]["dir"])
     return Path(cfg["run_dir"]) / "ablation"
-
-
-def middle_arch(space: SearchSpace) -> ArchConfig:
-    """The median choice of every gene (lower median for an even number of choices)."""
-    return space.decode([gene.options[(len(gene.options) - 1) // 2] for gene in space.choices()])
 
 
 def arm_overrides(arm: str, seed: int, epochs: int | None) -> list[str]:
@@ -99,101 +93,6 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
-
-
-def family_archs(cfg: dict[str, Any], space: SearchSpace, num_classes: int, say) -> tuple[list[dict], str]:
-    """(arch records, where they came from): min, middle, max + the published family."""
-    records: list[dict[str, Any]] = []
-
-    def add(name: str, arch: ArchConfig, role: str) -> None:
-        for record in records:
-            if record["archConfig"] == arch:
-                record["roles"].append(role)
-                return
-        cx = complexity(space, arch, num_classes)
-        records.append(
-            {
-                "name": name,
-                "roles": [role],
-                "archConfig": arch,
-                "mflops": round(cx.mflops, 4),
-                "params": cx.params,
-            }
-        )
-
-    add("min", space.min_arch(), "min")
-    middle = cfg["ablation"]["middle"]
-    add(
-        "mid" if middle == "mid" else middle,
-        middle_arch(space) if middle == "mid" else space.resolve(middle),
-        "middle",
-    )
-    add("max", space.max_arch(), "max")
-    origin = "min/middle/max only"
-    manifest = read_manifest(Path(cfg["publish"]["zoo_dir"]))
-    models = [m for m in (manifest or {}).get("models", []) if m.get("arch", {}).get("space") == space.name]
-    members = _valid_members(models, space, say)
-    if members:
-        for name, arch in members:
-            add(name, arch, "family")
-        origin = f"published family in {repo_path(cfg['publish']['zoo_dir'])}"
-    elif cfg["family"]["mode"] == "named":
-        for member in named_family(cfg["family"]["archs"], space, num_classes, cfg["zoo"]["model_prefix"]):
-            add(member.name, member.arch, "family")
-        origin = "family.archs of the pipeline config (no published zoo of this space)"
-    else:
-        say(
-            f"no published zoo of space '{space.name}' in {cfg['publish']['zoo_dir']}: evaluating min, "
-            "middle and max only (run the pipeline first to include the searched family)"
-        )
-    records.sort(key=lambda r: r["mflops"])
-    return records, origin
-
-
-def _valid_members(models: list[dict[str, Any]], space: SearchSpace, say) -> list[tuple[str, ArchConfig]]:
-    """The published models whose arch is one of the space as it is defined now. A zoo published
-    from an earlier definition of a space of the same name (other resolutions or widths) would
-    otherwise fail every arm's evaluation after its training."""
-    members = []
-    for model in models:
-        arch = arch_from_entry(model["arch"])
-        try:
-            space.validate(arch)
-        except UserError as exc:
-            name = model["name"]
-            say(
-                f"skipping published model {name}: not an arch of space '{space.name}' as defined now ({exc})"
-            )
-            continue
-        members.append((model["name"], arch))
-    return members
-
-
-def _jsonable_archs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {**{k: v for k, v in r.items() if k != "archConfig"}, "arch": r["archConfig"].to_dict()}
-        for r in records
-    ]
-
-
-def _arch_records_from_json(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "archConfig": ArchConfig.from_dict(r["arch"])} for r in records]
-
-
-def union_archs(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Both lists of arch records, one record per arch (roles merged, names kept unique), by MFLOPs."""
-    merged = [{**r, "roles": list(r["roles"])} for r in first]
-    for record in second:
-        same = next((m for m in merged if m["archConfig"] == record["archConfig"]), None)
-        if same is not None:
-            same["roles"] += [role for role in record["roles"] if role not in same["roles"]]
-            continue
-        record = {**record, "roles": list(record["roles"])}
-        if any(m["name"] == record["name"] for m in merged):
-            record["name"] = f"{record['name']}@{record['mflops']:.2f}"
-        merged.append(record)
-    merged.sort(key=lambda r: r["mflops"])
-    return merged
 
 
 def summarize(data: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +183,7 @@ def run_ablation(
     directory.mkdir(parents=True, exist_ok=True)
     with _locked(directory):
         existing = read_results(directory)
-    known = _arch_records_from_json(existing["archs"]) if existing is not None else []
+    known = arch_records_from_json(existing["archs"]) if existing is not None else []
     if known:
         log.say(
             f"evaluating the {len(known)} archs recorded in {directory / RESULTS_FILE} (and any new ones)"
@@ -391,13 +290,13 @@ def _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg) -> dict[str
             and repo_path(cfg["source"]["train"]["config"]),
             "trainingOverrides": list(cfg["source"]["train"]["overrides"]),
             "archsFrom": origin,
-            "archs": _jsonable_archs(archs),
+            "archs": jsonable_archs(archs),
             "armsOrder": list(cfg["ablation"]["arms"]),
             "calibration": dict(cfg["calibration"]),
             "runs": {},
         }
-        stored = _arch_records_from_json(data["archs"])
-        data["archs"] = _jsonable_archs(union_archs(stored, archs))
+        stored = arch_records_from_json(data["archs"])
+        data["archs"] = jsonable_archs(union_archs(stored, archs))
         if origin is not None:
             data["archsFrom"] = origin
         data["evaluation"] = run.pop("evaluation")
