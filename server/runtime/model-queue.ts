@@ -62,6 +62,30 @@ export function removeJob(state: ModelState, index: number): Job {
   return job
 }
 
+/**
+ * Takes the head requests of `state`'s queue as one batch, dispatched `now`: as many as fit in the
+ * model's largest batch without making the batch finish (after `handoffMs` of round trip) after
+ * the head's deadline. The head always goes.
+ */
+export function takeBatch(state: ModelState, now: number, handoffMs: number): Job[] {
+  const head = state.queue[0]
+  if (!head) return []
+  let rows = 0
+  let count = 0
+  for (const job of state.queue) {
+    const nextRows = rows + job.rows
+    if (count > 0) {
+      if (nextRows > state.maxBatch) break
+      if (now + handoffMs + state.latency.runMs(nextRows) > head.deadline) break
+    }
+    rows = nextRows
+    count++
+  }
+  const jobs: Job[] = []
+  for (let i = 0; i < count; i++) jobs.push(removeJob(state, 0))
+  return jobs
+}
+
 /** Worker time of `rows` queued rows cut into batches of the model's largest batch, ms. */
 export function queueWorkMs(state: ModelState, rows: number): number {
   if (rows <= 0) return 0

@@ -4,16 +4,18 @@
  *
  * - One queue per model, ordered by deadline. Whenever a worker is idle the scheduler picks the
  *   queue whose head has the earliest deadline (EDF across models) and sends its head requests as
- *   one batch: as many as fit in the model's maximum batch (MAX_BATCH_SIZE, or 1 for a graph with
- *   a fixed batch of 1) without making the batch finish after the head's deadline. Under low load
- *   a request therefore runs alone at once; under load the queue fills while the workers are busy
- *   and the next batch takes everything waiting — Triton's dynamic batcher with
- *   max_queue_delay_microseconds = 0. A positive MAX_QUEUE_DELAY_US holds a queue that is not full
- *   for up to that long after its oldest request arrived, to let a bigger batch form.
+ *   one batch (takeBatch, model-queue.ts): as many as fit in the model's maximum batch
+ *   (MAX_BATCH_SIZE, or 1 for a graph with a fixed batch of 1) without making the batch finish
+ *   after the head's deadline. Under low load a request therefore runs alone at once; under load
+ *   the queue fills while the workers are busy and the next batch takes everything waiting —
+ *   Triton's dynamic batcher with max_queue_delay_microseconds = 0. A positive MAX_QUEUE_DELAY_US
+ *   holds a queue that is not full for up to that long after its oldest request arrived, to let a
+ *   bigger batch form.
  * - Admission (server/admission/admit.ts, stages `queue` and `waiting`): a full queue
- *   (MAX_QUEUE_SIZE rows) or an unreachable deadline is refused at once. Every request has a deadline — the caller's (from maxLatencyMs) or
- *   INFERENCE_TIMEOUT_MS after submission — checked at submission, at every dispatch and by a
- *   timer set for the earliest such moment, so a request never waits past its deadline unseen.
+ *   (MAX_QUEUE_SIZE rows) or an unreachable deadline is refused at once. Every request has a
+ *   deadline — the caller's (from maxLatencyMs) or INFERENCE_TIMEOUT_MS after submission —
+ *   checked at submission, at every dispatch and by a timer set for the earliest such moment
+ *   (wake-timer.ts), so a request never waits past its deadline unseen.
  * - Predictions (prediction.ts) from the queues and running batches; every completed batch
  *   updates its model's ModelLatency and the measured hand-off overhead they use.
  */
@@ -27,6 +29,7 @@ import {
   enqueue,
   modelState,
   removeJob,
+  takeBatch,
   type Job,
   type ModelState,
 } from './model-queue.js'
@@ -42,6 +45,7 @@ import {
 } from './scheduling.js'
 import { WorkerCrashError } from './thread-pool.js'
 import type { InferenceResult } from './types.js'
+import { WakeTimer } from './wake-timer.js'
 import { epochMs, type BatchItem, type BatchReply, type BatchTask } from './worker-protocol.js'
 
 interface RunningBatch {
@@ -55,8 +59,9 @@ export class Scheduler {
   /** Main-thread overhead of a batch round trip beyond the worker's own time, ms. */
   private handoffMs = IDLE_HANDOFF_MS
   private pumpPending = false
-  private timer: NodeJS.Timeout | undefined
-  private timerAt = Number.POSITIVE_INFINITY
+  private readonly timer = new WakeTimer(() => {
+    this.pump()
+  })
   private closing = false
   private idleWaiters: (() => void)[] = []
   /** Test-only: faults the next batches carry to their worker. */
@@ -260,51 +265,21 @@ export class Scheduler {
     for (const state of this.models.values()) {
       for (const job of state.queue) wakeAt = Math.min(wakeAt, this.latestStart(state, job))
     }
-    this.armTimer(wakeAt, now)
+    this.timer.arm(wakeAt, now)
     if (this.isIdle()) this.notifyIdle()
-  }
-
-  private armTimer(at: number, now: number): void {
-    if (at === Number.POSITIVE_INFINITY) return
-    if (this.timer && this.timerAt <= at) return
-    if (this.timer) clearTimeout(this.timer)
-    this.timerAt = at
-    // +0.05 ms so the check runs after the moment, not a hair before it.
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined
-        this.timerAt = Number.POSITIVE_INFINITY
-        this.pump()
-      },
-      Math.max(0, at - now + 0.05),
-    )
   }
 
   /** Takes the head requests of `state` as one batch and sends it to an idle worker. */
   private dispatch(state: ModelState, now: number): void {
-    const head = state.queue[0] as Job
-    let rows = 0
-    let count = 0
-    for (const job of state.queue) {
-      const nextRows = rows + job.rows
-      if (count > 0) {
-        if (nextRows > state.maxBatch) break
-        const finish = now + this.handoffMs + state.latency.runMs(nextRows)
-        if (finish > head.deadline) break
-      }
-      rows = nextRows
-      count++
-    }
-    const jobs: Job[] = []
-    for (let i = 0; i < count; i++) jobs.push(removeJob(state, 0))
-
+    const jobs = takeBatch(state, now, this.handoffMs)
+    const rows = jobs.reduce((sum, job) => sum + job.rows, 0)
     const transfer = jobs.flatMap((job) => job.transfer)
     const task: Omit<BatchTask, 'kind' | 'id'> = { model: state.name, items: jobs.map((job) => job.item) }
     const fault = this.faults.take(state.name)
     if (fault) task.fault = fault
     const batch: RunningBatch = { model: state, expectedEnd: now + state.latency.runMs(rows) }
     this.running.add(batch)
-    state.inFlight += count
+    state.inFlight += jobs.length
     const dispatchedAt = now
     this.executor.execute(task, transfer).then(
       (reply) => {
@@ -403,7 +378,6 @@ export class Scheduler {
         this.idleWaiters.push(resolve)
       })
     }
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = undefined
+    this.timer.cancel()
   }
 }
