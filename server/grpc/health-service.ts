@@ -7,7 +7,7 @@
  * drain open.
  */
 import * as grpc from '@grpc/grpc-js'
-import type { ZooView } from '../decorators.js'
+import type { ZooView } from '../runtime/types.js'
 import { INFERENCE_SERVICE } from './proto.js'
 
 type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN'

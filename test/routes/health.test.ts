@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import Fastify from 'fastify'
 import request from 'supertest'
-import type { ZooView } from '../../server/decorators.js'
+import type { ZooView } from '../../server/runtime/types.js'
 import health from '../../server/routes/health.js'
 import { buildTestApp } from '../helper.js'
 

@@ -16,7 +16,7 @@
  */
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { clientGoneSignal } from '../../client-gone.js'
-import type { RunOptions } from '../../decorators.js'
+import type { RunOptions } from '../../runtime/types.js'
 import { apiError } from '../../errors.js'
 import type { InferenceObservation } from '../../metrics.js'
 import { choiceObservation } from '../../selection/views.js'

@@ -5,7 +5,7 @@
  * which stands for "the model the request's budget selects" (see infer.ts).
  */
 import { cascadeModelView } from '../../cascade/oip.js'
-import type { ZooView } from '../../decorators.js'
+import type { ZooView } from '../../runtime/types.js'
 import { apiError } from '../../errors.js'
 import type { ModelEntry } from '../../zoo/model-entry.js'
 import type { MetadataTensor, ModelMetadata } from './schemas.js'
