@@ -207,11 +207,6 @@ export class ModelLatency {
     return this.preprocessSeedMs
   }
 
-  /** Predicted worker time of a batch: preprocessing its `images` then running `rows` rows. */
-  batchMs(rows: number, images: number): number {
-    return images * this.preprocess.value + this.runMs(rows)
-  }
-
   observeRun(rows: number, ms: number): void {
     const base = this.baseMs(Math.max(1, rows))
     if (base > 0 && Number.isFinite(ms) && ms >= 0) {

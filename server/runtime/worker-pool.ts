@@ -98,10 +98,6 @@ export class WorkerPool {
     return this.pool.idle
   }
 
-  get isClosing(): boolean {
-    return this.pool.isClosing
-  }
-
   /**
    * Runs one batch on an idle worker. `transfer` lists the input buffers to move rather than copy
    * (the caller must not touch them afterwards). Rejects with WorkerCrashError if the worker dies.

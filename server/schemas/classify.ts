@@ -74,5 +74,4 @@ export const ClassifyResponseSchema = Type.Object(
   { additionalProperties: false },
 )
 
-export type ClassifyQuery = Static<typeof ClassifyQuerySchema>
 export type ClassifyResponse = Static<typeof ClassifyResponseSchema>

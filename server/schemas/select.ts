@@ -68,5 +68,4 @@ export const SelectResponseSchema = Type.Object(
   { additionalProperties: false },
 )
 
-export type SelectRequest = Static<typeof SelectRequestSchema>
 export type SelectResponse = Static<typeof SelectResponseSchema>

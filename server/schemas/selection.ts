@@ -130,6 +130,5 @@ export const AlternativeSchema = Type.Union(
 )
 
 export type ServedModel = Static<typeof ServedModelSchema>
-export type LiveFiguresView = Static<typeof LiveFiguresSchema>
 export type Candidate = Static<typeof CandidateSchema>
 export type Alternative = Static<typeof AlternativeSchema>

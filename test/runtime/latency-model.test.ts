@@ -102,8 +102,6 @@ describe('ModelLatency', () => {
     near(latency.runMs(3), 4)
     near(latency.runMs(6), 7)
     near(latency.runMs(16), 18)
-    near(latency.batchMs(4, 4), 4 * 0.5 + 5)
-    near(latency.batchMs(4, 0), 5)
     assert.deepEqual(
       latency.table().map((t) => t.batchSize),
       [1, 2, 4, 8],

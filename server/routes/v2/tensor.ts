@@ -7,23 +7,6 @@
 import { endianness } from 'node:os'
 import { apiError } from '../../errors.js'
 
-/** Datatypes of the protocol and their element size in bytes (BYTES: variable). */
-export const DATATYPE_SIZES: Readonly<Record<string, number>> = {
-  BOOL: 1,
-  UINT8: 1,
-  UINT16: 2,
-  UINT32: 4,
-  UINT64: 8,
-  INT8: 1,
-  INT16: 2,
-  INT32: 4,
-  INT64: 8,
-  FP16: 2,
-  FP32: 4,
-  FP64: 8,
-  BYTES: 0,
-}
-
 const LITTLE_ENDIAN = endianness() === 'LE'
 
 function invalid(message: string, parameter: string): never {
