@@ -123,12 +123,11 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
     if (!model.ready) return model
     const live = liveFigures(generation, model.name, now)
     // Object.assign, not `{ ...model, live }`: V8 clones a spread fast only when nothing is added
-    // after it. With `live` appended, a selection under a budget (a copy per model) took 68 µs
-    // instead of 46 (BENCHMARKS.md, issue 12 part 3).
+    // after it, and a selection under a budget makes this copy for every model.
     return live ? Object.assign({}, model, { live }) : model
   }
 
-  /** Ready models without live figures: probes need no predictions (they computed every one twice). */
+  /** Ready models without live figures (cheap: a readiness probe needs no prediction). */
   readyModels(): ModelEntry[] {
     return this.current?.zoo.models.filter((m) => m.ready) ?? []
   }
