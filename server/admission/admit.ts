@@ -14,15 +14,21 @@
  * | | a budget met on an idle server but not under the current load | 503 OVERLOADED, Retry-After 1 |
  * | | the same, once the request has spent its whole maxLatencyMs waiting | 504 DEADLINE_EXCEEDED |
  * | | a budget no ready model meets even idle (onInfeasible=reject) | 422 BUDGET_INFEASIBLE |
+ * | `lookup` (runtime/serving-zoo.ts: a run by model name, the default model) | no zoo loaded yet | 503 NOT_READY |
+ * | | unknown model | 404 MODEL_NOT_FOUND |
+ * | | the model not ready | 503 MODEL_NOT_READY |
  * | `session` (runtime/inference-pool.ts, before any work) | the model's generation is being unloaded, or it has no session | 503 MODEL_NOT_READY |
  * | `queue` (runtime/scheduler.ts, before any work and again when queued) | its queue, counting images still being preprocessed for it, would pass MAX_QUEUE_SIZE | 503 OVERLOADED, Retry-After the drain time |
  * | | even run at once and alone it would finish after its deadline | 504 DEADLINE_EXCEEDED |
  * | `waiting` (runtime/scheduler.ts, at every dispatch and by a timer) | queued, it can no longer meet its deadline | 504 DEADLINE_EXCEEDED |
  *
- * A direct caller of `app.inference` by model name (no selection) meets the same 404 / 503 from
- * the runtime's lookup (runtime/serving-zoo.ts); a route has passed `selection` before it.
- * Not admission: what is wrong with the request itself (400, 413, 415 — validation), and a model
- * that fails while running (500, 503 once taken out of service — runtime/model-health.ts).
+ * A route has passed `selection` before `lookup`; a direct caller of `app.inference` by model
+ * name (no selection) meets its 404 / 503 there.
+ * Not admission: what is wrong with the request itself (400, 413, 415 — validation); a model that
+ * fails while running (500, 503 once taken out of service — runtime/model-health.ts); a metadata
+ * lookup of an unknown name (GET /models/{name}, GET /v2/models/{name}: 404); and the workers
+ * keeping the deadline admission gave a request (preprocess/decode.ts and image-to-tensor.ts drop
+ * an image whose deadline has passed or that cannot be decoded before it: 504).
  * A deadline is the request's maxLatencyMs when the chosen model was predicted to meet it, else
  * INFERENCE_TIMEOUT_MS; time already spent waiting is load, so it never turns a budget into 422.
  */
@@ -32,7 +38,8 @@ import type { ModelState } from '../runtime/model-queue.js'
 import type { Load } from '../runtime/prediction.js'
 import type { SchedulerSettings } from '../runtime/scheduling.js'
 import type { SelectionOutcome, SelectionRequest } from '../selection/selector.js'
-import { deadlineRefusal, queueRefusal, sessionRefusal, type QueueRequest } from './runtime.js'
+import type { ModelEntry } from '../zoo/model-entry.js'
+import { deadlineRefusal, lookupRefusal, queueRefusal, sessionRefusal, type QueueRequest } from './runtime.js'
 import { selectionRefusal } from './selection.js'
 
 /** Retry-After on pressure shedding: pressure is re-measured every second; give it a few. */
@@ -44,6 +51,8 @@ export type AdmissionCheck =
   | { stage: 'pressure'; underPressure: boolean; pressure?: string; measured?: number | string }
   | { stage: 'rate-limit'; max: number; windowMs: number; retryAfterS: number }
   | { stage: 'selection'; outcome: SelectionOutcome<Servable>; request: SelectionRequest }
+  /** `model` absent: only whether a zoo is loaded (the default model's lookup). */
+  | { stage: 'lookup'; zooLoaded: boolean; model?: string; entry?: ModelEntry | undefined }
   | { stage: 'session'; model: string; closing: boolean; loaded: boolean }
   | {
       stage: 'queue'
@@ -95,6 +104,8 @@ export function admit(check: AdmissionCheck): ApiError | undefined {
       )
     case 'selection':
       return selectionRefusal(check.outcome, check.request)
+    case 'lookup':
+      return lookupRefusal(check.zooLoaded, check.model, check.entry)
     case 'session':
       return sessionRefusal(check.model, check.closing, check.loaded)
     case 'queue': {

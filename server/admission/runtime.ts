@@ -1,6 +1,7 @@
 /**
- * The runtime's refusals (admit.ts stages `session`, `queue` and `waiting`): a model being
- * unloaded or without a session; a queue that would pass MAX_QUEUE_SIZE (OVERLOADED 503, with a
+ * The runtime's refusals (admit.ts stages `lookup`, `session`, `queue` and `waiting`): a run by
+ * model name with no zoo loaded, an unknown model or one not ready; a model being unloaded or
+ * without a session; a queue that would pass MAX_QUEUE_SIZE (OVERLOADED 503, with a
  * Retry-After estimate of the time to drain the backlog); a deadline that even a run at once and
  * alone would miss (DEADLINE_EXCEEDED 504), asked before any work and again when the request is
  * queued; and a queued request whose deadline can no longer be met (504), asked at every dispatch.
@@ -9,6 +10,7 @@ import { ApiError } from '../errors.js'
 import type { ModelState } from '../runtime/model-queue.js'
 import { backlogMs, type Load } from '../runtime/prediction.js'
 import type { SchedulerSettings } from '../runtime/scheduling.js'
+import type { ModelEntry } from '../zoo/model-entry.js'
 
 export interface QueueRequest {
   rows: number
@@ -19,6 +21,23 @@ export interface QueueRequest {
   beforeMs: number
   /** Rows bound for this model but not queued yet (being preprocessed). */
   aheadRows: number
+}
+
+/**
+ * A lookup by name in the served zoo: none loaded yet (503 NOT_READY); with `name`, no model of
+ * that name (404) or one that is not ready (503 MODEL_NOT_READY, with the reason).
+ */
+export function lookupRefusal(
+  zooLoaded: boolean,
+  name: string | undefined,
+  entry: ModelEntry | undefined,
+): ApiError | undefined {
+  if (!zooLoaded) return new ApiError('NOT_READY', 'no zoo is loaded yet')
+  if (name === undefined) return undefined
+  if (!entry) return new ApiError('MODEL_NOT_FOUND', `no model named "${name}"`, { model: name })
+  if (entry.ready) return undefined
+  const reason = entry.reason ?? 'unknown reason'
+  return new ApiError('MODEL_NOT_READY', `model ${name} is not ready: ${reason}`, { model: name, reason })
 }
 
 export function sessionRefusal(model: string, closing: boolean, loaded: boolean): ApiError | undefined {

@@ -4,6 +4,7 @@
  * beside the old one; only then does it replace it, and the old one is closed once its in-flight
  * runs have finished. A reload that fails leaves the old generation serving.
  */
+import { admit } from '../admission/admit.js'
 import { ApiError } from '../errors.js'
 import type { LiveFigures, ModelEntry } from '../zoo/model-entry.js'
 import type { SchedulerHooks } from './scheduling.js'
@@ -137,27 +138,18 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
   }
 
   defaultModelName(): string {
-    if (!this.current) throw new ApiError('NOT_READY', 'no zoo is loaded yet')
-    return this.current.defaultModel
+    const generation = this.current
+    if (!generation) throw admit({ stage: 'lookup', zooLoaded: false }) ?? new Error('unreachable')
+    return generation.defaultModel
   }
 
-  /** The current generation and the ready model `modelName`, or the coded error why not. */
+  /** The current generation and the ready model `modelName`, or admission's refusal (`lookup`). */
   private servingModel(modelName: string): { generation: Generation; model: ModelEntry } {
     // Not refused while shutting down: requests already in flight finish (the pool drains itself).
     const generation = this.current
-    if (!generation) throw new ApiError('NOT_READY', 'no zoo is loaded yet')
-    const model = generation.zoo.models.find((m) => m.name === modelName)
-    if (!model) throw new ApiError('MODEL_NOT_FOUND', `no model named "${modelName}"`, { model: modelName })
-    if (!model.ready) {
-      throw new ApiError(
-        'MODEL_NOT_READY',
-        `model ${modelName} is not ready: ${model.reason ?? 'unknown reason'}`,
-        {
-          model: modelName,
-          reason: model.reason ?? 'unknown reason',
-        },
-      )
-    }
+    const model = generation?.zoo.models.find((m) => m.name === modelName)
+    const refused = admit({ stage: 'lookup', zooLoaded: !!generation, model: modelName, entry: model })
+    if (refused || !generation || !model) throw refused ?? new Error('unreachable')
     return { generation, model }
   }
 

@@ -10,6 +10,7 @@ import { modelState } from '../../server/runtime/model-queue.js'
 import type { Load } from '../../server/runtime/prediction.js'
 import { selectModel } from '../../server/selection/selector.js'
 import type { Servable } from '../../server/selection/choose.js'
+import type { ModelEntry } from '../../server/zoo/model-entry.js'
 
 const SETTINGS = { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 4, inferenceTimeoutMs: 30_000 }
 
@@ -54,6 +55,19 @@ describe('admit()', () => {
     assert.equal(judge(50, 54), 'DEADLINE_EXCEEDED')
     assert.equal(judge(2), 'BUDGET_INFEASIBLE')
     assert.equal(judge(100), undefined)
+  })
+
+  it('lookup by name: no zoo yet → 503 NOT_READY, unknown → 404, not ready → 503 with the reason', () => {
+    const entry = (ready: boolean, reason?: string) => ({ name: 'm', ready, reason }) as unknown as ModelEntry
+    assert.equal(admit({ stage: 'lookup', zooLoaded: false })?.code, 'NOT_READY')
+    assert.equal(admit({ stage: 'lookup', zooLoaded: true }), undefined)
+    const unknown = admit({ stage: 'lookup', zooLoaded: true, model: 'x', entry: undefined })
+    assert.equal(unknown?.code, 'MODEL_NOT_FOUND')
+    assert.equal(unknown.details.model, 'x')
+    const warming = admit({ stage: 'lookup', zooLoaded: true, model: 'm', entry: entry(false, 'warming') })
+    assert.equal(warming?.code, 'MODEL_NOT_READY')
+    assert.equal(warming.details.reason, 'warming')
+    assert.equal(admit({ stage: 'lookup', zooLoaded: true, model: 'm', entry: entry(true) }), undefined)
   })
 
   it('runtime: unloading, a full queue (503 with a drain estimate) and an unreachable deadline (504)', () => {
