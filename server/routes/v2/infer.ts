@@ -59,13 +59,16 @@ interface Choice {
  * Which model runs: the named model or cascade (a budget, if any, checked against it), or for
  * `alphanet-auto` the one selection over the models and cascades that accept the input tensor.
  */
-function choose(app: FastifyInstance, target: Target, input: RequestInput, fields: SelectionFields): Choice {
-  if (target.kind === 'auto' && !app.zoo.list({ liveFor: '' }).some((m) => accepts(m, input))) {
-    const accepted = [
-      ...new Set(
-        app.zoo.list({ liveFor: '' }).map((m) => `'${m.input.name}' [-1,${inputDims(m).join(',')}]`),
-      ),
-    ]
+function chooseTarget(
+  app: FastifyInstance,
+  target: Target,
+  input: RequestInput,
+  fields: SelectionFields,
+): Choice {
+  // liveFor a name no model has: whether any model accepts the input needs no live figures.
+  const models = target.kind === 'auto' ? app.zoo.list({ liveFor: '' }) : []
+  if (target.kind === 'auto' && !models.some((m) => accepts(m, input))) {
+    const accepted = [...new Set(models.map((m) => `'${m.input.name}' [-1,${inputDims(m).join(',')}]`))]
     invalid(
       `no model of the zoo accepts input '${input.name}' of shape [${input.shape.join(',')}]; ${AUTO_MODEL} can serve inputs ${accepted.join(', ')}`,
       input.name,
@@ -107,7 +110,7 @@ export async function runInference(app: FastifyInstance, call: InferCall): Promi
   const name = target.kind === 'model' ? target.model.name : AUTO_MODEL
   const options = readParameters(inferRequest.parameters)
   const input = singleInput(inferRequest, name)
-  const choice = choose(app, target, input, options.fields)
+  const choice = chooseTarget(app, target, input, options.fields)
   const chosen = choice.model
   // The input contract and labels (a cascade's are its first stage's, shared by every stage).
   const model = contractModel(chosen)
