@@ -17,7 +17,7 @@
  * | `lookup` (runtime/serving-zoo.ts: a run by model name, the default model) | no zoo loaded yet | 503 NOT_READY |
  * | | unknown model | 404 MODEL_NOT_FOUND |
  * | | the model not ready | 503 MODEL_NOT_READY |
- * | `session` (runtime/inference-pool.ts, before any work) | the model's generation is being unloaded, or it has no session | 503 MODEL_NOT_READY |
+ * | `session` (runtime/generation-runtime.ts, before any work) | the model's generation is being unloaded, or it has no session | 503 MODEL_NOT_READY |
  * | `queue` (runtime/scheduler.ts, before any work and again when queued) | its queue, counting images still being preprocessed for it, would pass MAX_QUEUE_SIZE | 503 OVERLOADED, Retry-After the drain time |
  * | | even run at once and alone it would finish after its deadline | 504 DEADLINE_EXCEEDED |
  * | `waiting` (runtime/scheduler.ts, at every dispatch and by a timer) | queued, it can no longer meet its deadline | 504 DEADLINE_EXCEEDED |

@@ -8,7 +8,7 @@
  */
 import { ApiError } from '../errors.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
-import type { InferencePool } from './inference-pool.js'
+import type { GenerationRuntime } from './generation-runtime.js'
 import { syntheticInput } from './latency.js'
 
 export interface HealthLog {
@@ -25,7 +25,7 @@ export class ModelHealth {
 
   constructor(
     private readonly models: readonly ModelEntry[],
-    private readonly pool: () => InferencePool | undefined,
+    private readonly runtime: () => GenerationRuntime | undefined,
     private readonly log: HealthLog,
     private readonly firstProbeDelayMs: number,
   ) {}
@@ -38,7 +38,7 @@ export class ModelHealth {
       model.ready = false
       model.reason = `failed at run time: ${message}`
       this.log.warn({ model: name, reason: model.reason }, `model ${name} taken out of service`)
-      this.pool()?.rejectQueued(
+      this.runtime()?.rejectQueued(
         name,
         new ApiError('MODEL_NOT_READY', `model ${name} is not ready: ${model.reason}`, {
           model: name,
@@ -63,14 +63,14 @@ export class ModelHealth {
 
   private async probe(name: string): Promise<void> {
     const model = this.models.find((m) => m.name === name)
-    const pool = this.pool()
-    if (!model || !pool || this.closed) return
+    const runtime = this.runtime()
+    if (!model || !runtime || this.closed) return
     const { channels, size } = model.input
     try {
-      await pool.run(name, syntheticInput(channels * size * size), [1, channels, size, size])
+      await runtime.run(name, syntheticInput(channels * size * size), [1, channels, size, size])
     } catch (error) {
       // A failing run reports itself through modelFailed(), which schedules the next probe; any
-      // other refusal (e.g. the pool closing) ends probing.
+      // other refusal (e.g. the runtime closing) ends probing.
       if (!this.timers.has(name) && !this.isClosed() && !model.ready) this.scheduleProbe(name)
       this.log.info({ model: name, err: error }, `model ${name} still failing`)
       return

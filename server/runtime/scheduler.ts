@@ -343,7 +343,7 @@ export class Scheduler {
 
   /**
    * The latency a one-row request to `model` would see if it were queued now, its own
-   * preprocessing not included (InferencePool.predict adds the preprocessing stage).
+   * preprocessing not included (GenerationRuntime.predict adds the preprocessing stage).
    */
   predict(model: string, now = performance.now()): LatencyPrediction | undefined {
     const state = this.models.get(model)

@@ -145,7 +145,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
 
   /** The current generation and the ready model `modelName`, or admission's refusal (`lookup`). */
   private servingModel(modelName: string): { generation: Generation; model: ModelEntry } {
-    // Not refused while shutting down: requests already in flight finish (the pool drains itself).
+    // Not refused while shutting down: requests already in flight finish (the runtime drains itself).
     const generation = this.current
     const model = generation?.zoo.models.find((m) => m.name === modelName)
     const refused = admit({ stage: 'lookup', zooLoaded: !!generation, model: modelName, entry: model })
@@ -178,7 +178,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
           `(expects [N, ${channels}, ${size}, ${size}])`,
       )
     }
-    return generation.pool.run(modelName, input, dims, options)
+    return generation.runtime.run(modelName, input, dims, options)
   }
 
   async runImage(
@@ -187,7 +187,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
     options: RunOptions & { maxPixels: number },
   ): Promise<InferenceResult> {
     const { generation } = this.servingModel(modelName)
-    return generation.pool.runImage(modelName, image, options)
+    return generation.runtime.runImage(modelName, image, options)
   }
 
   async prepareImage(
@@ -196,7 +196,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
     options: RunOptions & { maxPixels: number },
   ): Promise<PreparedImage> {
     const { generation } = this.servingModel(modelName)
-    return generation.pool.prepareImage(modelName, image, options)
+    return generation.runtime.prepareImage(modelName, image, options)
   }
 
   /** The current zoo's cascades as the manifest declares them (docs/zoo-contract.md, "Cascades"). */
@@ -212,13 +212,13 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
   injectFault(fault: WorkerFault | 'preprocess-crash', model?: string, count = 1): void {
     if (!this.settings.faultInjection) throw new Error('fault injection is not enabled for this zoo')
     if (!this.current) throw new Error('no zoo is loaded')
-    if (fault === 'preprocess-crash') this.current.pool.crashPreprocessor()
-    else this.current.pool.armFault(fault, model, count)
+    if (fault === 'preprocess-crash') this.current.runtime.crashPreprocessor()
+    else this.current.runtime.armFault(fault, model, count)
   }
 
   /** Test-only: cancels faults armed by injectFault() that have not fired yet. */
   clearFaults(): void {
-    this.current?.pool.disarmFaults()
+    this.current?.runtime.disarmFaults()
   }
 
   /**
@@ -248,7 +248,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
       throw new ReloadError(`zoo reload rejected, the previous zoo keeps serving: ${why}`, { cause: error })
     }
     if (this.closing) {
-      await next.pool.close()
+      await next.runtime.close()
       throw new ReloadError('the server is shutting down')
     }
     this.current = next
@@ -269,7 +269,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
   /** Closes a replaced generation once its in-flight runs are done, without delaying the caller. */
   private retire(generation: Generation): void {
     generation.health.close()
-    const closing = generation.pool.close().then(
+    const closing = generation.runtime.close().then(
       () => {
         this.log.info({ generation: generation.id }, 'previous zoo generation closed')
       },
@@ -295,7 +295,7 @@ export class ServingZoo implements ZooView, ModelRunner, ZooReloader {
     if (this.reloading) await this.reloading.catch(() => undefined)
     await Promise.all([...this.retiring])
     this.current?.health.close()
-    await this.current?.pool.close()
+    await this.current?.runtime.close()
   }
 }
 
@@ -303,9 +303,9 @@ const round3 = (ms: number) => Math.round(ms * 1000) / 1000
 
 /** The live figures of a ready model of `generation`, rounded to microseconds. */
 export function liveFigures(generation: Generation, model: string, now: number): LiveFigures | undefined {
-  const { pool } = generation
-  const prediction = pool.predict(model, now)
-  const latency = pool.latency(model)
+  const { runtime } = generation
+  const prediction = runtime.predict(model, now)
+  const latency = runtime.latency(model)
   if (!prediction || !latency) return undefined
   return {
     predictedLatencyMs: round3(prediction.predictedLatencyMs),
@@ -319,7 +319,7 @@ export function liveFigures(generation: Generation, model: string, now: number):
     preprocessMs: round3(prediction.preprocessMs),
     queued: prediction.queued,
     inFlight: prediction.inFlight,
-    maxBatch: pool.maxBatch(model) ?? 1,
+    maxBatch: runtime.maxBatch(model) ?? 1,
     contention: round3(latency.contentionFactor),
     batches: latency.table().map((t) => ({ batchSize: t.batchSize, ms: round3(t.ms) })),
     observedBatches: latency.observedBatches,

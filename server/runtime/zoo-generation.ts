@@ -1,6 +1,7 @@
 /**
- * One served zoo "generation": a validated zoo directory, its worker pool with every model's
- * session, and the latency measured for each model on this host. A generation is built completely
+ * One served zoo "generation": a validated zoo directory, its runtime (generation-runtime.ts: the
+ * inference workers with every model's session, the preprocessing workers and the scheduler), and
+ * the latency measured for each model on this host. A generation is built completely
  * (load, verify, create sessions, warm up, measure) before it may serve; reloading builds a new one
  * beside the current one and swaps.
  */
@@ -8,7 +9,7 @@ import type { ExecutionProviderMode } from '../config.js'
 import { loadZoo, type Zoo } from '../zoo/load-zoo.js'
 import type { ModelEntry } from '../zoo/model-entry.js'
 import { resolveExecutionProvider, type ProviderDecision } from './execution-provider.js'
-import { InferencePool, type PoolModelSpec } from './inference-pool.js'
+import { GenerationRuntime, type RuntimeModelSpec } from './generation-runtime.js'
 import { percentile, summarise, syntheticInput } from './latency.js'
 import { ModelLatency } from './latency-model.js'
 import { ModelHealth } from './model-health.js'
@@ -60,7 +61,7 @@ export class ZooUnavailableError extends Error {
 export interface Generation {
   id: number
   zoo: Zoo
-  pool: InferencePool
+  runtime: GenerationRuntime
   health: ModelHealth
   provider: ProviderDecision
   defaultModel: string
@@ -129,7 +130,7 @@ export async function startGeneration(
     throw new ZooUnavailableError(`no model of ${zoo.dir} can be loaded:\n  ${describeFailures(zoo)}`)
   }
 
-  const specs: PoolModelSpec[] = verified.map((m) => ({
+  const specs: RuntimeModelSpec[] = verified.map((m) => ({
     name: m.name,
     path: m.path,
     inputName: m.input.name,
@@ -138,10 +139,15 @@ export async function startGeneration(
     classes: m.labels.length,
     contract: m.input,
   }))
-  const health = new ModelHealth(zoo.models, () => pool, log, settings.probeDelayMs ?? DEFAULT_PROBE_DELAY_MS)
+  const health = new ModelHealth(
+    zoo.models,
+    () => runtime,
+    log,
+    settings.probeDelayMs ?? DEFAULT_PROBE_DELAY_MS,
+  )
   const hooks = settings.hooks ?? {}
-  // The health monitor reaches the pool through a closure: it is only called once the pool runs.
-  const pool: InferencePool = await InferencePool.start({
+  // The health monitor reaches the runtime through a closure: it is only called once the runtime runs.
+  const runtime: GenerationRuntime = await GenerationRuntime.start({
     models: specs,
     provider: provider.provider,
     cpuFallback: settings.executionProvider === 'auto',
@@ -172,7 +178,7 @@ export async function startGeneration(
   })
   try {
     for (const model of verified) {
-      const status = pool.statuses.get(model.name)
+      const status = runtime.statuses.get(model.name)
       if (!status?.ready) {
         model.ready = false
         model.reason = status?.reason ?? 'no worker loaded it'
@@ -184,11 +190,15 @@ export async function startGeneration(
         log.warn({ model: model.name, reason: status.fallbackReason }, `model ${model.name} runs on the CPU`)
       }
       try {
-        const profile = await measureProfile(pool, model, settings.warmupRuns)
+        const profile = await measureProfile(runtime, model, settings.warmupRuns)
         model.latencyMs = profile.batch1
-        pool.setLatency(
+        runtime.setLatency(
           model.name,
-          new ModelLatency(profile.runMs, status.preprocessMs ?? 0, pool.contention(model.executionProvider)),
+          new ModelLatency(
+            profile.runMs,
+            status.preprocessMs ?? 0,
+            runtime.contention(model.executionProvider),
+          ),
         )
       } catch (error) {
         model.ready = false
@@ -206,10 +216,10 @@ export async function startGeneration(
         `DEFAULT_MODEL ${settings.defaultModel} is not ready; using ${defaultModel}`,
       )
     }
-    return { id: nextId++, zoo, pool, health, provider, defaultModel, loadedAt: new Date().toISOString() }
+    return { id: nextId++, zoo, runtime, health, provider, defaultModel, loadedAt: new Date().toISOString() }
   } catch (error) {
     health.close()
-    await pool.close()
+    await runtime.close()
     throw error
   }
 }
@@ -220,13 +230,13 @@ export async function startGeneration(
  * (⌈runs / size⌉, at least 2 runs), so a big model's start-up stays bounded. Median per size.
  */
 export async function measureProfile(
-  pool: InferencePool,
+  runtime: GenerationRuntime,
   model: ModelEntry,
   warmupRuns: number,
 ): Promise<{ batch1: ReturnType<typeof summarise>; runMs: Map<number, number> }> {
   const { channels, size } = model.input
   const sample = channels * size * size
-  const maxBatch = pool.maxBatch(model.name) ?? 1
+  const maxBatch = runtime.maxBatch(model.name) ?? 1
   const input = syntheticInput(sample * maxBatch)
   const runMs = new Map<number, number>()
   let batch1: ReturnType<typeof summarise> | undefined
@@ -236,7 +246,7 @@ export async function measureProfile(
     for (let i = 0; i < runs; i++) {
       // A copy per run: the tensor may be moved to the worker.
       const tensor = input.slice(0, rows * sample)
-      const result = await pool.run(model.name, tensor, [rows, channels, size, size], { transfer: true })
+      const result = await runtime.run(model.name, tensor, [rows, channels, size, size], { transfer: true })
       samples.push(result.inferenceMs)
     }
     if (rows === 1) batch1 = summarise(samples)

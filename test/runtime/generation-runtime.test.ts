@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { ApiError } from '../../server/errors.js'
-import { InferencePool } from '../../server/runtime/inference-pool.js'
+import { GenerationRuntime } from '../../server/runtime/generation-runtime.js'
 import { FIXTURE_ZOO_DIR } from '../helper.js'
 
 const RGB = {
@@ -14,9 +14,9 @@ const RGB = {
   classes: 10,
 }
 
-describe('InferencePool', () => {
+describe('GenerationRuntime', () => {
   it('reports per model whether every worker holds a session', async () => {
-    const pool = await InferencePool.start({
+    const pool = await GenerationRuntime.start({
       models: [
         RGB,
         { ...RGB, name: 'wrong-signature', size: 28 },
@@ -55,7 +55,7 @@ describe('InferencePool', () => {
   })
 
   it('close() lets every run already submitted finish, then refuses new ones', async () => {
-    const pool = await InferencePool.start({
+    const pool = await GenerationRuntime.start({
       models: [RGB],
       provider: 'cpu',
       cpuFallback: false,

@@ -1,8 +1,10 @@
 /**
- * The inference runtime of one zoo generation: its worker pool and the scheduler that batches
- * requests onto it. Start-up resolves once every worker has reported on every model; close() lets
- * queued and running requests finish before the workers (and their sessions) are torn down, which
- * is what makes a zoo reload safe for running requests.
+ * The inference runtime of one zoo generation: its inference workers (worker-pool.ts), its
+ * preprocessing workers (preprocess-pool.ts) and the scheduler that batches requests onto the
+ * inference workers; runs are admitted here (stage `session`) and an image takes the idle path or
+ * the preprocessing stage. Start-up resolves once every worker has reported on every model;
+ * close() lets queued and running requests finish before the workers (and their sessions) are torn
+ * down, which is what makes a zoo reload safe for running requests.
  */
 import { admit } from '../admission/admit.js'
 import { ApiError } from '../errors.js'
@@ -26,10 +28,10 @@ import {
 } from './worker-protocol.js'
 
 /** A model to load, before the server's batch limit is applied. */
-export type PoolModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
+export type RuntimeModelSpec = Omit<WorkerModelSpec, 'maxBatch' | 'contract'> & { contract?: InputContract }
 
-export interface PoolOptions {
-  models: PoolModelSpec[]
+export interface RuntimeOptions {
+  models: RuntimeModelSpec[]
   provider: ExecutionProviderName
   cpuFallback: boolean
   threads: number
@@ -60,7 +62,7 @@ export const DEFAULT_SCHEDULING: SchedulerSettings = {
 const DIRECT_IMAGE_BYTES = 512 * 1024
 
 /** Input contract used for a tensor-only spec (no images): resizing is never needed. */
-function tensorContract(spec: PoolModelSpec): InputContract {
+function tensorContract(spec: RuntimeModelSpec): InputContract {
   return {
     size: spec.size,
     channels: spec.channels === 1 ? 1 : 3,
@@ -76,7 +78,7 @@ function provisionalLatency(status: WorkerModelStatus | undefined): ModelLatency
   return new ModelLatency(new Map([[1, 1]]), status?.preprocessMs ?? 0)
 }
 
-export class InferencePool {
+export class GenerationRuntime {
   private closing: Promise<void> | undefined
   /** Image requests between admission and submission to the scheduler (close() waits for them). */
   private preparing = 0
@@ -95,14 +97,14 @@ export class InferencePool {
   ) {}
 
   /** Starts the workers and waits until each has loaded (or failed) every model. */
-  static async start(options: PoolOptions): Promise<InferencePool> {
+  static async start(options: RuntimeOptions): Promise<GenerationRuntime> {
     const settings: SchedulerSettings = { ...DEFAULT_SCHEDULING, ...options.scheduling }
     const models: WorkerModelSpec[] = options.models.map((spec) => ({
       ...spec,
       contract: spec.contract ?? tensorContract(spec),
       maxBatch: settings.maxBatchSize,
     }))
-    // The pool reaches the scheduler through a closure: replacements only report once it exists.
+    // The worker pool reaches the scheduler through a closure: replacements only report once it exists.
     const workers: WorkerPool = await WorkerPool.start({
       size: options.threads,
       init: {
@@ -136,7 +138,7 @@ export class InferencePool {
       ...(options.onWorkerExit && { onWorkerExit: options.onWorkerExit }),
     })
     const contracts = new Map(models.map((spec) => [spec.name, spec.contract]))
-    return new InferencePool(workers, preprocessors, scheduler, contracts, workers.statuses, settings)
+    return new GenerationRuntime(workers, preprocessors, scheduler, contracts, workers.statuses, settings)
   }
 
   /** Workers serving now (fewer than configured while a crashed one is being replaced). */
