@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from alphanet.errors import UserError
+from alphanet.models import complexity
+from conftest import TRAINING_DIR
 from alphanet.space import (
     ArchConfig,
     available_spaces,
@@ -188,3 +190,14 @@ def test_channel_rules():
     assert mid_channels(16, 1) == 16  # no expand conv: the depthwise runs on the input width
     assert mid_channels(24, 5) == 120 and mid_channels(40, 6) == 240 and mid_channels(216, 6) == 1296
     assert se_channels(144) == 40 and se_channels(1344) == 336
+
+
+@pytest.mark.parametrize(
+    "path", sorted((TRAINING_DIR / "configs" / "pilots").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_pilot_spaces_are_one_network_at_the_cheapest_members_cost(path):
+    # docs/fashion-mnist-recipe.md compares these against the 6.57-MFLOPs plain CNN and the bundled
+    # space's 6.87-MFLOPs smallest network: each must stay one fixed network of that cost.
+    space = load_space(str(path))
+    assert space.min_arch() == space.max_arch()
+    assert 6.5 <= complexity(space, space.min_arch(), 10).mflops <= 7.1
