@@ -119,12 +119,23 @@ describe('server process under faults', () => {
         body: slow,
       }).then(async (res) => ({ status: res.status, body: await res.text(), at: Date.now() })),
     )
-    await sleep(250)
+    // In flight means routed by the server: one still on its way when SIGTERM arrives is rightly
+    // refused (or its unread connection closed), so the signal waits until all six have arrived.
+    const arrived = () =>
+      server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('"url":"/v1/classify"') && l.includes('"msg":"incoming request"')).length
+    const deadline = Date.now() + 30_000
+    while (arrived() < inFlight.length) {
+      assert.ok(Date.now() < deadline, `only ${arrived()} of ${inFlight.length} requests arrived`)
+      await sleep(20)
+    }
     const signalledAt = Date.now()
     server.child.kill('SIGTERM')
 
     // A new request while draining: refused at connect, or answered 503 SHUTTING_DOWN.
-    await sleep(50)
+    await server.waitForLog(/"msg":"shutting down: refusing new requests/)
     const late = await fetch(`${server.url}/v1/select`, { method: 'POST' }).then(
       async (res) => ({ status: res.status, body: await res.text() }),
       (error: unknown) => ({ status: 0, body: String(error) }),
