@@ -430,9 +430,8 @@ describe('POST /v1/classify under limits and failures', () => {
 })
 
 describe('POST /v1/classify: latency budgets under load', () => {
-  // Live predictions set far apart, so the milliseconds a request spends before selection cannot
-  // change the outcome: small 10 ms, res20 20 ms, large 30 ms, rgb32 40 ms (idle: 1 ms each).
-  const PREDICTED: Record<string, number> = { [SMALL]: 10, [RES20]: 20, [LARGE]: 30, [RGB]: 40 }
+  // Live predictions in steps of `unitMs`: small 1, res20 2, large 3, rgb32 4 (idle: 1 ms each).
+  const STEPS: Record<string, number> = { [SMALL]: 1, [RES20]: 2, [LARGE]: 3, [RGB]: 4 }
   const answer = async () => ({
     logits: new Float32Array(10),
     dims: [1, 10],
@@ -442,18 +441,19 @@ describe('POST /v1/classify: latency budgets under load', () => {
     preprocessMs: 0,
   })
 
-  async function fakeApp(t: Parameters<typeof routesOverFakeRuntime>[0], idleMs = 1) {
+  async function fakeApp(t: Parameters<typeof routesOverFakeRuntime>[0], { idleMs = 1, unitMs = 10 } = {}) {
+    const predicted = (name: string) => (STEPS[name] ?? 0) * unitMs
     return routesOverFakeRuntime(
       t,
       (entry) => ({
         ...entry,
         live: {
-          predictedLatencyMs: PREDICTED[entry.name] ?? 0,
-          expectedLatencyMs: (PREDICTED[entry.name] ?? 0) / 2,
+          predictedLatencyMs: predicted(entry.name),
+          expectedLatencyMs: predicted(entry.name) / 2,
           arrivalRatePerS: 100,
           utilization: 0.5,
           idleLatencyMs: idleMs,
-          queueWaitMs: (PREDICTED[entry.name] ?? 0) - idleMs,
+          queueWaitMs: predicted(entry.name) - idleMs,
           batchSize: 1,
           serviceMs: idleMs,
           preprocessMs: 0,
@@ -470,32 +470,34 @@ describe('POST /v1/classify: latency budgets under load', () => {
   }
 
   it('serves the most accurate model predicted to meet the budget now (steps down under load)', async (t) => {
-    const app = await fakeApp(t)
+    // Predictions a second apart, so the milliseconds a request spends before selection (tens of
+    // them for a fresh app's first request on a busy machine) cannot change the outcome.
+    const app = await fakeApp(t, { unitMs: 1000 })
     const post = (query: string) =>
       request(app.server)
         .post(`/v1/classify${query}`)
         .set('content-type', 'image/jpeg')
         .send(Buffer.from('x'))
     for (const [budget, expected] of [
-      [45, RGB],
-      [35, LARGE],
-      [25, RES20],
-      [15, SMALL],
+      [4500, RGB],
+      [3500, LARGE],
+      [2500, RES20],
+      [1500, SMALL],
     ] as const) {
       const res = await post(`?maxLatencyMs=${budget}`)
       assert.equal(res.status, 200, JSON.stringify(res.body))
       const body = res.body as ClassifyResponse
       assert.equal(body.model.name, expected, `budget ${budget}`)
-      assert.equal(body.timing.predictedLatencyMs, PREDICTED[expected])
+      assert.equal(body.timing.predictedLatencyMs, STEPS[expected]! * 1000)
     }
-    // Every model would meet 5 ms on an idle server: the load is the problem → 503 OVERLOADED
+    // Every model would meet 500 ms on an idle server: the load is the problem → 503 OVERLOADED
     // with Retry-After, not 422.
-    const overloaded = await post('?maxLatencyMs=5')
+    const overloaded = await post('?maxLatencyMs=500')
     const body = assertError(overloaded, 'OVERLOADED')
     assert.equal(overloaded.headers['retry-after'], '1')
     assert.match(body.message, /under the current load/)
     // onInfeasible=smallest still serves, flagged as over budget.
-    const forced = await post('?maxLatencyMs=5&onInfeasible=smallest')
+    const forced = await post('?maxLatencyMs=500&onInfeasible=smallest')
     assert.equal((forced.body as ClassifyResponse).model.name, SMALL)
     assert.equal((forced.body as ClassifyResponse).budget.met, false)
   })
@@ -517,7 +519,7 @@ describe('POST /v1/classify: latency budgets under load', () => {
   })
 
   it('a budget no model meets even idle → 422 BUDGET_INFEASIBLE', async (t) => {
-    const app = await fakeApp(t, 8)
+    const app = await fakeApp(t, { idleMs: 8 })
     const res = await request(app.server)
       .post('/v1/classify?maxLatencyMs=5')
       .set('content-type', 'image/jpeg')
