@@ -277,6 +277,30 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
     return Template(TEMPLATE.read_text()).substitute(mapping)
 
 
+def card_files(
+    report: dict[str, Any],
+    space: SearchSpace,
+    manifest: dict[str, Any],
+    ablation_dir: Path | None,
+    zoo_dir: Path,
+    with_baselines: bool = True,
+) -> dict[str, bytes | str]:
+    """The card's files for a publish of ``manifest`` (name -> content): README.md (with the
+    cascades section and the hand-written notes of the card now in ``zoo_dir``) and, unless
+    ``with_baselines`` is false, the chart and baselines.json drawn from ``report["baselines"]``."""
+    card = replace_section(
+        model_card(report, space, ablation_dir), cascades_section(manifest, heldout_note(manifest))
+    )
+    files: dict[str, bytes | str] = {CARD_FILE: with_kept_notes(card, zoo_dir)}
+    if with_baselines:
+        files[CHART_FILE] = pareto_chart(
+            manifest["models"], f"{manifest['zoo']['name']}: top-1 vs cost", manifest.get("cascades", []),
+            report["baselines"],
+        )  # fmt: skip
+        files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
+    return files
+
+
 def refresh_model_card(
     run_dir: Path, zoo_dir: Path, ablation_dir: Path, baselines_dir: Path | None = None
 ) -> Path | None:
@@ -304,22 +328,14 @@ def refresh_model_card(
         or sorted(m.get("name") for m in manifest.get("models", [])) != sorted(published)
     ):
         return None
-    side_files: dict[str, bytes | str] = {}
     if baselines_dir is not None:
         report["baselines"] = read_baselines(baselines_dir)
-        side_files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
-        if report.get("chart"):
-            side_files[CHART_FILE] = pareto_chart(
-                manifest["models"], f"{manifest['zoo']['name']}: top-1 vs cost", manifest.get("cascades", []),
-                report["baselines"],
-            )  # fmt: skip
+    space = load_space(report["space"]["name"])
     with publish_lock(Path(zoo_dir)):
-        card = replace_section(
-            model_card(report, load_space(report["space"]["name"]), ablation_dir),
-            cascades_section(manifest, heldout_note(manifest)),
+        files = card_files(
+            report, space, manifest, ablation_dir, zoo_dir, with_baselines=baselines_dir is not None
         )
-        side_files[CARD_FILE] = with_kept_notes(card, zoo_dir)
-        for name, content in side_files.items():
+        for name, content in files.items():
             write_durably(content, Path(zoo_dir) / name, Path(zoo_dir))
         if baselines_dir is not None:
             write_durably(json.dumps(report, indent=2) + "\n", report_path, Path(run_dir))

@@ -9,7 +9,6 @@ stays), ``reload-failed`` (published, but the server did not take it: it keeps t
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -38,9 +37,8 @@ from .members import (
     load_eval_tensors,
     manifest_labels,
 )
-from .cascade_card import cascades_section, heldout_note, replace_section
-from .baselines import BASELINES_FILE, read_baselines
-from .model_card import CARD_FILE, CHART_FILE, model_card, pareto_chart, with_kept_notes
+from .baselines import read_baselines
+from .model_card import card_files
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
@@ -318,18 +316,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
             report["chart"] = True
             report["finishedAt"] = utc_now_iso()
             report["baselines"] = read_baselines(cfg["baselines"]["dir"])
-            side_files[CHART_FILE] = pareto_chart(
-                manifest["models"],
-                f"{cfg['zoo']['name']}: top-1 vs cost",
-                manifest.get("cascades", []),
-                report["baselines"],
-            )
-            side_files[BASELINES_FILE] = json.dumps({"baselines": report["baselines"]}, indent=2) + "\n"
-            card = replace_section(
-                model_card(report, space, ablation_dir(cfg)),
-                cascades_section(manifest, heldout_note(manifest)),
-            )
-            side_files[CARD_FILE] = with_kept_notes(card, zoo_dir)
+            side_files.update(card_files(report, space, manifest, ablation_dir(cfg), zoo_dir))
         published = publish_zoo(manifest, staging, zoo_dir, side_files=side_files)
         report["publish"] = published.to_dict()
         for record in report["models"]:
