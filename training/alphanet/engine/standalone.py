@@ -18,6 +18,7 @@ BatchNorm keeps running statistics (momentum 0.1), so evaluation needs no recali
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,8 +51,9 @@ def baseline_network(cfg: dict[str, Any], space, num_classes: int) -> tuple[nn.M
         arch = space.resolve(str(spec.get("arch")))
         description = {"kind": kind, "arch": arch.to_dict()}
         if spec.get("init"):
-            net = inherited_network(str(spec["init"]), space, arch, num_classes)
-            description["init"] = repo_path(resolve_path(str(spec["init"]), REPO_ROOT))
+            checkpoint = resolve_path(str(spec["init"]), REPO_ROOT)
+            net = inherited_network(checkpoint, space, arch, num_classes)
+            description["init"] = repo_path(checkpoint)
         else:
             net = StaticAlphaNet(space, arch, num_classes)
             for blocks in net.stages:
@@ -65,16 +67,16 @@ def baseline_network(cfg: dict[str, Any], space, num_classes: int) -> tuple[nn.M
     raise UserError(f"baseline.kind must be one of {', '.join(BASELINE_KINDS)}, got {kind!r}")
 
 
-def inherited_network(checkpoint: str, space, arch, num_classes: int) -> nn.Module:
+def inherited_network(checkpoint: Path, space, arch, num_classes: int) -> nn.Module:
     """``arch`` with the weights it has inside the supernet of ``checkpoint``.
 
     The supernet trains with batch statistics only (its running statistics are never updated), so
     every BatchNorm restarts its running statistics and keeps them with momentum 0.1, as a
     network trained from scratch does."""
-    supernet, _ = load_supernet(resolve_path(checkpoint, REPO_ROOT))
+    supernet, _ = load_supernet(checkpoint)
     if supernet.space.name != space.name or supernet.num_classes != num_classes:
         raise UserError(
-            f"baseline init {checkpoint}: supernet of space '{supernet.space.name}' with "
+            f"baseline init {repo_path(checkpoint)}: supernet of space '{supernet.space.name}' with "
             f"{supernet.num_classes} classes, but this run trains space '{space.name}' with {num_classes}"
         )
     net = supernet.extract(arch)
