@@ -126,6 +126,20 @@ def tiny_space() -> SearchSpace:
     return space_from_dict("tiny", copy.deepcopy(TINY_SPACE))
 
 
+def fused_space_dict() -> dict:
+    """TINY_SPACE with fused-MBConv in its first two stages (the second mixing expand ratio 1)."""
+    raw = copy.deepcopy(TINY_SPACE)
+    raw["stages"][0]["fused"] = True
+    raw["stages"][1].update({"fused": True, "expand_ratios": [1, 2]})
+    raw["archs"] = {}
+    return raw
+
+
+@pytest.fixture(scope="session")
+def tiny_fused_space() -> SearchSpace:
+    return space_from_dict("tiny-fused", fused_space_dict())
+
+
 @pytest.fixture(scope="session")
 def tiny_space_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import random
 
@@ -65,16 +67,27 @@ def hook_count(model: nn.Module, resolution: int, in_channels: int) -> tuple[flo
     return macs / 1e6, sum(p.numel() for p in model.parameters())
 
 
-def test_analytic_count_equals_hook_count_on_tiny_archs(tiny_space):
+@pytest.mark.parametrize("space_fixture", ["tiny_space", "tiny_fused_space"])
+def test_analytic_count_equals_hook_count_on_tiny_archs(space_fixture, request):
+    space = request.getfixturevalue(space_fixture)
     rng = random.Random(0)
-    archs = [tiny_space.min_arch(), tiny_space.max_arch(), tiny_space.resolve("mid")]
-    archs += [tiny_space.sample(rng) for _ in range(8)]
+    archs = [space.min_arch(), space.max_arch()] + [space.sample(rng) for _ in range(8)]
     for arch in archs:
-        model = StaticAlphaNet(tiny_space, arch)
-        mflops, params = hook_count(model, arch.resolution, tiny_space.in_channels)
-        cost = complexity(tiny_space, arch)
+        model = StaticAlphaNet(space, arch)
+        mflops, params = hook_count(model, arch.resolution, space.in_channels)
+        cost = complexity(space, arch)
         assert cost.mflops == pytest.approx(mflops, rel=1e-12), arch
         assert cost.params == params, arch
+
+
+def test_a_fused_block_costs_one_dense_kxk_conv_instead_of_expand_plus_depthwise(tiny_fused_space):
+    # Stage 0 of the fused tiny space at its max arch: 8 -> 8 channels, k5, t1, 8x8 output (16 px
+    # input, stem stride 2): dense 5x5 8->8 + 1x1 project 8->8 per block, two blocks.
+    arch = tiny_fused_space.max_arch()
+    one_stage = complexity(tiny_fused_space, arch).mflops
+    shallower = dataclasses.replace(arch, depth=(1, *arch.depth[1:]))
+    block_macs = (8 * 8 * 25 * 8 * 8) + (8 * 8 * 8 * 8)
+    assert (one_stage - complexity(tiny_fused_space, shallower).mflops) * 1e6 == pytest.approx(block_macs)
 
 
 @pytest.mark.parametrize("name", ["min", "max"])

@@ -114,6 +114,23 @@ def test_no_resize_node_when_the_input_already_has_the_resolution(tmp_path):
     assert "Resize" not in result.node_types
 
 
+def test_fused_blocks_export_with_every_bn_folded(tiny_fused_space, tmp_path):
+    torch.manual_seed(0)
+    net = randomise_bn(StaticAlphaNet(tiny_fused_space, tiny_fused_space.max_arch()))
+    result = export_onnx(net, tmp_path / "fused.onnx", channels=1, size=28)
+    assert result.folded_batchnorms == sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    model = onnx.load(str(result.path))
+    assert "BatchNormalization" not in {n.op_type for n in model.graph.node}
+    dense_5x5 = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Conv"
+        and any(a.name == "kernel_shape" and list(a.ints) == [5, 5] for a in n.attribute)
+        and all(a.name != "group" or a.i == 1 for a in n.attribute)
+    ]
+    assert len(dense_5x5) == sum(tiny_fused_space.max_arch().depth[:2])  # one per fused block
+
+
 def test_reference_pair_is_deterministic_and_exact(static_net, tmp_path):
     inputs = reference_input(1, 28, [0.2860], [0.3530])
     assert inputs.shape == (2, 1, 28, 28) and torch.equal(inputs, reference_input(1, 28, [0.2860], [0.3530]))

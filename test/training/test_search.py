@@ -242,6 +242,25 @@ def test_units_compose_exactly_the_network():
         assert params == complexity(SPACE, arch).params
 
 
+def test_fused_blocks_are_their_own_units_and_compose_the_network(tiny_fused_space):
+    space = tiny_fused_space
+    for arch in [space.min_arch(), space.max_arch(), space.sample(random.Random(2))]:
+        units = arch_units(space, arch)
+        blocks = [u for u in units if u.kind == "block"]
+        fused = [u for u in blocks if dict(u.values).get("f") == 1]
+        assert len(fused) == arch.depth[0] + arch.depth[1]  # stages 0 and 1 are fused, the rest not
+        assert {u.key for u in units} <= {u.key for u in space_units(space)}
+        x = torch.rand(1, 1, 28, 28)
+        with torch.no_grad():
+            for unit in units:
+                module, shape = build_unit(unit)
+                assert tuple(x.shape[1:]) == shape, unit.key
+                x = module.eval()(x)
+        assert x.shape == (1, 10)
+    # MBConv keys are unchanged by the fused flag, so tables measured before it stay valid.
+    assert all("f" not in dict(u.values) for u in space_units(SPACE))
+
+
 def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():
     torch.manual_seed(0)
     arch = SPACE.max_arch()

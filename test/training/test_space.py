@@ -175,6 +175,13 @@ def test_space_from_dict_rejects_malformed_spaces():
     with pytest.raises(UserError, match="cannot mix 1"):
         space_from_dict("bad", raw)
     raw = copy.deepcopy(TINY_SPACE)
+    raw["stages"][1]["fused"] = "yes"
+    with pytest.raises(UserError, match=r"stages\[1\].fused must be true or false"):
+        space_from_dict("bad", raw)
+    raw = copy.deepcopy(TINY_SPACE)
+    raw["stages"][1].update({"fused": True, "expand_ratios": [1, 2]})
+    assert space_from_dict("fused", raw).stages[1].fused  # a fused block may mix 1 with others
+    raw = copy.deepcopy(TINY_SPACE)
     del raw["data"]["mean"]
     with pytest.raises(UserError, match="missing key 'data.mean'"):
         space_from_dict("bad", raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -61,6 +62,38 @@ def test_extracted_static_net_matches_supernet(supernet, tiny_space, arch_name):
     static.train()
     with torch.no_grad():
         torch.testing.assert_close(static(x), supernet(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch_name", ["min", "max", "random"])
+def test_fused_blocks_extract_to_a_static_net_that_matches(tiny_fused_space, arch_name):
+    torch.manual_seed(0)
+    supernet = AlphaNetSupernet(tiny_fused_space)
+    _randomise_bn(supernet)
+    arch = {
+        "min": tiny_fused_space.min_arch(),
+        "max": tiny_fused_space.max_arch(),
+        "random": tiny_fused_space.sample(random.Random(3)),
+    }[arch_name]
+    supernet.set_active(arch)
+    supernet.eval()
+    static = supernet.extract()
+    block = static.stages[0][0]
+    assert block.depthwise is None and block.expand.conv.groups == 1
+    assert block.expand.conv.kernel_size == (arch.kernel_size[0],) * 2
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(static(x), supernet(x), rtol=1e-5, atol=1e-6)
+
+
+def test_fused_kernels_share_the_centre_of_the_largest(tiny_fused_space):
+    supernet = AlphaNetSupernet(tiny_fused_space)
+    arch = dataclasses.replace(
+        tiny_fused_space.max_arch(), kernel_size=(3, *tiny_fused_space.max_arch().kernel_size[1:])
+    )
+    supernet.set_active(arch)
+    static = supernet.extract()
+    full = supernet.stages[0][0].expand.conv.weight
+    torch.testing.assert_close(static.stages[0][0].expand.conv.weight, full[:, :, 1:4, 1:4])
 
 
 def test_extraction_on_the_imagenet_space_for_a_published_arch():

@@ -1,9 +1,10 @@
 """Search spaces as data: architecture configs, space definitions loaded from YAML, sampling.
 
-A space (``alphanet/spaces/<name>.yaml``) describes the stem, the seven MBConv stages and the head
-of an AlphaNet/AttentiveNAS supernet: the choices of every per-stage gene, the strides, where SE
-sits, the input resolutions, named architectures and the data contract (input size, channels,
-mean/std, resize, interpolation) that evaluation transforms and the zoo manifest share.
+A space (``alphanet/spaces/<name>.yaml``) describes the stem, the seven MBConv (or fused-MBConv)
+stages and the head of an AlphaNet/AttentiveNAS supernet: the choices of every per-stage gene,
+the strides, where SE sits, the input resolutions, named architectures and the data contract
+(input size, channels, mean/std, resize, interpolation) that evaluation transforms and the zoo
+manifest share.
 
 An `ArchConfig` is one sub-network: resolution, 9 widths (stem, mb1..mb7, head), and per-stage
 depth, kernel size and expand ratio (7 each), in the reference's snake_case layout.
@@ -107,7 +108,11 @@ class ArchConfig:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """Choices of one MBConv stage; every block of a stage shares kernel and expand ratio."""
+    """Choices of one MBConv stage; every block of a stage shares kernel and expand ratio.
+
+    ``fused`` stages use fused-MBConv blocks (EfficientNetV2): the 1x1 expand and the kxk
+    depthwise conv become one dense kxk conv, which pays off at high resolution and low width.
+    """
 
     widths: tuple[int, ...]
     depths: tuple[int, ...]
@@ -115,6 +120,7 @@ class StageSpec:
     expand_ratios: tuple[int, ...]
     stride: int
     se: bool
+    fused: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,12 @@ def _int_tuple(value: Any, where: str) -> tuple[int, ...]:
     return tuple(sorted(set(value)))
 
 
+def _flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise UserError(f"space {where} must be true or false, got {value!r}")
+    return value
+
+
 def _require(mapping: Any, key: str, where: str) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise UserError(f"space: missing key '{where}.{key}'" if where else f"space: missing key '{key}'")
@@ -284,6 +296,7 @@ def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
                 expand_ratios=_int_tuple(_require(st, "expand_ratios", where), f"{where}.expand_ratios"),
                 stride=int(_require(st, "stride", where)),
                 se=bool(_require(st, "se", where)),
+                fused=_flag(st.get("fused", False), f"{where}.fused"),
             )
         )
         if any(k % 2 == 0 for k in stages[-1].kernel_sizes):
@@ -291,8 +304,9 @@ def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
         if min(stages[-1].depths) < 1:
             raise UserError(f"space '{name}': {where}.depths must be >= 1")
         ratios = stages[-1].expand_ratios
-        if 1 in ratios and len(ratios) > 1:
-            # A stage either has an expand conv (t > 1) or not; mixing needs two weight layouts.
+        if 1 in ratios and len(ratios) > 1 and not stages[-1].fused:
+            # An MBConv stage either has an expand conv (t > 1) or not; mixing needs two weight
+            # layouts. A fused block always has its kxk expand conv, so it may mix them.
             raise UserError(f"space '{name}': {where}.expand_ratios cannot mix 1 with other ratios")
     activation = raw.get("activation", "swish")
     if activation != "swish":

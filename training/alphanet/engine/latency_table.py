@@ -1,13 +1,13 @@
 """Latency lookup table: per-unit latencies measured on this host, summed to predict an arch.
 
 A sub-network is cut into *units* whose compute depends only on a handful of numbers: the input
-resize, the stem, every MBConv block (input/output width, kernel, expand ratio, stride, SE and
-input size) and the head (expand conv, pooling, feature conv, classifier). Each unit is built from
-the same static ops the exported network runs (BN folded, eval mode), timed on this host, and
-stored under a key that spells those numbers out, so one table serves every arch (and every space)
-that contains the unit. Predicting an arch sums its units; the error of that additivity
-assumption is small for sequential CNNs on one device and is what search needs (a ranking and a
-constraint, not an absolute figure).
+resize, the stem, every MBConv or fused-MBConv block (input/output width, kernel, expand ratio,
+stride, SE, fused and input size) and the head (expand conv, pooling, feature conv, classifier).
+Each unit is built from the same static ops the exported network runs (BN folded, eval mode),
+timed on this host, and stored under a key that spells those numbers out, so one table serves
+every arch (and every space) that contains the unit. Predicting an arch sums its units; the error
+of that additivity assumption is small for sequential CNNs on one device and is what search needs
+(a ranking and a constraint, not an absolute figure).
 
 Units are timed with the CPU caches flushed before every run (see `CacheFlusher`); the minimum of
 the timed runs is stored (see `measure_latency_ms`). Tables are JSON (``host``, ``torch``,
@@ -32,7 +32,7 @@ from ..errors import UserError
 from ..export.bn_folding import fold_batchnorm
 from ..models.complexity import conv_out_size
 from ..models.static_net import MBConvBlock
-from ..space import ArchConfig, SearchSpace
+from ..space import ArchConfig, SearchSpace, StageSpec
 from .bn_calibration import model_device
 
 FORMAT_VERSION = 1
@@ -55,6 +55,14 @@ class Unit:
 
 def _unit(kind: str, **values: int) -> Unit:
     return Unit(kind, tuple((name, int(value)) for name, value in values.items()))
+
+
+def _block_unit(
+    c_in: int, c_out: int, kernel: int, ratio: int, stride: int, spec: StageSpec, hw: int
+) -> Unit:
+    # Fused blocks carry f1; MBConv keys stay as they were, so existing tables remain valid.
+    extra = {"f": 1} if spec.fused else {}
+    return _unit("block", i=c_in, o=c_out, k=kernel, t=ratio, s=stride, se=int(spec.se), hw=hw, **extra)
 
 
 def arch_units(space: SearchSpace, arch: ArchConfig, input_size: int | None = None) -> list[Unit]:
@@ -80,9 +88,7 @@ def arch_units(space: SearchSpace, arch: ArchConfig, input_size: int | None = No
         c_out, kernel, ratio = arch.width[s + 1], arch.kernel_size[s], arch.expand_ratio[s]
         for b in range(arch.depth[s]):
             stride = spec.stride if b == 0 else 1
-            units.append(
-                _unit("block", i=c_in, o=c_out, k=kernel, t=ratio, s=stride, se=int(spec.se), hw=size)
-            )
+            units.append(_block_unit(c_in, c_out, kernel, ratio, stride, spec, size))
             size, c_in = conv_out_size(size, kernel, stride), c_out
     units.append(
         _unit("head", i=c_in, e=space.head_expand * c_in, o=arch.width[-1], hw=size, n=space.num_classes)
@@ -110,32 +116,10 @@ def space_units(space: SearchSpace, input_size: int | None = None) -> list[Unit]
                 for ratio in spec.expand_ratios:
                     for c_out in spec.widths:
                         for c_in in in_widths:
-                            add(
-                                _unit(
-                                    "block",
-                                    i=c_in,
-                                    o=c_out,
-                                    k=kernel,
-                                    t=ratio,
-                                    s=spec.stride,
-                                    se=int(spec.se),
-                                    hw=size,
-                                )
-                            )
+                            add(_block_unit(c_in, c_out, kernel, ratio, spec.stride, spec, size))
                         if max(spec.depths) > 1:
                             inner = conv_out_size(size, kernel, spec.stride)
-                            add(
-                                _unit(
-                                    "block",
-                                    i=c_out,
-                                    o=c_out,
-                                    k=kernel,
-                                    t=ratio,
-                                    s=1,
-                                    se=int(spec.se),
-                                    hw=inner,
-                                )
-                            )
+                            add(_block_unit(c_out, c_out, kernel, ratio, 1, spec, inner))
             # The output size of a stage does not depend on its kernel ("same" padding).
             size = conv_out_size(size, spec.kernel_sizes[0], spec.stride)
             in_widths = spec.widths
@@ -182,7 +166,8 @@ def build_unit(unit: Unit) -> tuple[nn.Module, tuple[int, int, int]]:
         )
         return module, (v["c"], v["r"], v["r"])
     if unit.kind == "block":
-        return MBConvBlock(v["i"], v["o"], v["k"], v["t"], v["s"], bool(v["se"])), (v["i"], v["hw"], v["hw"])
+        block = MBConvBlock(v["i"], v["o"], v["k"], v["t"], v["s"], bool(v["se"]), bool(v.get("f", 0)))
+        return block, (v["i"], v["hw"], v["hw"])
     if unit.kind == "head":
         return _Head(v["i"], v["e"], v["o"], v["n"]), (v["i"], v["hw"], v["hw"])
     raise ValueError(f"unknown unit kind '{unit.kind}'")

@@ -56,12 +56,16 @@ def complexity(space: SearchSpace, arch: ArchConfig, num_classes: int | None = N
         for b in range(arch.depth[s]):
             stride = spec.stride if b == 0 else 1
             mid = mid_channels(c_in, ratio)
-            if ratio != 1:
-                count.conv(c_in, mid, 1, size)
-                count.bn(mid)
             out_size = conv_out_size(size, kernel, stride)
-            count.conv(mid, mid, kernel, out_size, groups=mid)
-            count.bn(mid)
+            if spec.fused:
+                count.conv(c_in, mid, kernel, out_size)
+                count.bn(mid)
+            else:
+                if ratio != 1:
+                    count.conv(c_in, mid, 1, size)
+                    count.bn(mid)
+                count.conv(mid, mid, kernel, out_size, groups=mid)
+                count.bn(mid)
             if spec.se:
                 reduced = se_channels(mid)
                 count.conv(mid, reduced, 1, 1, bias=True)

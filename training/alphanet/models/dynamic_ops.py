@@ -20,7 +20,8 @@ def centre_crop_kernel(weight: torch.Tensor, kernel_size: int) -> torch.Tensor:
 
 
 class DynamicConv2d(nn.Module):
-    """Dense conv (no groups) whose input and output widths are the first channels of the weight."""
+    """Dense conv (no groups) whose input and output widths are the first channels of the weight;
+    a smaller kernel, when asked for, is the centre crop of the allocated one."""
 
     def __init__(self, max_in: int, max_out: int, kernel_size: int = 1, stride: int = 1, bias: bool = False):
         super().__init__()
@@ -35,10 +36,14 @@ class DynamicConv2d(nn.Module):
             if bias:
                 self.bias.copy_(ref.bias)
 
-    def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_channels: int, kernel_size: int | None = None) -> torch.Tensor:
         weight = self.weight[:out_channels, : x.shape[1]]
+        padding = self.padding
+        if kernel_size is not None and kernel_size != weight.shape[-1]:
+            weight = centre_crop_kernel(weight, kernel_size)
+            padding = kernel_size // 2
         bias = None if self.bias is None else self.bias[:out_channels]
-        return F.conv2d(x, weight, bias, self.stride, self.padding)
+        return F.conv2d(x, weight, bias, self.stride, padding)
 
 
 class DynamicDepthwiseConv2d(nn.Module):

@@ -50,11 +50,26 @@ class _Shortcut(nn.Module):
 
 
 class MBConvBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, kernel: int, expand_ratio: int, stride: int, use_se: bool):
+    """MBConv, or fused-MBConv (``fused``: one dense kxk expand conv, no depthwise conv)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        expand_ratio: int,
+        stride: int,
+        use_se: bool,
+        fused: bool = False,
+    ):
         super().__init__()
         mid = mid_channels(c_in, expand_ratio)
-        self.expand = _ConvBN(c_in, mid) if expand_ratio != 1 else None
-        self.depthwise = _ConvBN(mid, mid, kernel, stride, groups=mid)
+        if fused:
+            self.expand = _ConvBN(c_in, mid, kernel, stride)
+            self.depthwise = None
+        else:
+            self.expand = _ConvBN(c_in, mid) if expand_ratio != 1 else None
+            self.depthwise = _ConvBN(mid, mid, kernel, stride, groups=mid)
         self.se = _SqueezeExcite(mid) if use_se else None
         self.project = _ConvBN(mid, c_out)
         self.identity = stride == 1 and c_in == c_out
@@ -62,7 +77,8 @@ class MBConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x if self.expand is None else swish(self.expand(x))
-        h = swish(self.depthwise(h))
+        if self.depthwise is not None:
+            h = swish(self.depthwise(h))
         if self.se is not None:
             h = self.se(h)
         h = self.project(h)
@@ -88,7 +104,9 @@ class StaticAlphaNet(nn.Module):
             for b in range(arch.depth[s]):
                 stride = spec.stride if b == 0 else 1
                 blocks.append(
-                    MBConvBlock(c_in, c_out, arch.kernel_size[s], arch.expand_ratio[s], stride, spec.se)
+                    MBConvBlock(
+                        c_in, c_out, arch.kernel_size[s], arch.expand_ratio[s], stride, spec.se, spec.fused
+                    )
                 )
                 c_in = c_out
             self.stages.append(blocks)

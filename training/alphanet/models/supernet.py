@@ -49,7 +49,11 @@ class _DynamicShortcut(nn.Module):
 
 
 class DynamicMBConvBlock(nn.Module):
-    """MBConv: [1x1 expand+BN+swish] -> kxk depthwise+BN+swish -> [SE] -> 1x1 project+BN, + shortcut."""
+    """MBConv: [1x1 expand+BN+swish] -> kxk depthwise+BN+swish -> [SE] -> 1x1 project+BN, + shortcut.
+
+    Fused-MBConv (``fused``): kxk dense expand+BN+swish (strided) -> [SE] -> 1x1 project+BN, +
+    shortcut; smaller kernels are the centre crop of the largest, as for depthwise kernels.
+    """
 
     def __init__(
         self,
@@ -61,17 +65,24 @@ class DynamicMBConvBlock(nn.Module):
         use_se: bool,
         bn_eps: float,
         bn_momentum: float | None,
+        fused: bool = False,
     ):
         super().__init__()
         self.stride = stride
         max_in, max_out = max(in_widths), max(out_widths)
         max_mid = max(mid_channels(c, t) for c in in_widths for t in expand_ratios)
         self.expand = None
-        if max(expand_ratios) > 1:
-            self.expand = _DynamicConvBN(DynamicConv2d(max_in, max_mid), max_mid, bn_eps, bn_momentum)
-        self.depthwise = _DynamicConvBN(
-            DynamicDepthwiseConv2d(max_mid, max(kernel_sizes), stride), max_mid, bn_eps, bn_momentum
-        )
+        self.depthwise = None
+        if fused:
+            conv = DynamicConv2d(max_in, max_mid, max(kernel_sizes), stride)
+            self.expand = _DynamicConvBN(conv, max_mid, bn_eps, bn_momentum)
+        else:
+            if max(expand_ratios) > 1:
+                conv = DynamicConv2d(max_in, max_mid)
+                self.expand = _DynamicConvBN(conv, max_mid, bn_eps, bn_momentum)
+            self.depthwise = _DynamicConvBN(
+                DynamicDepthwiseConv2d(max_mid, max(kernel_sizes), stride), max_mid, bn_eps, bn_momentum
+            )
         self.se = DynamicSqueezeExcite(max_mid, se_channels(max_mid)) if use_se else None
         self.project = _DynamicConvBN(DynamicConv2d(max_mid, max_out), max_out, bn_eps, bn_momentum)
         needs_conv = any(a != b for a in in_widths for b in out_widths)
@@ -85,10 +96,13 @@ class DynamicMBConvBlock(nn.Module):
     ) -> torch.Tensor:
         in_channels = x.shape[1]
         h = x
-        if expand_ratio != 1:
-            mid = mid_channels(in_channels, expand_ratio)
-            h = swish(self.expand.bn(self.expand.conv(h, mid)))
-        h = swish(self.depthwise.bn(self.depthwise.conv(h, kernel_size)))
+        mid = mid_channels(in_channels, expand_ratio)
+        if self.depthwise is None:
+            h = swish(self.expand.bn(self.expand.conv(h, mid, kernel_size)))
+        else:
+            if expand_ratio != 1:
+                h = swish(self.expand.bn(self.expand.conv(h, mid)))
+            h = swish(self.depthwise.bn(self.depthwise.conv(h, kernel_size)))
         if self.se is not None:
             h = self.se(h, se_channels(h.shape[1]))
         h = self.project.bn(self.project.conv(h, out_channels))
@@ -136,6 +150,7 @@ class AlphaNetSupernet(nn.Module):
                         spec.se,
                         bn_eps,
                         bn_momentum,
+                        spec.fused,
                     )
                 )
             self.stages.append(blocks)
