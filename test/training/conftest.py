@@ -141,6 +141,16 @@ def tiny_fused_space() -> SearchSpace:
 
 
 @pytest.fixture(scope="session")
+def tiny_gdc_space() -> SearchSpace:
+    """TINY_SPACE at one resolution, its head pooling by a global depthwise conv."""
+    raw = copy.deepcopy(TINY_SPACE)
+    raw["resolutions"] = [20, 24]  # both end on 2x2
+    raw["head"]["pool"] = "gdc"
+    raw["archs"] = {}
+    return space_from_dict("tiny-gdc", raw)
+
+
+@pytest.fixture(scope="session")
 def tiny_space_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_SPACE))

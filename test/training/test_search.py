@@ -257,8 +257,24 @@ def test_fused_blocks_are_their_own_units_and_compose_the_network(tiny_fused_spa
                 assert tuple(x.shape[1:]) == shape, unit.key
                 x = module.eval()(x)
         assert x.shape == (1, 10)
-    # MBConv keys are unchanged by the fused flag, so tables measured before it stay valid.
-    assert all("f" not in dict(u.values) for u in space_units(SPACE))
+    # MBConv and average-pool head keys are unchanged by the fused and gdc flags, so tables
+    # measured before them stay valid.
+    assert all("f" not in dict(u.values) and "g" not in dict(u.values) for u in space_units(SPACE))
+
+
+def test_a_global_depthwise_head_is_its_own_unit_and_composes_the_network(tiny_gdc_space):
+    arch = tiny_gdc_space.max_arch()
+    units = arch_units(tiny_gdc_space, arch)
+    assert dict(units[-1].values).get("g") == 1
+    x = torch.rand(1, 1, 28, 28)
+    params = 0
+    with torch.no_grad():
+        for unit in units:
+            module, shape = build_unit(unit)
+            assert tuple(x.shape[1:]) == shape, unit.key
+            x = module.eval()(x)
+            params += sum(p.numel() for p in module.parameters())
+    assert x.shape == (1, 10) and params == complexity(tiny_gdc_space, arch).params
 
 
 def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():

@@ -85,6 +85,30 @@ def test_fused_blocks_extract_to_a_static_net_that_matches(tiny_fused_space, arc
         torch.testing.assert_close(static(x), supernet(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("arch_name", ["min", "max", "random"])
+def test_a_global_depthwise_head_extracts_to_a_static_net_that_matches(tiny_gdc_space, arch_name):
+    torch.manual_seed(0)
+    supernet = AlphaNetSupernet(tiny_gdc_space)
+    _randomise_bn(supernet)
+    space = tiny_gdc_space
+    arch = {"min": space.min_arch(), "max": space.max_arch(), "random": space.sample(random.Random(1))}[
+        arch_name
+    ]
+    supernet.set_active(arch)
+    supernet.eval()
+    static = supernet.extract()
+    pool = static.head.pool.conv
+    final = space.final_size(arch.resolution)
+    assert pool.groups == pool.in_channels and pool.kernel_size == (final, final) and pool.padding == (0, 0)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(static(x), supernet(x), rtol=1e-5, atol=1e-6)
+        # unlike average pooling, the head weighs every position: moving a feature changes the pool
+        features = torch.randn(2, pool.in_channels, final, final)
+        moved = torch.roll(features, shifts=1, dims=3)
+        assert not torch.allclose(static.head.pool(features), static.head.pool(moved), atol=1e-3)
+
+
 def test_fused_kernels_share_the_centre_of_the_largest(tiny_fused_space):
     supernet = AlphaNetSupernet(tiny_fused_space)
     arch = dataclasses.replace(

@@ -26,9 +26,15 @@ from .settings import read_yaml
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 NUM_STAGES = 7
 NUM_WIDTHS = NUM_STAGES + 2  # stem, mb1..mb7, head
+HEAD_POOLS = ("avg", "gdc")
 ARCH_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
 # The zoo manifest spells these in camelCase; arch files may use either form.
 _CAMEL_TO_SNAKE = {"kernelSize": "kernel_size", "expandRatio": "expand_ratio"}
+
+
+def conv_out_size(size: int, kernel: int, stride: int) -> int:
+    """Output size of a conv with "same" padding kernel//2."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -144,6 +150,10 @@ class SearchSpace:
     stages: tuple[StageSpec, ...]
     head_widths: tuple[int, ...]
     head_expand: int
+    # How the head pools its final feature map: "avg" (global average, the reference) or "gdc"
+    # (global depthwise conv, MobileFaceNet: a learned weight per channel and position, for
+    # images whose objects sit where the position itself tells something, as Fashion-MNIST's).
+    head_pool: str
     activation: str
     archs: dict[str, ArchConfig] = field(hash=False, compare=False)
     data: dict[str, Any] = field(hash=False, compare=False)
@@ -232,6 +242,13 @@ class SearchSpace:
             self.validate(arch)
             return arch
         return self.named(spec)
+
+    def final_size(self, resolution: int) -> int:
+        """Side of the last stage's feature map for an input of ``resolution`` px."""
+        size = conv_out_size(resolution, self.stem_kernel, self.stem_stride)
+        for spec in self.stages:
+            size = conv_out_size(size, spec.kernel_sizes[0], spec.stride)  # "same" padding
+        return size
 
     @property
     def total_blocks(self) -> int:
@@ -322,10 +339,21 @@ def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
         stages=tuple(stages),
         head_widths=_int_tuple(_require(head, "widths", "head"), "head.widths"),
         head_expand=int(_require(head, "expand", "head")),
+        head_pool=head.get("pool", "avg"),
         activation=activation,
         archs={},
         data=dict(_require(raw, "data", "")),
     )
+    if space.head_pool not in HEAD_POOLS:
+        raise UserError(
+            f"space '{name}': head.pool must be one of {', '.join(HEAD_POOLS)}, got {space.head_pool!r}"
+        )
+    if space.head_pool == "gdc" and len({space.final_size(r) for r in space.resolutions}) > 1:
+        # The depthwise kernel covers the whole final map, so every resolution must end on one size.
+        sizes = {r: space.final_size(r) for r in space.resolutions}
+        raise UserError(
+            f"space '{name}': head.pool gdc needs one final map size for all resolutions, got {sizes}"
+        )
     for key in ("input_size", "channels", "mean", "std", "resize_short_side", "interpolation"):
         _require(space.data, key, "data")
     if space.data["channels"] != space.in_channels:

@@ -30,9 +30,8 @@ import torch.nn as nn
 
 from ..errors import UserError
 from ..export.bn_folding import fold_batchnorm
-from ..models.complexity import conv_out_size
 from ..models.static_net import MBConvBlock
-from ..space import ArchConfig, SearchSpace, StageSpec
+from ..space import ArchConfig, SearchSpace, StageSpec, conv_out_size
 from .bn_calibration import model_device
 
 FORMAT_VERSION = 1
@@ -65,6 +64,12 @@ def _block_unit(
     return _unit("block", i=c_in, o=c_out, k=kernel, t=ratio, s=stride, se=int(spec.se), hw=hw, **extra)
 
 
+def _head_unit(space: SearchSpace, c_in: int, width: int, hw: int) -> Unit:
+    # A global-depthwise-conv head carries g1; average-pool keys stay as they were.
+    extra = {"g": 1} if space.head_pool == "gdc" else {}
+    return _unit("head", i=c_in, e=space.head_expand * c_in, o=width, hw=hw, n=space.num_classes, **extra)
+
+
 def arch_units(space: SearchSpace, arch: ArchConfig, input_size: int | None = None) -> list[Unit]:
     """The units of ``arch`` in execution order (``input_size`` defaults to the data contract's)."""
     space.validate(arch)
@@ -90,9 +95,7 @@ def arch_units(space: SearchSpace, arch: ArchConfig, input_size: int | None = No
             stride = spec.stride if b == 0 else 1
             units.append(_block_unit(c_in, c_out, kernel, ratio, stride, spec, size))
             size, c_in = conv_out_size(size, kernel, stride), c_out
-    units.append(
-        _unit("head", i=c_in, e=space.head_expand * c_in, o=arch.width[-1], hw=size, n=space.num_classes)
-    )
+    units.append(_head_unit(space, c_in, arch.width[-1], size))
     return units
 
 
@@ -125,7 +128,7 @@ def space_units(space: SearchSpace, input_size: int | None = None) -> list[Unit]
             in_widths = spec.widths
         for c_in in space.stages[-1].widths:
             for width in space.head_widths:
-                add(_unit("head", i=c_in, e=space.head_expand * c_in, o=width, hw=size, n=space.num_classes))
+                add(_head_unit(space, c_in, width, size))
     return list(units.values())
 
 
@@ -143,14 +146,19 @@ class _Resize(nn.Module):
 class _Head(nn.Module):
     """Same ops as StaticAlphaNet's head: expand conv+BN+swish, pool, feature conv+swish, linear."""
 
-    def __init__(self, c_in: int, expand: int, width: int, classes: int):
+    def __init__(self, c_in: int, expand: int, width: int, classes: int, gdc_size: int = 0):
         super().__init__()
         self.expand = nn.Sequential(nn.Conv2d(c_in, expand, 1, bias=False), nn.BatchNorm2d(expand), nn.SiLU())
+        self.pool = None
+        if gdc_size:
+            conv = nn.Conv2d(expand, expand, gdc_size, groups=expand, bias=False)
+            self.pool = nn.Sequential(conv, nn.BatchNorm2d(expand))
         self.feature = nn.Sequential(nn.Conv2d(expand, width, 1, bias=False), nn.SiLU())
         self.classifier = nn.Linear(width, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.expand(x).mean((2, 3), keepdim=True)
+        x = self.expand(x)
+        x = x.mean((2, 3), keepdim=True) if self.pool is None else self.pool(x)
         return self.classifier(torch.flatten(self.feature(x), 1))
 
 
@@ -169,7 +177,8 @@ def build_unit(unit: Unit) -> tuple[nn.Module, tuple[int, int, int]]:
         block = MBConvBlock(v["i"], v["o"], v["k"], v["t"], v["s"], bool(v["se"]), bool(v.get("f", 0)))
         return block, (v["i"], v["hw"], v["hw"])
     if unit.kind == "head":
-        return _Head(v["i"], v["e"], v["o"], v["n"]), (v["i"], v["hw"], v["hw"])
+        head = _Head(v["i"], v["e"], v["o"], v["n"], v["hw"] if v.get("g") else 0)
+        return head, (v["i"], v["hw"], v["hw"])
     raise ValueError(f"unknown unit kind '{unit.kind}'")
 
 

@@ -2,8 +2,9 @@
 
 FLOPs are multiply-accumulates of conv and linear layers only (conv: C_in*C_out*H_out*W_out*k^2 /
 groups; linear: in*out), at the arch's own resolution, in millions. SE convs are counted at 1x1
-spatial size; projection-shortcut convs and both head convs are counted; biases, BN,
-activations, pooling, the SE gating multiply, residual adds and the input resize are not.
+spatial size; projection-shortcut convs, both head convs and a global depthwise head conv are
+counted; biases, BN, activations, pooling, the SE gating multiply, residual adds and the input
+resize are not.
 Params are the effective parameters of the `StaticAlphaNet` (BN affine and biases included, no
 unused shortcut conv, running statistics excluded).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..space import ArchConfig, SearchSpace, mid_channels, se_channels
+from ..space import ArchConfig, SearchSpace, conv_out_size, mid_channels, se_channels
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,6 @@ class Complexity:
 
     def to_dict(self) -> dict[str, float | int]:
         return {"mflops": self.mflops, "params": self.params}
-
-
-def conv_out_size(size: int, kernel: int, stride: int) -> int:
-    """Output size of a conv with "same" padding kernel//2."""
-    return (size + 2 * (kernel // 2) - kernel) // stride + 1
 
 
 class _Counter:
@@ -78,6 +74,9 @@ def complexity(space: SearchSpace, arch: ArchConfig, num_classes: int | None = N
     head_mid = space.head_expand * c_in
     count.conv(c_in, head_mid, 1, size)
     count.bn(head_mid)
+    if space.head_pool == "gdc":
+        count.conv(head_mid, head_mid, size, 1, groups=head_mid)
+        count.bn(head_mid)
     count.conv(head_mid, arch.width[-1], 1, 1)
     count.macs += arch.width[-1] * num_classes
     count.params += arch.width[-1] * num_classes + num_classes

@@ -49,16 +49,18 @@ class DynamicConv2d(nn.Module):
 class DynamicDepthwiseConv2d(nn.Module):
     """Depthwise conv over the first channels; smaller kernels are the centre crop of the largest."""
 
-    def __init__(self, max_channels: int, max_kernel: int, stride: int):
+    def __init__(self, max_channels: int, max_kernel: int, stride: int, same: bool = True):
         super().__init__()
         self.stride = stride
+        self.same = same  # "same" padding (kernel // 2), else none (a global depthwise conv)
         ref = nn.Conv2d(max_channels, max_channels, max_kernel, groups=max_channels, bias=False)
         self.weight = nn.Parameter(ref.weight.detach().clone())
 
     def forward(self, x: torch.Tensor, kernel_size: int) -> torch.Tensor:
         channels = x.shape[1]
         weight = centre_crop_kernel(self.weight[:channels], kernel_size)
-        return F.conv2d(x, weight, None, self.stride, kernel_size // 2, 1, channels)
+        padding = kernel_size // 2 if self.same else 0
+        return F.conv2d(x, weight, None, self.stride, padding, 1, channels)
 
 
 class DynamicBatchNorm2d(nn.BatchNorm2d):

@@ -16,9 +16,12 @@ from .layers import hard_sigmoid, resize_input, shortcut_pool, swish
 
 
 class _ConvBN(nn.Module):
-    def __init__(self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1):
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int = 1, stride: int = 1, groups: int = 1, same: bool = True
+    ):
         super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False)
+        padding = kernel // 2 if same else 0
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,6 +116,10 @@ class StaticAlphaNet(nn.Module):
         head_mid = space.head_expand * c_in
         self.head = nn.Module()
         self.head.expand = _ConvBN(c_in, head_mid)
+        self.head.pool = None
+        if space.head_pool == "gdc":
+            final = space.final_size(arch.resolution)
+            self.head.pool = _ConvBN(head_mid, head_mid, final, groups=head_mid, same=False)
         self.head.feature = nn.Conv2d(head_mid, arch.width[-1], 1, bias=False)
         self.dropout = nn.Dropout(0.0)
         self.classifier = nn.Linear(arch.width[-1], self.num_classes)
@@ -124,7 +131,7 @@ class StaticAlphaNet(nn.Module):
             for block in blocks:
                 x = block(x)
         x = swish(self.head.expand(x))
-        x = x.mean((2, 3), keepdim=True)
+        x = x.mean((2, 3), keepdim=True) if self.head.pool is None else self.head.pool(x)
         x = swish(self.head.feature(x))
         x = self.dropout(torch.flatten(x, 1))
         return self.classifier(x)

@@ -5,7 +5,7 @@ Weights are allocated for the largest choice of every gene; `set_active` selects
 resolution). `extract` copies the active sub-network into a standalone `StaticAlphaNet`.
 
 Module names mirror `StaticAlphaNet` (``stem``, ``stages.<s>.<b>.{expand,depthwise,se,project,
-shortcut}``, ``head.{expand,feature}``, ``classifier``) so extraction is a per-tensor slice.
+shortcut}``, ``head.{expand,pool,feature}``, ``classifier``) so extraction is a per-tensor slice.
 """
 
 from __future__ import annotations
@@ -159,6 +159,11 @@ class AlphaNetSupernet(nn.Module):
         head_mid = space.head_expand * last
         self.head = nn.Module()
         self.head.expand = _DynamicConvBN(DynamicConv2d(last, head_mid), head_mid, bn_eps, bn_momentum)
+        self.head.pool = None
+        if space.head_pool == "gdc":
+            final = space.final_size(space.resolutions[0])  # one size for all resolutions (validated)
+            conv = DynamicDepthwiseConv2d(head_mid, final, 1, same=False)
+            self.head.pool = _DynamicConvBN(conv, head_mid, bn_eps, bn_momentum)
         self.head.feature = DynamicConv2d(head_mid, max(space.head_widths))
         self.classifier = DynamicLinear(max(space.head_widths), self.num_classes)
         self._zero_last_bn_gamma()
@@ -209,7 +214,10 @@ class AlphaNetSupernet(nn.Module):
                 global_index += 1
         last = arch.width[-2]
         x = swish(self.head.expand.bn(self.head.expand.conv(x, self.space.head_expand * last)))
-        x = x.mean((2, 3), keepdim=True)
+        if self.head.pool is None:
+            x = x.mean((2, 3), keepdim=True)
+        else:
+            x = self.head.pool.bn(self.head.pool.conv(x, x.shape[-1]))
         x = swish(self.head.feature(x, arch.width[-1]))
         x = torch.flatten(x, 1)
         if self.dropout_rate > 0.0:
