@@ -19,6 +19,7 @@ import pkgutil  # noqa: E402
 import sys  # noqa: E402
 
 from . import __version__, cli  # noqa: E402
+from .allocator import tune_malloc  # noqa: E402
 from .cli._command import parse_command_line  # noqa: E402
 from .errors import UserError  # noqa: E402
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_malloc()  # training steps on CPU are up to 6x faster (alphanet/allocator.py)
     parser = build_parser()
     args = parse_command_line(parser, argv)
     try:
