@@ -131,11 +131,7 @@ class StaticAlphaNet(nn.Module):
             for block in blocks:
                 x = block(x)
         x = swish(self.head.expand(x))
-        if self.head.pool is None:
-            x = x.mean((2, 3), keepdim=True)
-        else:
-            # NCHW: PyTorch's CPU depthwise conv without padding is ~3x slower per step in channels_last.
-            x = self.head.pool(x.contiguous())
+        x = x.mean((2, 3), keepdim=True) if self.head.pool is None else self.head.pool(x)
         x = swish(self.head.feature(x))
         x = self.dropout(torch.flatten(x, 1))
         return self.classifier(x)

@@ -217,8 +217,7 @@ class AlphaNetSupernet(nn.Module):
         if self.head.pool is None:
             x = x.mean((2, 3), keepdim=True)
         else:
-            # NCHW: PyTorch's CPU depthwise conv without padding is ~3x slower per step in channels_last.
-            x = self.head.pool.bn(self.head.pool.conv(x.contiguous(), x.shape[-1]))
+            x = self.head.pool.bn(self.head.pool.conv(x, x.shape[-1]))
         x = swish(self.head.feature(x, arch.width[-1]))
         x = torch.flatten(x, 1)
         if self.dropout_rate > 0.0:
