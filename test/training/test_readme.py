@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 
 from alphanet.config import load_config
+from alphanet.models import complexity
+from alphanet.space import available_spaces, load_space
 from conftest import TRAINING_DIR
 
 README = (TRAINING_DIR / "README.md").read_text()
@@ -28,6 +30,18 @@ def test_the_fashion_mnist_recipe_in_the_readme_is_the_config_file():
     assert batch == cfg["data"]["batch_size"] and lr == cfg["optim"]["lr"]
     assert warmup == cfg["optim"]["warmup_epochs"] and distill == cfg["loss"]["distill_start_epochs"]
     assert holdout == cfg["data"]["holdout_size"]
+
+
+def test_the_spaces_table_is_every_bundled_space_with_its_resolutions_and_cost():
+    rows = re.findall(
+        r"^\| `(\w+)` \| \S+ \| ([\d ]+) \| \S+ \| ([\d.]+)(?: \([^)]*\))? / ([\d.]+) \|$", README, re.M
+    )
+    assert sorted(name for name, *_ in rows) == available_spaces()
+    for name, resolutions, low, high in rows:
+        space = load_space(name)
+        assert tuple(map(int, resolutions.split())) == space.resolutions, name
+        assert float(low) == round(complexity(space, space.min_arch()).mflops, 2), name
+        assert float(high) == round(complexity(space, space.max_arch()).mflops, 2), name
 
 
 def test_the_imagenet_recipe_in_the_readme_is_the_config_file():
