@@ -2,7 +2,9 @@
 # Baselines of issue 11, one after another, from the same frozen code as the supernet run.
 COMMIT=${COMMIT:?set COMMIT}
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-cd $ROOT/runs/src-$COMMIT/training
+SRC=$ROOT/runs/src-$COMMIT
+if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+cd $SRC/training
 # glibc malloc settings of alphanet/allocator.py, for frozen code older than it (up to 6x faster steps)
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
 for name in "$@"; do
