@@ -7,6 +7,7 @@ COMMIT=${COMMIT:?set COMMIT}
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 SRC=$ROOT/runs/src-$COMMIT
 if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+mkdir -p $ROOT/runs/baselines-gdc
 cd $SRC/training
 for name in "$@"; do
   /usr/bin/python3 -m alphanet train --config configs/fashion_mnist.yaml \

@@ -4,6 +4,7 @@ COMMIT=${COMMIT:?set COMMIT}
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 SRC=$ROOT/runs/src-$COMMIT
 if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+mkdir -p $ROOT/runs/baselines
 cd $SRC/training
 # glibc malloc settings of alphanet/allocator.py, for frozen code older than it (up to 6x faster steps)
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864
