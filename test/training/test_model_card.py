@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alphanet.pipeline.model_card import CARD_FILE, NOTES_MARKER, TEMPLATE, with_kept_notes
+from alphanet.pipeline.model_card import (
+    CARD_FILE,
+    NOTES_MARKER,
+    TEMPLATE,
+    space_variants_text,
+    with_kept_notes,
+)
+from alphanet.space import load_space
 
 
 def test_the_template_ends_with_the_notes_marker() -> None:
@@ -27,3 +34,17 @@ def test_nothing_to_keep_leaves_the_card_as_generated(tmp_path: Path) -> None:
     assert with_kept_notes(card, tmp_path) == card
     (tmp_path / CARD_FILE).write_bytes(b"\xff\xfe not utf-8")
     assert with_kept_notes(card, tmp_path) == card
+
+
+def test_the_card_names_where_a_space_departs_from_the_reference(
+    tiny_space, tiny_fused_space, tiny_gdc_space
+):
+    assert space_variants_text(load_space("imagenet")) == ""
+    assert space_variants_text(load_space("fashion_mnist")) == ""  # the bundled card stays as it was
+    assert space_variants_text(tiny_space) == ""
+    assert "fused-MBConv (one dense kxk expand conv, no depthwise conv) in mb1, mb2" in space_variants_text(
+        tiny_fused_space
+    )
+    gdc = space_variants_text(load_space("fashion_mnist_gdc"))
+    assert gdc.startswith(" Unlike the reference: ") and "global depthwise conv" in gdc and "fused" not in gdc
+    assert "global depthwise conv" in space_variants_text(tiny_gdc_space)

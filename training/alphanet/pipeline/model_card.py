@@ -144,6 +144,18 @@ def published_top1(model: dict[str, Any]) -> float:
     return ort["top1"] if ort.get("fullSplit") and ort.get("top1") is not None else model["pytorch"]["top1"]
 
 
+def space_variants_text(space: SearchSpace) -> str:
+    """Where the space departs from the reference's blocks and head ("" where it does not)."""
+    parts = []
+    fused = [f"mb{i + 1}" for i, stage in enumerate(space.stages) if stage.fused]
+    if fused:
+        parts.append(f"fused-MBConv (one dense kxk expand conv, no depthwise conv) in {', '.join(fused)}")
+    if space.head_pool == "gdc":
+        pooling = "a global depthwise conv (one weight per channel and position)"
+        parts.append(f"a head that pools by {pooling} instead of averaging")
+    return f" Unlike the reference: {'; '.join(parts)}." if parts else ""
+
+
 def monotonicity_text(report: dict[str, Any]) -> str:
     """Whether any published member is more than 0.2 points below a cheaper one on the evaluation
     split. Report only: picking looked at the held-out split alone (pipeline.family)."""
@@ -249,6 +261,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
         "interpolation": data["interpolation"],
         "space": space.name,
         "resolutions": ", ".join(map(str, space.resolutions)),
+        "space_variants": space_variants_text(space),
         "mflops_min": f"{report['space']['mflopsMin']:.2f}",
         "mflops_max": f"{report['space']['mflopsMax']:.2f}",
         "training": _training_text(report),
