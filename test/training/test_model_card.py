@@ -8,7 +8,9 @@ from alphanet.pipeline.model_card import (
     CARD_FILE,
     NOTES_MARKER,
     TEMPLATE,
+    default_description,
     space_variants_text,
+    student_loss_text,
     with_kept_notes,
 )
 from alphanet.space import load_space
@@ -48,3 +50,18 @@ def test_the_card_names_where_a_space_departs_from_the_reference(
     gdc = space_variants_text(load_space("fashion_mnist_gdc"))
     assert gdc.startswith(" Unlike the reference: ") and "global depthwise conv" in gdc and "fused" not in gdc
     assert "global depthwise conv" in space_variants_text(tiny_gdc_space)
+
+
+def test_the_card_and_description_say_what_the_students_learned_from() -> None:
+    loss = {"distill": "alpha_divergence", "alpha_min": -1.0, "alpha_max": 1.0, "iw_clip": 5.0}
+    assert student_loss_text(loss) == (
+        "in-place distillation `loss.distill: alpha_divergence` (alpha in [-1.0, 1.0], iw_clip 5.0)"
+    )
+    assert student_loss_text({**loss, "distill": "kl"}) == "in-place distillation `loss.distill: kl`"
+    none = student_loss_text({**loss, "distill": "none"})
+    assert none.startswith("no distillation") and "in-place" not in none
+    assert default_description("fashion_mnist_gdc", {**loss, "distill": "none"}) == (
+        "AlphaNet sub-networks of the 'fashion_mnist_gdc' space "
+        "(one weight-sharing supernet, sandwich rule, no distillation)"
+    )
+    assert default_description("imagenet", None) == "AlphaNet sub-networks of the 'imagenet' space"

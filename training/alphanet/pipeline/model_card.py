@@ -179,6 +179,31 @@ def monotonicity_text(report: dict[str, Any]) -> str:
     )
 
 
+def student_loss_text(loss: dict[str, Any]) -> str:
+    """What the non-largest subnets learned from, as the card's training paragraph says it."""
+    if loss["distill"] == "none":
+        return "no distillation: every subnet on the labels (`loss.distill: none`, label-smoothed CE)"
+    text = f"in-place distillation `loss.distill: {loss['distill']}`"
+    if loss["distill"] == "alpha_divergence":
+        text += f" (alpha in [{loss['alpha_min']}, {loss['alpha_max']}], iw_clip {loss['iw_clip']})"
+    return text
+
+
+_DISTILL_WORDS = {
+    "alpha_divergence": "adaptive alpha-divergence distillation",
+    "kl": "KL distillation",
+    "none": "no distillation",
+}
+
+
+def default_description(space: str, loss: dict[str, Any] | None) -> str:
+    """The manifest's zoo description when the pipeline config leaves it empty."""
+    text = f"AlphaNet sub-networks of the '{space}' space"
+    if loss:
+        text += f" (one weight-sharing supernet, sandwich rule, {_DISTILL_WORDS[loss['distill']]})"
+    return text
+
+
 def _training_text(report: dict[str, Any]) -> str:
     source = report["source"]
     if source["kind"] == "official":
@@ -194,12 +219,7 @@ def _training_text(report: dict[str, Any]) -> str:
         loss = cfg["loss"]
         parts.append(
             f"Sandwich rule (largest + {cfg['train']['num_random_subnets']} random + smallest per step), "
-            f"in-place distillation `loss.distill: {loss['distill']}`"
-            + (
-                f" (alpha in [{loss['alpha_min']}, {loss['alpha_max']}], iw_clip {loss['iw_clip']})"
-                if loss["distill"] == "alpha_divergence"
-                else ""
-            )
+            + student_loss_text(loss)
             + f"; {cfg['train']['epochs']} epochs, batch {cfg['data']['batch_size']} per process, "
             f"Nesterov SGD lr {cfg['optim']['lr']} (cosine, {cfg['optim']['warmup_epochs']} warm-up epochs), "
             f"seed {cfg['seed']}."

@@ -38,7 +38,7 @@ from .members import (
     manifest_labels,
 )
 from .baselines import read_baselines
-from .model_card import card_files
+from .model_card import card_files, default_description
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
@@ -253,7 +253,9 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         zoo_source["trainingConfig"] = repo_path(cfg["source"]["train"]["config"])
     if report["gitCommit"]:
         zoo_source["gitCommit"] = report["gitCommit"]
-    description = cfg["zoo"]["description"] or f"AlphaNet sub-networks of the '{space.name}' space"
+    description = cfg["zoo"]["description"] or default_description(
+        space.name, None if source_result.kind == "official" else source.cfg.get("loss")
+    )
     report["zoo"]["description"] = description
     staging = run_dir / STAGING_DIR
     with log.stage("export", f"ONNX export of {len(results)} members into {repo_path(staging)}") as rec:
