@@ -151,6 +151,16 @@ def tiny_gdc_space() -> SearchSpace:
 
 
 @pytest.fixture(scope="session")
+def tiny_flatten_space() -> SearchSpace:
+    """TINY_SPACE at one final map size, its feature layer reading the whole map (head.pool flatten)."""
+    raw = copy.deepcopy(TINY_SPACE)
+    raw["resolutions"] = [20, 24]  # both end on 2x2
+    raw["head"]["pool"] = "flatten"
+    raw["archs"] = {}
+    return space_from_dict("tiny-flatten", raw)
+
+
+@pytest.fixture(scope="session")
 def tiny_space_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("spaces") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY_SPACE))

@@ -67,7 +67,9 @@ def hook_count(model: nn.Module, resolution: int, in_channels: int) -> tuple[flo
     return macs / 1e6, sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("space_fixture", ["tiny_space", "tiny_fused_space", "tiny_gdc_space"])
+@pytest.mark.parametrize(
+    "space_fixture", ["tiny_space", "tiny_fused_space", "tiny_gdc_space", "tiny_flatten_space"]
+)
 def test_analytic_count_equals_hook_count_on_tiny_archs(space_fixture, request):
     space = request.getfixturevalue(space_fixture)
     rng = random.Random(0)

@@ -130,6 +130,22 @@ def test_a_global_depthwise_head_exports_with_its_bn_folded(tiny_gdc_space, tmp_
     ]
 
 
+def test_a_flatten_head_exports_as_one_conv_over_the_whole_map(tiny_flatten_space, tmp_path):
+    torch.manual_seed(0)
+    net = randomise_bn(StaticAlphaNet(tiny_flatten_space, tiny_flatten_space.max_arch()))
+    result = export_onnx(net, tmp_path / "flatten.onnx", channels=1, size=28)
+    assert result.folded_batchnorms == sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    model = onnx.load(str(result.path))
+    final = tiny_flatten_space.final_size(tiny_flatten_space.max_arch().resolution)
+    (feature,) = [
+        n
+        for n in model.graph.node
+        if n.op_type == "Conv"
+        and any(a.name == "kernel_shape" and list(a.ints) == [final, final] for a in n.attribute)
+    ]
+    assert not any(a.name == "group" and a.i > 1 for a in feature.attribute)
+
+
 def test_fused_blocks_export_with_every_bn_folded(tiny_fused_space, tmp_path):
     torch.manual_seed(0)
     net = randomise_bn(StaticAlphaNet(tiny_fused_space, tiny_fused_space.max_arch()))

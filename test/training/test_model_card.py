@@ -39,7 +39,7 @@ def test_nothing_to_keep_leaves_the_card_as_generated(tmp_path: Path) -> None:
 
 
 def test_the_card_names_where_a_space_departs_from_the_reference(
-    tiny_space, tiny_fused_space, tiny_gdc_space
+    tiny_space, tiny_fused_space, tiny_gdc_space, tiny_flatten_space
 ):
     assert space_variants_text(load_space("imagenet")) == ""
     assert space_variants_text(load_space("fashion_mnist")) == ""  # the bundled card stays as it was
@@ -50,6 +50,7 @@ def test_the_card_names_where_a_space_departs_from_the_reference(
     gdc = space_variants_text(load_space("fashion_mnist_gdc"))
     assert gdc.startswith(" Unlike the reference: ") and "global depthwise conv" in gdc and "fused" not in gdc
     assert "global depthwise conv" in space_variants_text(tiny_gdc_space)
+    assert "flatten + fully connected" in space_variants_text(tiny_flatten_space)
 
 
 def test_the_card_and_description_say_what_the_students_learned_from() -> None:

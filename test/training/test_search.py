@@ -277,6 +277,21 @@ def test_a_global_depthwise_head_is_its_own_unit_and_composes_the_network(tiny_g
     assert x.shape == (1, 10) and params == complexity(tiny_gdc_space, arch).params
 
 
+def test_a_flatten_head_is_its_own_unit_and_composes_the_network(tiny_flatten_space):
+    arch = tiny_flatten_space.max_arch()
+    units = arch_units(tiny_flatten_space, arch)
+    assert dict(units[-1].values).get("fl") == 1 and "g" not in dict(units[-1].values)
+    x = torch.rand(1, 1, 28, 28)
+    params = 0
+    with torch.no_grad():
+        for unit in units:
+            module, shape = build_unit(unit)
+            assert tuple(x.shape[1:]) == shape, unit.key
+            x = module.eval()(x)
+            params += sum(p.numel() for p in module.parameters())
+    assert x.shape == (1, 10) and params == complexity(tiny_flatten_space, arch).params
+
+
 def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():
     torch.manual_seed(0)
     arch = SPACE.max_arch()

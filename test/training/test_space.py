@@ -183,11 +183,14 @@ def test_space_from_dict_rejects_malformed_spaces():
     assert space_from_dict("fused", raw).stages[1].fused  # a fused block may mix 1 with others
     raw = copy.deepcopy(TINY_SPACE)
     raw["head"]["pool"] = "max"
-    with pytest.raises(UserError, match="head.pool must be one of avg, gdc"):
+    with pytest.raises(UserError, match="head.pool must be one of avg, gdc, flatten"):
         space_from_dict("bad", raw)
     raw["head"]["pool"] = "gdc"
     raw["resolutions"] = [16, 20]  # 16 px ends on 1x1, 20 px on 2x2: one depthwise kernel cannot cover both
     with pytest.raises(UserError, match=r"gdc needs one final map size .*\{16: 1, 20: 2\}"):
+        space_from_dict("bad", raw)
+    raw["head"]["pool"] = "flatten"
+    with pytest.raises(UserError, match=r"flatten needs one final map size .*\{16: 1, 20: 2\}"):
         space_from_dict("bad", raw)
     raw = copy.deepcopy(TINY_SPACE)
     del raw["data"]["mean"]

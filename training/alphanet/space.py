@@ -26,7 +26,12 @@ from .settings import read_yaml
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 NUM_STAGES = 7
 NUM_WIDTHS = NUM_STAGES + 2  # stem, mb1..mb7, head
-HEAD_POOLS = ("avg", "gdc")
+# How the head reads the last feature map: avg = global average pool (the reference); gdc = a
+# global depthwise conv (one weight per channel and position); flatten = the feature layer is a
+# dense conv whose kernel covers the whole map (= flatten + fully connected, as a plain CNN).
+HEAD_POOLS = ("avg", "gdc", "flatten")
+# Heads whose weights cover the final map: every resolution must end on one map size.
+POSITIONAL_HEAD_POOLS = ("gdc", "flatten")
 ARCH_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
 # The zoo manifest spells these in camelCase; arch files may use either form.
 _CAMEL_TO_SNAKE = {"kernelSize": "kernel_size", "expandRatio": "expand_ratio"}
@@ -348,11 +353,12 @@ def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
         raise UserError(
             f"space '{name}': head.pool must be one of {', '.join(HEAD_POOLS)}, got {space.head_pool!r}"
         )
-    if space.head_pool == "gdc" and len({space.final_size(r) for r in space.resolutions}) > 1:
-        # The depthwise kernel covers the whole final map, so every resolution must end on one size.
+    if space.head_pool in POSITIONAL_HEAD_POOLS and len({space.final_size(r) for r in space.resolutions}) > 1:
+        # The head's kernel covers the whole final map, so every resolution must end on one size.
         sizes = {r: space.final_size(r) for r in space.resolutions}
         raise UserError(
-            f"space '{name}': head.pool gdc needs one final map size for all resolutions, got {sizes}"
+            f"space '{name}': head.pool {space.head_pool} needs one final map size for all resolutions, "
+            f"got {sizes}"
         )
     for key in ("input_size", "channels", "mean", "std", "resize_short_side", "interpolation"):
         _require(space.data, key, "data")

@@ -65,8 +65,8 @@ def _block_unit(
 
 
 def _head_unit(space: SearchSpace, c_in: int, width: int, hw: int) -> Unit:
-    # A global-depthwise-conv head carries g1; average-pool keys stay as they were.
-    extra = {"g": 1} if space.head_pool == "gdc" else {}
+    # A global-depthwise-conv head carries g1, a flatten head fl1; average-pool keys stay as they were.
+    extra = {"gdc": {"g": 1}, "flatten": {"fl": 1}}.get(space.head_pool, {})
     return _unit("head", i=c_in, e=space.head_expand * c_in, o=width, hw=hw, n=space.num_classes, **extra)
 
 
@@ -146,19 +146,25 @@ class _Resize(nn.Module):
 class _Head(nn.Module):
     """Same ops as StaticAlphaNet's head: expand conv+BN+swish, pool, feature conv+swish, linear."""
 
-    def __init__(self, c_in: int, expand: int, width: int, classes: int, gdc_size: int = 0):
+    def __init__(
+        self, c_in: int, expand: int, width: int, classes: int, gdc_size: int = 0, flatten_size: int = 0
+    ):
         super().__init__()
         self.expand = nn.Sequential(nn.Conv2d(c_in, expand, 1, bias=False), nn.BatchNorm2d(expand), nn.SiLU())
         self.pool = None
         if gdc_size:
             conv = nn.Conv2d(expand, expand, gdc_size, groups=expand, bias=False)
             self.pool = nn.Sequential(conv, nn.BatchNorm2d(expand))
-        self.feature = nn.Sequential(nn.Conv2d(expand, width, 1, bias=False), nn.SiLU())
+        self.feature = nn.Sequential(nn.Conv2d(expand, width, flatten_size or 1, bias=False), nn.SiLU())
         self.classifier = nn.Linear(width, classes)
+        self.mean_pool = not gdc_size and not flatten_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.expand(x)
-        x = x.mean((2, 3), keepdim=True) if self.pool is None else self.pool(x)
+        if self.pool is not None:
+            x = self.pool(x)
+        elif self.mean_pool:
+            x = x.mean((2, 3), keepdim=True)
         return self.classifier(torch.flatten(self.feature(x), 1))
 
 
@@ -177,7 +183,9 @@ def build_unit(unit: Unit) -> tuple[nn.Module, tuple[int, int, int]]:
         block = MBConvBlock(v["i"], v["o"], v["k"], v["t"], v["s"], bool(v["se"]), bool(v.get("f", 0)))
         return block, (v["i"], v["hw"], v["hw"])
     if unit.kind == "head":
-        head = _Head(v["i"], v["e"], v["o"], v["n"], v["hw"] if v.get("g") else 0)
+        head = _Head(
+            v["i"], v["e"], v["o"], v["n"], v["hw"] if v.get("g") else 0, v["hw"] if v.get("fl") else 0
+        )
         return head, (v["i"], v["hw"], v["hw"])
     raise ValueError(f"unknown unit kind '{unit.kind}'")
 

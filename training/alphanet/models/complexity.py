@@ -77,7 +77,7 @@ def complexity(space: SearchSpace, arch: ArchConfig, num_classes: int | None = N
     if space.head_pool == "gdc":
         count.conv(head_mid, head_mid, size, 1, groups=head_mid)
         count.bn(head_mid)
-    count.conv(head_mid, arch.width[-1], 1, 1)
+    count.conv(head_mid, arch.width[-1], size if space.head_pool == "flatten" else 1, 1)
     count.macs += arch.width[-1] * num_classes
     count.params += arch.width[-1] * num_classes + num_classes
     return Complexity(mflops=count.macs / 1e6, params=count.params)

@@ -23,10 +23,19 @@ class DynamicConv2d(nn.Module):
     """Dense conv (no groups) whose input and output widths are the first channels of the weight;
     a smaller kernel, when asked for, is the centre crop of the allocated one."""
 
-    def __init__(self, max_in: int, max_out: int, kernel_size: int = 1, stride: int = 1, bias: bool = False):
+    def __init__(
+        self,
+        max_in: int,
+        max_out: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        bias: bool = False,
+        same: bool = True,
+    ):
         super().__init__()
         self.stride = stride
-        self.padding = kernel_size // 2
+        self.same = same  # "same" padding (kernel // 2), else none (a kernel covering the whole map)
+        self.padding = kernel_size // 2 if same else 0
         self.weight = nn.Parameter(torch.empty(max_out, max_in, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(max_out)) if bias else None
         # PyTorch's default conv initialisation, as the reference relies on.
@@ -41,7 +50,7 @@ class DynamicConv2d(nn.Module):
         padding = self.padding
         if kernel_size is not None and kernel_size != weight.shape[-1]:
             weight = centre_crop_kernel(weight, kernel_size)
-            padding = kernel_size // 2
+            padding = kernel_size // 2 if self.same else 0
         bias = None if self.bias is None else self.bias[:out_channels]
         return F.conv2d(x, weight, bias, self.stride, padding)
 

@@ -120,7 +120,10 @@ class StaticAlphaNet(nn.Module):
         if space.head_pool == "gdc":
             final = space.final_size(arch.resolution)
             self.head.pool = _ConvBN(head_mid, head_mid, final, groups=head_mid, same=False)
-        self.head.feature = nn.Conv2d(head_mid, arch.width[-1], 1, bias=False)
+        # flatten: the feature conv's kernel covers the final map (no padding), as a flatten + FC.
+        feature_kernel = space.final_size(arch.resolution) if space.head_pool == "flatten" else 1
+        self.head.feature = nn.Conv2d(head_mid, arch.width[-1], feature_kernel, bias=False)
+        self.mean_pool = space.head_pool == "avg"
         self.dropout = nn.Dropout(0.0)
         self.classifier = nn.Linear(arch.width[-1], self.num_classes)
 
@@ -131,7 +134,10 @@ class StaticAlphaNet(nn.Module):
             for block in blocks:
                 x = block(x)
         x = swish(self.head.expand(x))
-        x = x.mean((2, 3), keepdim=True) if self.head.pool is None else self.head.pool(x)
+        if self.head.pool is not None:
+            x = self.head.pool(x)
+        elif self.mean_pool:
+            x = x.mean((2, 3), keepdim=True)
         x = swish(self.head.feature(x))
         x = self.dropout(torch.flatten(x, 1))
         return self.classifier(x)

@@ -164,7 +164,11 @@ class AlphaNetSupernet(nn.Module):
             final = space.final_size(space.resolutions[0])  # one size for all resolutions (validated)
             conv = DynamicDepthwiseConv2d(head_mid, final, 1, same=False)
             self.head.pool = _DynamicConvBN(conv, head_mid, bn_eps, bn_momentum)
-        self.head.feature = DynamicConv2d(head_mid, max(space.head_widths))
+        if space.head_pool == "flatten":
+            final = space.final_size(space.resolutions[0])  # one size for all resolutions (validated)
+            self.head.feature = DynamicConv2d(head_mid, max(space.head_widths), final, same=False)
+        else:
+            self.head.feature = DynamicConv2d(head_mid, max(space.head_widths))
         self.classifier = DynamicLinear(max(space.head_widths), self.num_classes)
         self._zero_last_bn_gamma()
         self._arch = space.max_arch()
@@ -214,10 +218,10 @@ class AlphaNetSupernet(nn.Module):
                 global_index += 1
         last = arch.width[-2]
         x = swish(self.head.expand.bn(self.head.expand.conv(x, self.space.head_expand * last)))
-        if self.head.pool is None:
-            x = x.mean((2, 3), keepdim=True)
-        else:
+        if self.head.pool is not None:
             x = self.head.pool.bn(self.head.pool.conv(x, x.shape[-1]))
+        elif self.space.head_pool == "avg":
+            x = x.mean((2, 3), keepdim=True)
         x = swish(self.head.feature(x, arch.width[-1]))
         x = torch.flatten(x, 1)
         if self.dropout_rate > 0.0:

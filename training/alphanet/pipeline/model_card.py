@@ -153,6 +153,8 @@ def space_variants_text(space: SearchSpace) -> str:
     if space.head_pool == "gdc":
         pooling = "a global depthwise conv (one weight per channel and position)"
         parts.append(f"a head that pools by {pooling} instead of averaging")
+    if space.head_pool == "flatten":
+        parts.append("a head whose feature layer reads the whole final map (flatten + fully connected)")
     return f" Unlike the reference: {'; '.join(parts)}." if parts else ""
 
 
