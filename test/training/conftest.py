@@ -140,24 +140,25 @@ def tiny_fused_space() -> SearchSpace:
     return space_from_dict("tiny-fused", fused_space_dict())
 
 
+def _one_final_size_space(name: str, pool: str) -> SearchSpace:
+    """TINY_SPACE at resolutions that all end on one 2x2 map, its head reading it by ``pool``."""
+    raw = copy.deepcopy(TINY_SPACE)
+    raw["resolutions"] = [20, 24]
+    raw["head"]["pool"] = pool
+    raw["archs"] = {}
+    return space_from_dict(name, raw)
+
+
 @pytest.fixture(scope="session")
 def tiny_gdc_space() -> SearchSpace:
-    """TINY_SPACE at one resolution, its head pooling by a global depthwise conv."""
-    raw = copy.deepcopy(TINY_SPACE)
-    raw["resolutions"] = [20, 24]  # both end on 2x2
-    raw["head"]["pool"] = "gdc"
-    raw["archs"] = {}
-    return space_from_dict("tiny-gdc", raw)
+    """The head pools by a global depthwise conv."""
+    return _one_final_size_space("tiny-gdc", "gdc")
 
 
 @pytest.fixture(scope="session")
 def tiny_flatten_space() -> SearchSpace:
-    """TINY_SPACE at one final map size, its feature layer reading the whole map (head.pool flatten)."""
-    raw = copy.deepcopy(TINY_SPACE)
-    raw["resolutions"] = [20, 24]  # both end on 2x2
-    raw["head"]["pool"] = "flatten"
-    raw["archs"] = {}
-    return space_from_dict("tiny-flatten", raw)
+    """The head's feature layer reads the whole map (flatten + FC)."""
+    return _one_final_size_space("tiny-flatten", "flatten")
 
 
 @pytest.fixture(scope="session")

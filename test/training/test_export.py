@@ -114,36 +114,24 @@ def test_no_resize_node_when_the_input_already_has_the_resolution(tmp_path):
     assert "Resize" not in result.node_types
 
 
-def test_a_global_depthwise_head_exports_with_its_bn_folded(tiny_gdc_space, tmp_path):
+@pytest.mark.parametrize(
+    ("space_fixture", "grouped"), [("tiny_gdc_space", True), ("tiny_flatten_space", False)]
+)
+def test_a_positional_head_exports_as_one_conv_over_the_whole_map(space_fixture, grouped, request, tmp_path):
+    # gdc: a depthwise conv (groups > 1) whose BN is folded; flatten: one dense conv (= flatten + FC)
+    space = request.getfixturevalue(space_fixture)
     torch.manual_seed(0)
-    net = randomise_bn(StaticAlphaNet(tiny_gdc_space, tiny_gdc_space.max_arch()))
-    result = export_onnx(net, tmp_path / "gdc.onnx", channels=1, size=28)
+    net = randomise_bn(StaticAlphaNet(space, space.max_arch()))
+    result = export_onnx(net, tmp_path / "head.onnx", channels=1, size=28)
     assert result.folded_batchnorms == sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    model = onnx.load(str(result.path))
-    final = tiny_gdc_space.final_size(tiny_gdc_space.max_arch().resolution)
-    (pool,) = [
+    final = space.final_size(space.max_arch().resolution)
+    (head,) = [
         n
-        for n in model.graph.node
-        if n.op_type == "Conv"
-        and any(a.name == "kernel_shape" and list(a.ints) == [final, final] for a in n.attribute)
-        and any(a.name == "group" and a.i > 1 for a in n.attribute)
-    ]
-
-
-def test_a_flatten_head_exports_as_one_conv_over_the_whole_map(tiny_flatten_space, tmp_path):
-    torch.manual_seed(0)
-    net = randomise_bn(StaticAlphaNet(tiny_flatten_space, tiny_flatten_space.max_arch()))
-    result = export_onnx(net, tmp_path / "flatten.onnx", channels=1, size=28)
-    assert result.folded_batchnorms == sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
-    model = onnx.load(str(result.path))
-    final = tiny_flatten_space.final_size(tiny_flatten_space.max_arch().resolution)
-    (feature,) = [
-        n
-        for n in model.graph.node
+        for n in onnx.load(str(result.path)).graph.node
         if n.op_type == "Conv"
         and any(a.name == "kernel_shape" and list(a.ints) == [final, final] for a in n.attribute)
     ]
-    assert not any(a.name == "group" and a.i > 1 for a in feature.attribute)
+    assert any(a.name == "group" and a.i > 1 for a in head.attribute) == grouped
 
 
 def test_fused_blocks_export_with_every_bn_folded(tiny_fused_space, tmp_path):

@@ -262,10 +262,12 @@ def test_fused_blocks_are_their_own_units_and_compose_the_network(tiny_fused_spa
     assert all("f" not in dict(u.values) and "g" not in dict(u.values) for u in space_units(SPACE))
 
 
-def test_a_global_depthwise_head_is_its_own_unit_and_composes_the_network(tiny_gdc_space):
-    arch = tiny_gdc_space.max_arch()
-    units = arch_units(tiny_gdc_space, arch)
-    assert dict(units[-1].values).get("g") == 1
+@pytest.mark.parametrize(("space_fixture", "flag"), [("tiny_gdc_space", "g"), ("tiny_flatten_space", "fl")])
+def test_a_positional_head_is_its_own_unit_and_composes_the_network(space_fixture, flag, request):
+    space = request.getfixturevalue(space_fixture)
+    arch = space.max_arch()
+    units = arch_units(space, arch)
+    assert dict(units[-1].values).get(flag) == 1 and len({"g", "fl"} & set(dict(units[-1].values))) == 1
     x = torch.rand(1, 1, 28, 28)
     params = 0
     with torch.no_grad():
@@ -274,22 +276,7 @@ def test_a_global_depthwise_head_is_its_own_unit_and_composes_the_network(tiny_g
             assert tuple(x.shape[1:]) == shape, unit.key
             x = module.eval()(x)
             params += sum(p.numel() for p in module.parameters())
-    assert x.shape == (1, 10) and params == complexity(tiny_gdc_space, arch).params
-
-
-def test_a_flatten_head_is_its_own_unit_and_composes_the_network(tiny_flatten_space):
-    arch = tiny_flatten_space.max_arch()
-    units = arch_units(tiny_flatten_space, arch)
-    assert dict(units[-1].values).get("fl") == 1 and "g" not in dict(units[-1].values)
-    x = torch.rand(1, 1, 28, 28)
-    params = 0
-    with torch.no_grad():
-        for unit in units:
-            module, shape = build_unit(unit)
-            assert tuple(x.shape[1:]) == shape, unit.key
-            x = module.eval()(x)
-            params += sum(p.numel() for p in module.parameters())
-    assert x.shape == (1, 10) and params == complexity(tiny_flatten_space, arch).params
+    assert x.shape == (1, 10) and params == complexity(space, arch).params
 
 
 def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():

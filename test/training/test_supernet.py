@@ -86,53 +86,33 @@ def test_fused_blocks_extract_to_a_static_net_that_matches(tiny_fused_space, arc
 
 
 @pytest.mark.parametrize("arch_name", ["min", "max", "random"])
-def test_a_global_depthwise_head_extracts_to_a_static_net_that_matches(tiny_gdc_space, arch_name):
+@pytest.mark.parametrize("space_fixture", ["tiny_gdc_space", "tiny_flatten_space"])
+def test_a_positional_head_extracts_to_a_static_net_that_matches(space_fixture, arch_name, request):
+    space = request.getfixturevalue(space_fixture)
     torch.manual_seed(0)
-    supernet = AlphaNetSupernet(tiny_gdc_space)
+    supernet = AlphaNetSupernet(space)
     _randomise_bn(supernet)
-    space = tiny_gdc_space
     arch = {"min": space.min_arch(), "max": space.max_arch(), "random": space.sample(random.Random(1))}[
         arch_name
     ]
     supernet.set_active(arch)
     supernet.eval()
     static = supernet.extract()
-    pool = static.head.pool.conv
     final = space.final_size(arch.resolution)
-    assert pool.groups == pool.in_channels and pool.kernel_size == (final, final) and pool.padding == (0, 0)
+    if space.head_pool == "gdc":  # a depthwise conv over the whole map, then BN
+        positional, conv = static.head.pool, static.head.pool.conv
+        assert conv.groups == conv.in_channels
+    else:  # flatten: the feature layer is one dense conv over the whole map
+        positional = conv = static.head.feature
+        assert static.head.pool is None and conv.groups == 1 and conv.out_channels == arch.width[-1]
+    assert conv.kernel_size == (final, final) and conv.padding == (0, 0)
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         torch.testing.assert_close(static(x), supernet(x), rtol=1e-5, atol=1e-6)
-        # unlike average pooling, the head weighs every position: moving a feature changes the pool
-        features = torch.randn(2, pool.in_channels, final, final)
+        # unlike average pooling, the head weighs every position: moving a feature changes its output
+        features = torch.randn(2, conv.in_channels, final, final)
         moved = torch.roll(features, shifts=1, dims=3)
-        assert not torch.allclose(static.head.pool(features), static.head.pool(moved), atol=1e-3)
-
-
-@pytest.mark.parametrize("arch_name", ["min", "max", "random"])
-def test_a_flatten_head_extracts_to_a_static_net_that_matches(tiny_flatten_space, arch_name):
-    torch.manual_seed(0)
-    supernet = AlphaNetSupernet(tiny_flatten_space)
-    _randomise_bn(supernet)
-    space = tiny_flatten_space
-    arch = {"min": space.min_arch(), "max": space.max_arch(), "random": space.sample(random.Random(1))}[
-        arch_name
-    ]
-    supernet.set_active(arch)
-    supernet.eval()
-    static = supernet.extract()
-    feature = static.head.feature
-    final = space.final_size(arch.resolution)
-    assert static.head.pool is None and feature.groups == 1
-    assert feature.kernel_size == (final, final) and feature.padding == (0, 0)
-    assert feature.out_channels == arch.width[-1]
-    x = torch.randn(4, 1, 28, 28)
-    with torch.no_grad():
-        torch.testing.assert_close(static(x), supernet(x), rtol=1e-5, atol=1e-6)
-        # a fully connected layer over the map: every channel at every position has its own weight
-        features = torch.randn(2, feature.in_channels, final, final)
-        moved = torch.roll(features, shifts=1, dims=3)
-        assert not torch.allclose(feature(features), feature(moved), atol=1e-3)
+        assert not torch.allclose(positional(features), positional(moved), atol=1e-3)
 
 
 def test_fused_kernels_share_the_centre_of_the_largest(tiny_fused_space):
