@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alphanet.export.manifest import default_description
 from alphanet.pipeline.model_card import (
     CARD_FILE,
     NOTES_MARKER,
     TEMPLATE,
-    default_description,
     space_variants_text,
     student_loss_text,
     with_kept_notes,

@@ -127,6 +127,21 @@ def build_model_entry(
     return entry
 
 
+_DISTILL_WORDS = {
+    "alpha_divergence": "adaptive alpha-divergence distillation",
+    "kl": "KL distillation",
+    "none": "no distillation",
+}
+
+
+def default_description(space: str, loss: dict[str, Any] | None) -> str:
+    """The manifest's zoo description when the pipeline config leaves it empty."""
+    text = f"AlphaNet sub-networks of the '{space}' space"
+    if loss:
+        text += f" (one weight-sharing supernet, sandwich rule, {_DISTILL_WORDS[loss['distill']]})"
+    return text
+
+
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 

@@ -16,6 +16,7 @@ from ..engine.subnet_eval import CalibrationSettings, subnet_for, uses_channels_
 from ..errors import UserError
 from ..paths import git_commit, repo_path
 from ..space import ArchConfig
+from .manifest import default_description
 from .onnx import DEFAULT_OPSET, MIN_OPSET
 from .sources import SubnetSource, resolve_labels
 from .zoo_writer import export_model, model_name, write_zoo
@@ -83,7 +84,7 @@ def export_subnets(
         settings.out_dir,
         entries,
         zoo_name=settings.zoo_name or f"alphanet-{slug}",
-        description=settings.description or f"AlphaNet sub-networks of the '{space.name}' space",
+        description=settings.description or default_description(space.name, None),
         source=zoo_source,
         default_model=settings.default_model,
     )

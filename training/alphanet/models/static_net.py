@@ -117,11 +117,11 @@ class StaticAlphaNet(nn.Module):
         self.head = nn.Module()
         self.head.expand = _ConvBN(c_in, head_mid)
         self.head.pool = None
+        final = space.final_size(arch.resolution)
         if space.head_pool == "gdc":
-            final = space.final_size(arch.resolution)
             self.head.pool = _ConvBN(head_mid, head_mid, final, groups=head_mid, same=False)
         # flatten: the feature conv's kernel covers the final map (no padding), as a flatten + FC.
-        feature_kernel = space.final_size(arch.resolution) if space.head_pool == "flatten" else 1
+        feature_kernel = final if space.head_pool == "flatten" else 1
         self.head.feature = nn.Conv2d(head_mid, arch.width[-1], feature_kernel, bias=False)
         self.mean_pool = space.head_pool == "avg"
         self.dropout = nn.Dropout(0.0)

@@ -160,12 +160,13 @@ class AlphaNetSupernet(nn.Module):
         self.head = nn.Module()
         self.head.expand = _DynamicConvBN(DynamicConv2d(last, head_mid), head_mid, bn_eps, bn_momentum)
         self.head.pool = None
+        # The positional heads (gdc, flatten) cover the final map: one size for all resolutions (validated).
+        final = space.final_size(space.resolutions[0])
         if space.head_pool == "gdc":
-            final = space.final_size(space.resolutions[0])  # one size for all resolutions (validated)
             conv = DynamicDepthwiseConv2d(head_mid, final, 1, same=False)
             self.head.pool = _DynamicConvBN(conv, head_mid, bn_eps, bn_momentum)
+        # flatten: the feature conv's kernel covers the final map (no padding), as a flatten + FC.
         if space.head_pool == "flatten":
-            final = space.final_size(space.resolutions[0])  # one size for all resolutions (validated)
             self.head.feature = DynamicConv2d(head_mid, max(space.head_widths), final, same=False)
         else:
             self.head.feature = DynamicConv2d(head_mid, max(space.head_widths))

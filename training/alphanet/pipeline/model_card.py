@@ -191,21 +191,6 @@ def student_loss_text(loss: dict[str, Any]) -> str:
     return text
 
 
-_DISTILL_WORDS = {
-    "alpha_divergence": "adaptive alpha-divergence distillation",
-    "kl": "KL distillation",
-    "none": "no distillation",
-}
-
-
-def default_description(space: str, loss: dict[str, Any] | None) -> str:
-    """The manifest's zoo description when the pipeline config leaves it empty."""
-    text = f"AlphaNet sub-networks of the '{space}' space"
-    if loss:
-        text += f" (one weight-sharing supernet, sandwich rule, {_DISTILL_WORDS[loss['distill']]})"
-    return text
-
-
 def _training_text(report: dict[str, Any]) -> str:
     source = report["source"]
     if source["kind"] == "official":

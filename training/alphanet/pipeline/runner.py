@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from ..checkpoint import CHECKPOINT_DIR
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
-from ..export.manifest import utc_now_iso, validate_manifest
+from ..export.manifest import default_description, utc_now_iso, validate_manifest
 from ..export.sources import OFFICIAL_SOURCE, model_device
 from ..logging_utils import training_totals
 from ..models import complexity
@@ -38,7 +38,7 @@ from .members import (
     manifest_labels,
 )
 from .baselines import read_baselines
-from .model_card import card_files, default_description
+from .model_card import card_files
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
