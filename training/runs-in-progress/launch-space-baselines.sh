@@ -3,7 +3,7 @@
 # trained alone, 20 epochs, same recipe, from the supernet run's frozen code, into
 # runs/baselines-<space without fashion_mnist_> (baselines-gdc, baselines-flat). The plain-CNN
 # baselines do not depend on the space and are shared with the fashion_mnist family (copied there).
-#   [SPACE=fashion_mnist_flat] COMMIT=<supernet run's commit> training/runs-in-progress/launch-baselines-gdc.sh alphanet-min alphanet-max
+#   [SPACE=fashion_mnist_flat] COMMIT=<supernet run's commit> training/runs-in-progress/launch-space-baselines.sh alphanet-min alphanet-max
 COMMIT=${COMMIT:?set COMMIT}
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 SRC=$ROOT/runs/src-$COMMIT
