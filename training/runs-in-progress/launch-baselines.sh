@@ -1,9 +1,6 @@
 #!/bin/bash
 # Baselines of issue 11, one after another, from the same frozen code as the supernet run.
-COMMIT=${COMMIT:?set COMMIT}
-ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-SRC=$ROOT/runs/src-$COMMIT
-if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+source "$(dirname "$0")/frozen-source.sh"
 mkdir -p $ROOT/runs/baselines
 cd $SRC/training
 # glibc malloc settings of alphanet/allocator.py, for frozen code older than it (up to 6x faster steps)

@@ -3,10 +3,7 @@
 # commit $COMMIT, into the pipeline's run directory (the pipeline then resumes/uses it as is).
 # Resumable: rerun the same command (--resume auto; checkpoints every 200 steps).
 set -e
-ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-COMMIT=${COMMIT:?set COMMIT}
-SRC=$ROOT/runs/src-$COMMIT
-if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+source "$(dirname "$0")/frozen-source.sh"
 cd $SRC/training
 exec torchrun --redirects 1 --tee 1 --nproc_per_node 2 -m alphanet train \
   --config configs/fashion_mnist.yaml --run-dir $ROOT/runs/pipeline/fashion_mnist_gdc/supernet \

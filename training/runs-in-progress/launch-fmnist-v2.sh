@@ -2,10 +2,7 @@
 # Long supernet run of the Fashion-MNIST family (issue 11). Runs from a frozen copy of the code at
 # commit $COMMIT (the working tree is being refactored by others); resumable with the same script.
 set -e
-ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-COMMIT=${COMMIT:?set COMMIT}
-SRC=$ROOT/runs/src-$COMMIT
-if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+source "$(dirname "$0")/frozen-source.sh"
 cd $SRC/training
 exec nice -n 10 torchrun --redirects 1 --tee 1 --nproc_per_node 2 -m alphanet train \
   --config configs/fashion_mnist.yaml --run-dir $ROOT/runs/fmnist-v2 --resume auto \

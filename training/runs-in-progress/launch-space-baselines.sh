@@ -4,10 +4,7 @@
 # runs/baselines-<space without fashion_mnist_> (baselines-gdc, baselines-flat). The plain-CNN
 # baselines do not depend on the space and are shared with the fashion_mnist family (copied there).
 #   [SPACE=fashion_mnist_flat] COMMIT=<supernet run's commit> training/runs-in-progress/launch-space-baselines.sh alphanet-min alphanet-max
-COMMIT=${COMMIT:?set COMMIT}
-ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
-SRC=$ROOT/runs/src-$COMMIT
-if [ ! -d $SRC ]; then mkdir -p $SRC && (cd $ROOT && git archive $COMMIT training | tar -x -C $SRC); fi
+source "$(dirname "$0")/frozen-source.sh"
 SPACE=${SPACE:-fashion_mnist_gdc}
 OUT=$ROOT/runs/baselines-${SPACE#fashion_mnist_}
 mkdir -p $OUT
