@@ -52,12 +52,23 @@ def fast_overrides(run_dir: Path, zoo_dir: Path, *extra: str) -> list[str]:
 
 
 def write_baseline_run(
-    root: Path, name: str, kind: str, mflops: float, top1: float, split: str = "test"
+    root: Path,
+    name: str,
+    kind: str,
+    mflops: float,
+    top1: float,
+    split: str = "test",
+    held_out: tuple[int, int] | None = None,
+    held_out_top1: float | None = None,
 ) -> Path:
-    """A finished ``alphanet train --baseline`` run directory as the model card reads it."""
+    """A finished ``alphanet train --baseline`` run directory as the model card reads it;
+    ``held_out`` (size, seed) is the training images its config held out (none by default)."""
     run = root / name
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text("seed: 0\n")
+    data = (
+        "" if held_out is None else f"data:\n  holdout_size: {held_out[0]}\n  holdout_seed: {held_out[1]}\n"
+    )
+    (run / "config.yaml").write_text("seed: 0\n" + data)
     result = {
         "name": name,
         "network": {"kind": kind},
@@ -65,7 +76,7 @@ def write_baseline_run(
         "params": 123456,
         "epochs": 20,
         "steps": 8600,
-        "heldOut": {"top1": top1 - 0.001},
+        "heldOut": {"top1": top1 - 0.001 if held_out_top1 is None else held_out_top1},
         "evaluation": {"dataset": "fashion-mnist", "split": split, "size": 10000, "top1": top1},
     }
     (run / "baseline.json").write_text(json.dumps(result))

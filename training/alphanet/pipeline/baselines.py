@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from ..engine.standalone import RESULT_FILE
 from ..paths import repo_path
 
@@ -42,6 +44,7 @@ def read_baselines(directory: str | Path | None) -> list[dict[str, Any]]:
                 "params": data["params"],
                 "epochs": data["epochs"],
                 "heldOutTop1": (data.get("heldOut") or {}).get("top1"),
+                "heldOutSplit": _held_out_split(run),
                 "top1": evaluation["top1"],
                 "dataset": evaluation["dataset"],
                 "split": evaluation["split"],
@@ -50,6 +53,38 @@ def read_baselines(directory: str | Path | None) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def _held_out_split(run: Path) -> dict[str, int] | None:
+    """Which training images a baseline run held out (its config's data.holdout_size and
+    holdout_seed), so its held-out top-1 is compared only with figures on the same images."""
+    try:
+        data = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    size = data.get("holdout_size")
+    if not isinstance(size, int) or size <= 0:
+        return None
+    return {"size": size, "seed": int(data.get("holdout_seed") or 0)}
+
+
+def held_out_plain_cnns(baselines: list[dict[str, Any]], fitness: dict[str, Any]) -> list[dict[str, Any]]:
+    """The finished plain-CNN baselines scored on exactly the images the search's fitness scores
+    (``fitness``: the search results' description of it): same dataset, same held-out size and
+    seed, the whole held-out split, images the supernet never trained on. Empty when the fitness
+    is not such a split."""
+    if not fitness.get("heldOutFromTraining") or fitness.get("maxEvalBatches") is not None:
+        return []
+    split = {"size": fitness.get("holdoutSize"), "seed": fitness.get("holdoutSeed")}
+    return [
+        b
+        for b in baselines
+        if b["status"] == "complete"
+        and b["kind"] == "plain_cnn"
+        and b.get("heldOutTop1") is not None
+        and b.get("heldOutSplit") == split
+        and b["dataset"] == fitness.get("dataset")
+    ]
 
 
 def published_baselines(zoo_dir: str | Path) -> list[dict[str, Any]]:

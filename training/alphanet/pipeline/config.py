@@ -63,6 +63,11 @@ TREE: dict[str, Any] = {
         "archs": Key(
             [], "named mode: the family; search mode: published too (min | max | named | file | {name, arch})"
         ),
+        "drop_below_plain_cnns": Key(
+            True,
+            "search mode: drop a member a plain-CNN baseline (baselines.dir) of equal or lower MFLOPs "
+            "beats on the same held-out images",
+        ),
         "search": {
             "config": Key(None, "search settings (population, generations, fitness)", str, True),
             "overrides": Key([], "search-config KEY=VALUE overrides, e.g. [evolution.iterations=5]"),

@@ -5,9 +5,11 @@
 * ``family.mode: search`` -- the evolutionary search (`run_search`) over the loaded supernet, then
   the best candidate at or below each ``targets_mflops`` (duplicates merged). Its results are
   kept in ``<run_dir>/search.json`` and reused by a rerun with the same checkpoint and settings.
-  ``family.archs`` are added, then the family is made monotone on the held-out split: a member
-  is kept only if its held-out top-1 is at least every cheaper member's minus 0.2 points (the
-  evaluation split, which the model card reports, never steers the picks).
+  ``family.archs`` are added. With ``family.drop_below_plain_cnns``, a member is dropped when a
+  plain CNN of ``baselines.dir`` that costs no more MFLOPs scored higher on the same held-out
+  images. Then the family is made monotone on the held-out split: a member is kept only if its
+  held-out top-1 is at least every cheaper member's minus 0.2 points. The evaluation split, which
+  the model card reports, never steers the picks.
 
 Model names are ``zoo.model_prefix`` + the member's label.
 """
@@ -33,6 +35,7 @@ from ..export.zoo_writer import model_name
 from ..models import complexity
 from ..paths import repo_path
 from ..space import ArchConfig, SearchSpace
+from .baselines import held_out_plain_cnns, plain_cnns_within, read_baselines
 from .supernet_source import SourceResult
 
 SEARCH_RESULTS = "search.json"
@@ -155,6 +158,22 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
             have.add(extra.arch)
     _check_unique(members)
     _score_on_holdout(members, settings, result.source)
+    below: list[dict[str, Any]] = []
+    if cfg["family"]["drop_below_plain_cnns"]:
+        cnns = _held_out_bar(cfg, data.get("fitness") or {}, say)
+        members, below = members_above_plain_cnns(members, cnns)
+        for record in below:
+            say(
+                f"dropped {record['name']}: held-out top-1 {record['holdoutTop1']:.4f} is below the plain "
+                f"CNN {record['plainCnn']} ({record['plainCnnHoldoutTop1']:.4f} at "
+                f"{record['plainCnnMflops']:.2f} MFLOPs)"
+            )
+        if not members:
+            raise UserError(
+                "family: every pick is below a plain-CNN baseline of equal or lower MFLOPs on the held-out "
+                "images (family.drop_below_plain_cnns); nothing would be worth publishing -- train the "
+                "supernet longer, or set family.drop_below_plain_cnns=false to publish it anyway"
+            )
     members, dropped = monotone_members(members)
     for record in dropped:
         say(
@@ -166,9 +185,48 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
         "searchResults": repo_path(output),
         "reused": reused,
         "evaluated": data.get("evaluatedCount"),
+        "droppedBelowPlainCnn": below,
         "droppedNotMonotone": dropped,
     }
     return members, details
+
+
+def _held_out_bar(cfg: dict[str, Any], fitness: dict[str, Any], say) -> list[dict[str, Any]]:
+    """The plain-CNN baselines of ``baselines.dir`` that family picking can hold members to (scored
+    on the search fitness's own held-out images), saying which ones it cannot and why."""
+    baselines = read_baselines(cfg["baselines"]["dir"])
+    cnns = held_out_plain_cnns(baselines, fitness)
+    others = [b["name"] for b in baselines if b.get("kind") == "plain_cnn" and b not in cnns]
+    if others:
+        say("not held to (unfinished, or not scored on the search's held-out images): " + ", ".join(others))
+    return cnns
+
+
+def members_above_plain_cnns(
+    members: list[Member], cnns: list[dict[str, Any]]
+) -> tuple[list[Member], list[dict[str, Any]]]:
+    """(kept, dropped): a member is dropped when a plain CNN trained alone that costs no more MFLOPs
+    scored higher on the same held-out images (``cnns``: `held_out_plain_cnns`) -- its users would
+    be better served by that cheaper textbook network. Ties are kept."""
+    kept, dropped = [], []
+    for member in members:
+        top1 = member.search["holdoutTop1"]
+        better = [c for c in plain_cnns_within(cnns, {"mflops": member.mflops}) if c["heldOutTop1"] > top1]
+        if not better:
+            kept.append(member)
+            continue
+        best = max(better, key=lambda c: c["heldOutTop1"])
+        dropped.append(
+            {
+                "name": member.name,
+                "mflops": member.mflops,
+                "holdoutTop1": top1,
+                "plainCnn": best["name"],
+                "plainCnnMflops": best["mflops"],
+                "plainCnnHoldoutTop1": best["heldOutTop1"],
+            }
+        )
+    return kept, dropped
 
 
 def _score_on_holdout(members: list[Member], settings: dict[str, Any], source) -> None:

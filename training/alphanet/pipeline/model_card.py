@@ -250,7 +250,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
     family_text = (
         "Named architectures: " + ", ".join(f"`{m}`" for m in lines_family["members"]) + "."
         if lines_family["mode"] == "named"
-        else _search_family_sentence(report["config"]["family"])
+        else _search_family_sentence(report["config"]["family"], lines_family)
     )
     mapping = {
         "zoo_name": report["zoo"]["name"],
@@ -362,7 +362,9 @@ def refresh_model_card(
     return Path(zoo_dir) / CARD_FILE
 
 
-def _search_family_sentence(family: dict) -> str:
+def _search_family_sentence(family: dict, picked_family: dict) -> str:
+    """How search mode picked the family (``family``: its config; ``picked_family``: the report's
+    family stage), with every pick it dropped and why."""
     search = family["search"]
     picked = (
         "then every member of the search's Pareto front (top-1 on the held-out images vs MFLOPs)"
@@ -376,7 +378,25 @@ def _search_family_sentence(family: dict) -> str:
         if family.get("archs")
         else ""
     )
+    dropped = [
+        f"`{d['name']}` ({d['holdoutTop1'] * 100:.2f}% held-out, below the plain CNN `{d['plainCnn']}`'s "
+        f"{d['plainCnnHoldoutTop1'] * 100:.2f}% at {d['plainCnnMflops']:.2f} MFLOPs)"
+        for d in picked_family.get("droppedBelowPlainCnn") or []
+    ] + [
+        f"`{d['name']}` ({d['holdoutTop1'] * 100:.2f}% held-out, more than "
+        f"{MONOTONE_TOLERANCE * 100:.1f} points below the cheaper `{d['cheaper']}`'s "
+        f"{d['cheaperHoldoutTop1'] * 100:.2f}%)"
+        for d in picked_family.get("droppedNotMonotone") or []
+    ]
+    rules = (
+        "Picks that a plain-CNN baseline of equal or lower MFLOPs beats on the same held-out images are "
+        "dropped; then "
+        if family.get("drop_below_plain_cnns")
+        else ""
+    )
     return (
         "Evolutionary search over the supernet (fitness = top-1 on held-out *training* images after BN "
-        f"recalibration), {picked}{extra}."
+        f"recalibration), {picked}{extra}. {rules}{'a' if rules else 'A'} pick more than "
+        f"{MONOTONE_TOLERANCE * 100:.1f} points below a cheaper one on the held-out images is dropped. "
+        + ("Dropped: " + "; ".join(dropped) + "." if dropped else "No pick was dropped.")
     )
