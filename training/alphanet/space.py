@@ -26,15 +26,55 @@ from .settings import read_yaml
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 NUM_STAGES = 7
 NUM_WIDTHS = NUM_STAGES + 2  # stem, mb1..mb7, head
-# How the head reads the last feature map: avg = global average pool (the reference); gdc = a
-# global depthwise conv (one weight per channel and position); flatten = the feature layer is a
-# dense conv whose kernel covers the whole map (= flatten + fully connected, as a plain CNN).
-HEAD_POOLS = ("avg", "gdc", "flatten")
-# Heads whose weights cover the final map: every resolution must end on one map size.
-POSITIONAL_HEAD_POOLS = ("gdc", "flatten")
 ARCH_KEYS = ("resolution", "width", "depth", "kernel_size", "expand_ratio")
 # The zoo manifest spells these in camelCase; arch files may use either form.
 _CAMEL_TO_SNAKE = {"kernelSize": "kernel_size", "expandRatio": "expand_ratio"}
+
+
+@dataclass(frozen=True)
+class HeadPooling:
+    """How the head reads the last feature map, as every part that builds, counts, times or
+    describes the head needs it (supernet, static net, FLOPs count, latency units, model card)."""
+
+    name: str
+    mean: bool  # a global average before the feature conv (the reference)
+    depthwise: bool  # a depthwise conv whose kernel covers the map before the feature conv
+    feature_covers_map: bool  # the feature conv's kernel covers the map (= flatten + fully connected)
+    latency_key: tuple[tuple[str, int], ...]  # extra key of the latency table's head unit
+    departure: str  # how it departs from the reference, for the model card ("" where it does not)
+
+    @property
+    def positional(self) -> bool:
+        """Weights cover the final map: every resolution must end on one map size."""
+        return not self.mean
+
+
+HEAD_POOLINGS = {
+    pooling.name: pooling
+    for pooling in (
+        HeadPooling("avg", True, False, False, (), ""),
+        # A learned weight per channel and position (MobileFaceNet's GDC), for images whose objects
+        # sit where the position itself tells something, as Fashion-MNIST's.
+        HeadPooling(
+            "gdc",
+            False,
+            True,
+            False,
+            (("g", 1),),
+            "a head that pools by a global depthwise conv (one weight per channel and position) "
+            "instead of averaging",
+        ),
+        # The plain CNN's classifier: the feature layer reads every position of every channel.
+        HeadPooling(
+            "flatten",
+            False,
+            False,
+            True,
+            (("fl", 1),),
+            "a head whose feature layer reads the whole final map (flatten + fully connected)",
+        ),
+    )
+}
 
 
 def conv_out_size(size: int, kernel: int, stride: int) -> int:
@@ -155,10 +195,7 @@ class SearchSpace:
     stages: tuple[StageSpec, ...]
     head_widths: tuple[int, ...]
     head_expand: int
-    # How the head pools its final feature map: "avg" (global average, the reference) or "gdc"
-    # (global depthwise conv, MobileFaceNet: a learned weight per channel and position, for
-    # images whose objects sit where the position itself tells something, as Fashion-MNIST's).
-    head_pool: str
+    head_pool: str  # a key of HEAD_POOLINGS: how the head reads the final feature map
     activation: str
     archs: dict[str, ArchConfig] = field(hash=False, compare=False)
     data: dict[str, Any] = field(hash=False, compare=False)
@@ -247,6 +284,10 @@ class SearchSpace:
             self.validate(arch)
             return arch
         return self.named(spec)
+
+    @property
+    def head_pooling(self) -> HeadPooling:
+        return HEAD_POOLINGS[self.head_pool]
 
     def final_size(self, resolution: int) -> int:
         """Side of the last stage's feature map for an input of ``resolution`` px."""
@@ -349,12 +390,11 @@ def space_from_dict(name: str, raw: dict[str, Any]) -> SearchSpace:
         archs={},
         data=dict(_require(raw, "data", "")),
     )
-    if space.head_pool not in HEAD_POOLS:
+    if space.head_pool not in HEAD_POOLINGS:
         raise UserError(
-            f"space '{name}': head.pool must be one of {', '.join(HEAD_POOLS)}, got {space.head_pool!r}"
+            f"space '{name}': head.pool must be one of {', '.join(HEAD_POOLINGS)}, got {space.head_pool!r}"
         )
-    if space.head_pool in POSITIONAL_HEAD_POOLS and len({space.final_size(r) for r in space.resolutions}) > 1:
-        # The head's kernel covers the whole final map, so every resolution must end on one size.
+    if space.head_pooling.positional and len({space.final_size(r) for r in space.resolutions}) > 1:
         sizes = {r: space.final_size(r) for r in space.resolutions}
         raise UserError(
             f"space '{name}': head.pool {space.head_pool} needs one final map size for all resolutions, "

@@ -65,8 +65,8 @@ def _block_unit(
 
 
 def _head_unit(space: SearchSpace, c_in: int, width: int, hw: int) -> Unit:
-    # A global-depthwise-conv head carries g1, a flatten head fl1; average-pool keys stay as they were.
-    extra = {"gdc": {"g": 1}, "flatten": {"fl": 1}}.get(space.head_pool, {})
+    # Other poolings than the average carry a key of their own; average-pool keys stay as they were.
+    extra = dict(space.head_pooling.latency_key)
     return _unit("head", i=c_in, e=space.head_expand * c_in, o=width, hw=hw, n=space.num_classes, **extra)
 
 

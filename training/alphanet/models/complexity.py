@@ -74,10 +74,11 @@ def complexity(space: SearchSpace, arch: ArchConfig, num_classes: int | None = N
     head_mid = space.head_expand * c_in
     count.conv(c_in, head_mid, 1, size)
     count.bn(head_mid)
-    if space.head_pool == "gdc":
+    pooling = space.head_pooling
+    if pooling.depthwise:
         count.conv(head_mid, head_mid, size, 1, groups=head_mid)
         count.bn(head_mid)
-    count.conv(head_mid, arch.width[-1], size if space.head_pool == "flatten" else 1, 1)
+    count.conv(head_mid, arch.width[-1], size if pooling.feature_covers_map else 1, 1)
     count.macs += arch.width[-1] * num_classes
     count.params += arch.width[-1] * num_classes + num_classes
     return Complexity(mflops=count.macs / 1e6, params=count.params)

@@ -117,13 +117,12 @@ class StaticAlphaNet(nn.Module):
         self.head = nn.Module()
         self.head.expand = _ConvBN(c_in, head_mid)
         self.head.pool = None
-        final = space.final_size(arch.resolution)
-        if space.head_pool == "gdc":
+        final, pooling = space.final_size(arch.resolution), space.head_pooling
+        if pooling.depthwise:
             self.head.pool = _ConvBN(head_mid, head_mid, final, groups=head_mid, same=False)
-        # flatten: the feature conv's kernel covers the final map (no padding), as a flatten + FC.
-        feature_kernel = final if space.head_pool == "flatten" else 1
+        feature_kernel = final if pooling.feature_covers_map else 1  # no padding: as a flatten + FC
         self.head.feature = nn.Conv2d(head_mid, arch.width[-1], feature_kernel, bias=False)
-        self.mean_pool = space.head_pool == "avg"
+        self.mean_pool = pooling.mean
         self.dropout = nn.Dropout(0.0)
         self.classifier = nn.Linear(arch.width[-1], self.num_classes)
 

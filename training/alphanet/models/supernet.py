@@ -160,13 +160,13 @@ class AlphaNetSupernet(nn.Module):
         self.head = nn.Module()
         self.head.expand = _DynamicConvBN(DynamicConv2d(last, head_mid), head_mid, bn_eps, bn_momentum)
         self.head.pool = None
-        # The positional heads (gdc, flatten) cover the final map: one size for all resolutions (validated).
+        pooling = space.head_pooling
+        # Positional heads cover the final map: one size for all resolutions (validated).
         final = space.final_size(space.resolutions[0])
-        if space.head_pool == "gdc":
+        if pooling.depthwise:
             conv = DynamicDepthwiseConv2d(head_mid, final, 1, same=False)
             self.head.pool = _DynamicConvBN(conv, head_mid, bn_eps, bn_momentum)
-        # flatten: the feature conv's kernel covers the final map (no padding), as a flatten + FC.
-        if space.head_pool == "flatten":
+        if pooling.feature_covers_map:  # no padding: one output position, as a flatten + FC
             self.head.feature = DynamicConv2d(head_mid, max(space.head_widths), final, same=False)
         else:
             self.head.feature = DynamicConv2d(head_mid, max(space.head_widths))
@@ -221,7 +221,7 @@ class AlphaNetSupernet(nn.Module):
         x = swish(self.head.expand.bn(self.head.expand.conv(x, self.space.head_expand * last)))
         if self.head.pool is not None:
             x = self.head.pool.bn(self.head.pool.conv(x, x.shape[-1]))
-        elif self.space.head_pool == "avg":
+        elif self.space.head_pooling.mean:
             x = x.mean((2, 3), keepdim=True)
         x = swish(self.head.feature(x, arch.width[-1]))
         x = torch.flatten(x, 1)

@@ -150,11 +150,8 @@ def space_variants_text(space: SearchSpace) -> str:
     fused = [f"mb{i + 1}" for i, stage in enumerate(space.stages) if stage.fused]
     if fused:
         parts.append(f"fused-MBConv (one dense kxk expand conv, no depthwise conv) in {', '.join(fused)}")
-    if space.head_pool == "gdc":
-        pooling = "a global depthwise conv (one weight per channel and position)"
-        parts.append(f"a head that pools by {pooling} instead of averaging")
-    if space.head_pool == "flatten":
-        parts.append("a head whose feature layer reads the whole final map (flatten + fully connected)")
+    if space.head_pooling.departure:
+        parts.append(space.head_pooling.departure)
     return f" Unlike the reference: {'; '.join(parts)}." if parts else ""
 
 
