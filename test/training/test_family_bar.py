@@ -41,8 +41,10 @@ def test_baselines_carry_the_held_out_split_of_their_config(tmp_path: Path) -> N
     write_baseline_run(tmp_path, "cnn-b", "plain_cnn", 7.0, 0.93)  # trained on every image
     unreadable = write_baseline_run(tmp_path, "cnn-c", "plain_cnn", 7.0, 0.93)
     (unreadable / "config.yaml").write_text("data: [not, a, mapping\n")
+    not_a_mapping = write_baseline_run(tmp_path, "cnn-d", "plain_cnn", 7.0, 0.93)
+    (not_a_mapping / "config.yaml").write_text("data: [1, 2]\n")
     splits = {r["name"]: r["heldOutSplit"] for r in read_baselines(tmp_path)}
-    assert splits == {"cnn-a": {"size": 5000, "seed": 3}, "cnn-b": None, "cnn-c": None}
+    assert splits == {"cnn-a": {"size": 5000, "seed": 3}, "cnn-b": None, "cnn-c": None, "cnn-d": None}
 
 
 def test_only_plain_cnns_scored_on_the_fitness_images_are_used(tmp_path: Path) -> None:
@@ -139,4 +141,4 @@ def test_search_mode_drops_picks_below_a_plain_cnn_and_refuses_an_empty_family(t
     members_kept, details, said = family("useless")
     assert [m.name for m in members_kept] == [m.name for m in members]
     assert details["droppedBelowPlainCnn"] == []
-    assert any("not held to" in line and "cnn-elsewhere" in line for line in said)
+    assert any("not held to" in line and "cnn-elsewhere (other held-out images)" in line for line in said)

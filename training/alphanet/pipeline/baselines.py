@@ -9,10 +9,11 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from ..data.loader import holdout_settings
 from ..engine.standalone import RESULT_FILE
+from ..errors import UserError
 from ..paths import repo_path
+from ..settings import read_yaml
 
 KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "member architecture, trained alone"}
 # Published next to the manifest with the card, so a later chart of the same zoo (adding cascades)
@@ -59,13 +60,13 @@ def _held_out_split(run: Path) -> dict[str, int] | None:
     """Which training images a baseline run held out (its config's data.holdout_size and
     holdout_seed), so its held-out top-1 is compared only with figures on the same images."""
     try:
-        data = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("data") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
+        cfg = read_yaml(run / "config.yaml", "baseline config")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("data"), dict):
+            return None
+        size, seed = holdout_settings(cfg)
+    except (UserError, TypeError, ValueError):
         return None
-    size = data.get("holdout_size")
-    if not isinstance(size, int) or size <= 0:
-        return None
-    return {"size": size, "seed": int(data.get("holdout_seed") or 0)}
+    return {"size": size, "seed": seed} if size > 0 else None
 
 
 def held_out_plain_cnns(baselines: list[dict[str, Any]], fitness: dict[str, Any]) -> list[dict[str, Any]]:

@@ -196,9 +196,13 @@ def _held_out_bar(cfg: dict[str, Any], fitness: dict[str, Any], say) -> list[dic
     on the search fitness's own held-out images), saying which ones it cannot and why."""
     baselines = read_baselines(cfg["baselines"]["dir"])
     cnns = held_out_plain_cnns(baselines, fitness)
-    others = [b["name"] for b in baselines if b.get("kind") == "plain_cnn" and b not in cnns]
+    others = [
+        f"{b['name']} (unfinished)" if b["status"] != "complete" else f"{b['name']} (other held-out images)"
+        for b in baselines
+        if b not in cnns and (b["status"] != "complete" or b["kind"] == "plain_cnn")
+    ]
     if others:
-        say("not held to (unfinished, or not scored on the search's held-out images): " + ", ".join(others))
+        say("baselines not held to: " + ", ".join(others))
     return cnns
 
 
