@@ -22,7 +22,7 @@ if [ ! -f "$RUN/checkpoints/last.pt" ]; then
 fi
 if ! grep -q '"type": "end", "status": "completed"' "$RUN/metrics.jsonl"; then
   say "supernet: resuming ($(grep -o '"step": [0-9]*' "$RUN/metrics.jsonl" | tail -1))"
-  SPACE=fashion_mnist_flat training/runs-in-progress/launch-fmnist-supernet.sh \
+  COMMIT=$COMMIT SPACE=fashion_mnist_flat training/runs-in-progress/launch-fmnist-supernet.sh \
     --run-dir "$ROOT/$RUN" loss.distill=none >> "$PIPE/supernet.log" 2>&1
 fi
 say "supernet: finished"
