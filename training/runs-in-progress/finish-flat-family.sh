@@ -32,11 +32,17 @@ for run in training/runs-in-progress/baselines-flat/* training/runs-in-progress/
   [ -e "$BASELINES/$(basename "$run")" ] || cp -r "$run" "$BASELINES/"
 done
 
-say "pipeline: publishing"
-npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml \
-  run_dir=$PIPE source.train.config=null source.checkpoint=$RUN zoo.description= \
-  'family.search.overrides=[constraints.max_mflops=46]' baselines.dir=$BASELINES > "$LOGS/pipeline.log" 2>&1
-say "pipeline: done"
+# Published already (models/ is committed, runs/ is not): do not search and publish again.
+published=$(/usr/bin/python3 -c "import json; print(json.load(open('models/manifest.json'))['zoo']['source'].get('checkpoint'))")
+if [ "$published" = "$RUN/checkpoints/last.pt" ]; then
+  say "pipeline: models/ already holds this supernet's family"
+else
+  say "pipeline: publishing"
+  npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml \
+    run_dir=$PIPE source.train.config=null source.checkpoint=$RUN zoo.description= \
+    'family.search.overrides=[constraints.max_mflops=46]' baselines.dir=$BASELINES > "$LOGS/pipeline.log" 2>&1
+  say "pipeline: done"
+fi
 
 # The published extremes' architectures; a network already trained alone (same arch) is reused.
 PYTHONPATH=training /usr/bin/python3 - "$BASELINES" "$LOGS" <<'EOF'
