@@ -20,6 +20,10 @@ say() { echo "$(date -u +%H:%M:%S) $*"; }
 if [ ! -f "$RUN/checkpoints/last.pt" ]; then
   cp -r training/runs-in-progress/flat-none "$RUN"
 fi
+# The publish's report and search (the card refresh below reads the report), carried once published.
+for file in training/runs-in-progress/flat-pipeline/*.json; do
+  [ -e "$file" ] && { [ -e "$PIPE/$(basename "$file")" ] || cp "$file" "$PIPE/"; }
+done
 if ! grep -q '"type": "end", "status": "completed"' "$RUN/metrics.jsonl"; then
   say "supernet: resuming ($(grep -o '"step": [0-9]*' "$RUN/metrics.jsonl" | tail -1))"
   COMMIT=$COMMIT SPACE=fashion_mnist_flat training/runs-in-progress/launch-fmnist-supernet.sh \
