@@ -75,18 +75,26 @@ def _manifest_digest(path: Path) -> dict:
     return {"zoo": zoo, "models": models, "defaultModel": manifest.get("defaultModel")}
 
 
-def _close(actual, expected, where: str) -> None:
-    """Equal, with floats equal to 1e-6 relative (summation order may differ across builds)."""
+# Trained weights: the CPU's vector width (AVX2 or AVX-512) changes the order floats are summed in,
+# and a few SGD steps carry that to ~4e-5 in a tensor's sum (measured between the two CPUs of this
+# project's machines); a change of logic (loss, lr, data order, init) moves them far more.
+TRAINED_TENSOR_TOLERANCE = 2e-4
+
+
+def _close(actual, expected, where: str, tolerance: float = 1e-6) -> None:
+    """Equal, with floats equal to ``tolerance`` (relative, and absolute near zero)."""
     if isinstance(expected, float) or isinstance(actual, float):
-        assert math.isclose(actual, expected, rel_tol=1e-6, abs_tol=1e-6), f"{where}: {actual} != {expected}"
+        assert math.isclose(
+            actual, expected, rel_tol=tolerance, abs_tol=tolerance
+        ), f"{where}: {actual} != {expected}"
     elif isinstance(expected, dict):
         assert isinstance(actual, dict) and set(actual) == set(expected), f"{where}: keys differ"
         for key in expected:
-            _close(actual[key], expected[key], f"{where}.{key}")
+            _close(actual[key], expected[key], f"{where}.{key}", tolerance)
     elif isinstance(expected, list):
         assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: lengths differ"
         for index, (a, e) in enumerate(zip(actual, expected)):
-            _close(a, e, f"{where}[{index}]")
+            _close(a, e, f"{where}[{index}]", tolerance)
     else:
         assert actual == expected, f"{where}: {actual!r} != {expected!r}"
 
@@ -124,6 +132,13 @@ def test_a_tiny_run_reproduces_the_recorded_checkpoint_search_and_manifest(tiny_
     if os.environ.get("ALPHANET_UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(json.dumps(actual, indent=1, sort_keys=True) + "\n")
     expected = json.loads(GOLDEN.read_text())
+    tensors = actual["checkpoint"].pop("tensors")
+    _close(
+        tensors,
+        expected["checkpoint"].pop("tensors"),
+        "tiny run.checkpoint.tensors",
+        TRAINED_TENSOR_TOLERANCE,
+    )
     _close(actual, expected, "tiny run")
 
 
