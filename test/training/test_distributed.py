@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 import torch
 import torch.multiprocessing as mp
 
@@ -120,3 +121,49 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
     assert state["world_size"] == 2 and state["step"] == 2
     # Validation during training reads the held-out split (data.holdout_size images).
     assert set(summary["validation"]) == {"min", "max"} and summary["validation"]["max"]["samples"] == 16
+
+
+def test_the_pipeline_trains_under_torchrun_and_reads_its_summary(tiny_cfg, tmp_path):
+    """``source.train.nproc_per_node: 2`` (and the ablation's arms): the pipeline's torchrun launch
+    finishes, reports the run as trained, and keeps every rank's output in the run directory."""
+    from alphanet.pipeline.supernet_source import TORCHRUN_LOGS, train_supernet
+
+    tiny_cfg["train"]["epochs"] = 1
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_cfg, sort_keys=False))
+    run_dir = tmp_path / "supernet"
+    said: list[str] = []
+    details = train_supernet(
+        tiny_cfg,
+        run_dir,
+        time_limit_min=None,
+        nproc_per_node=2,
+        config_path=str(config),
+        overrides=[],
+        say=said.append,
+    )
+    assert details == {"status": "trained", "resumed": False, "epoch": 1, "step": 3, "epochs": 1}
+    assert load_checkpoint(run_dir)["world_size"] == 2
+    assert len(list((run_dir / TORCHRUN_LOGS).rglob("stdout.log"))) == 2
+    # Finished: a second call does not train again.
+    again = train_supernet(
+        tiny_cfg,
+        run_dir,
+        time_limit_min=None,
+        nproc_per_node=2,
+        config_path=str(config),
+        overrides=[],
+        say=said.append,
+    )
+    assert again["status"] == "already-trained"
+
+
+def test_the_summary_is_rank_zeros_last_json_line_teed_or_bare():
+    from alphanet.pipeline.supernet_source import summary_line
+
+    teed = (
+        '[default1]:{"status": "rank1"}\n[default0]:progress\n[default0]:{"status": "completed"}\nWARNING x\n'
+    )
+    assert summary_line(teed) == '{"status": "completed"}'
+    assert summary_line('{"status": "a"}\n{"status": "b"}\n') == '{"status": "b"}'
+    assert summary_line("[default0]:no json here\n") is None

@@ -38,6 +38,9 @@ class TrainingIncomplete(Exception):
     """Training stopped before its last epoch (time limit, signal); rerunning resumes it."""
 
 
+TORCHRUN_LOGS = "torchrun-logs"  # per-rank stdout/stderr of a torchrun launch, inside the run directory
+
+
 @dataclass
 class SourceResult:
     source: SubnetSource
@@ -128,6 +131,15 @@ def _train_with_torchrun(
         "torch.distributed.run",
         "--standalone",
         f"--nproc_per_node={nproc}",
+        # torch 1.13 on Python 3.11 cannot parse the default "--redirects 0" / "--tee 0" (IntFlag
+        # iteration skips the zero member): redirect every rank's stdout into the run's log
+        # directory and tee it back, which works there and on torch 2.x.
+        "--redirects",
+        "1",
+        "--tee",
+        "1",
+        "--log_dir",
+        str(run_dir / TORCHRUN_LOGS),
         "-m",
         "alphanet",
         "train",
@@ -152,10 +164,22 @@ def _train_with_torchrun(
         raise UserError(
             f"torchrun training failed with exit status {completed.returncode} ({' '.join(command)})"
         )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if not lines:
+    summary = summary_line(completed.stdout)
+    if summary is None:
         raise UserError("torchrun training printed no summary")
-    return json.loads(lines[-1])["status"]
+    return json.loads(summary)["status"]
+
+
+def summary_line(stdout: str) -> str | None:
+    """The trainer's last JSON summary in torchrun's output: rank 0's line, which teeing prefixes
+    with ``[default0]:`` (a bare line when the trainer ran without torchrun)."""
+    lines = []
+    for line in stdout.splitlines():
+        if line.startswith("[default0]:"):
+            line = line.split(":", 1)[1]
+        if line.startswith("{"):
+            lines.append(line)
+    return lines[-1] if lines else None
 
 
 def load_pipeline_source(cfg: dict[str, Any], say) -> SourceResult:
