@@ -132,29 +132,23 @@ def test_the_pipeline_trains_under_torchrun_and_reads_its_summary(tiny_cfg, tmp_
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_cfg, sort_keys=False))
     run_dir = tmp_path / "supernet"
-    said: list[str] = []
-    details = train_supernet(
-        tiny_cfg,
-        run_dir,
-        time_limit_min=None,
-        nproc_per_node=2,
-        config_path=str(config),
-        overrides=[],
-        say=said.append,
-    )
-    assert details == {"status": "trained", "resumed": False, "epoch": 1, "step": 3, "epochs": 1}
+
+    def launch() -> dict:
+        return train_supernet(
+            tiny_cfg,
+            run_dir,
+            time_limit_min=None,
+            nproc_per_node=2,
+            config_path=str(config),
+            overrides=[],
+            say=lambda message: None,
+        )
+
+    assert launch() == {"status": "trained", "resumed": False, "epoch": 1, "step": 3, "epochs": 1}
     assert load_checkpoint(run_dir)["world_size"] == 2
     assert len(list((run_dir / TORCHRUN_LOGS).rglob("stdout.log"))) == 2
     # Finished: a second call does not train again.
-    again = train_supernet(
-        tiny_cfg,
-        run_dir,
-        time_limit_min=None,
-        nproc_per_node=2,
-        config_path=str(config),
-        overrides=[],
-        say=said.append,
-    )
+    again = launch()
     assert again["status"] == "already-trained"
 
 
