@@ -1,6 +1,6 @@
 #!/bin/bash
 # Carry training runs to the next session (runs/ is not kept between machines): stop every
-# `alphanet train` process cleanly (SIGTERM: each writes a checkpoint at the signal and exits), then
+# `alphanet train` process cleanly (SIGTERM: each checkpoints at its next step boundary and exits), then
 # copy each named run directory's config, metrics, result and last checkpoint into
 # training/runs-in-progress/<destination>/<run name>. Commit what it prints afterwards.
 #   training/runs-in-progress/carry.sh runs/ablation-flat:ablation-flat runs/baselines-flat:baselines-flat
@@ -8,9 +8,17 @@
 set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$ROOT"
-if pgrep -f "alphanet train" > /dev/null; then
-  pkill -TERM -f "alphanet train" || true
-  for _ in $(seq 120); do pgrep -f "alphanet train" > /dev/null || break; sleep 1; done
+# Signal the training processes only, never a torchrun agent: the agent forwards SIGTERM to its
+# workers, and a second signal makes a trainer give up at once, without its checkpoint.
+trainers=$(for pid in $(pgrep -f "alphanet train"); do
+  case "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2> /dev/null)" in
+    *torch.distributed.run* | *torchrun*) ;;
+    *) echo "$pid" ;;
+  esac
+done)
+if [ -n "$trainers" ]; then
+  kill -TERM $trainers 2> /dev/null || true
+  for _ in $(seq 300); do pgrep -f "alphanet train" > /dev/null || break; sleep 1; done
 fi
 for pair in "$@"; do
   parent=${pair%%:*}
@@ -18,6 +26,10 @@ for pair in "$@"; do
   for run in "$parent"/*/; do
     run=${run%/}
     [ -f "$run/config.yaml" ] || continue
+    # A finished baseline carried already (e.g. the plain CNNs, copied in from baselines/) stays where it is.
+    if [ -f "$run/baseline.json" ] && ls training/runs-in-progress/*/"$(basename "$run")"/baseline.json > /dev/null 2>&1; then
+      continue
+    fi
     target=$dest/$(basename "$run")
     mkdir -p "$target"
     for file in config.yaml metrics.jsonl baseline.json; do
