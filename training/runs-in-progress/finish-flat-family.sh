@@ -49,13 +49,13 @@ else
 fi
 
 # The published extremes' architectures; a network already trained alone (same arch) is reused.
-PYTHONPATH=training /usr/bin/python3 - "$BASELINES" "$LOGS" <<'EOF'
-import json, sys
+PYTHONPATH=training /usr/bin/python3 - "$BASELINES" "$LOGS" "$SRC/training" <<'EOF'
+import json, os, sys
 from pathlib import Path
 
 from alphanet.space import ArchConfig
 
-baselines, logs = Path(sys.argv[1]), Path(sys.argv[2])
+baselines, logs, trainer_dir = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 models = sorted(json.loads(Path("models/manifest.json").read_text())["models"], key=lambda m: m["mflops"])
 trained = {}
 for result in baselines.glob("*/baseline.json"):
@@ -71,7 +71,9 @@ for model in {m["name"]: m for m in (models[0], models[-1])}.values():
     name = f"alone-{model['name']}"
     arch_file = (logs / f"{name}.arch.json").resolve()
     arch_file.write_text(json.dumps(model["arch"], indent=2) + "\n")
-    entries[name] = {"kind": "arch", "arch": str(arch_file)}
+    # Relative to where the trainer runs (the frozen copy's training/): the run's recorded config
+    # then names no machine's directories.
+    entries[name] = {"kind": "arch", "arch": os.path.relpath(arch_file, trainer_dir)}
 (logs / "baselines.json").write_text(json.dumps({"baselines": entries}, indent=2) + "\n")
 print("to train alone:", ", ".join(entries) or "none")
 EOF
