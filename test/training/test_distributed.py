@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 
 from alphanet.checkpoint import load_checkpoint
+from alphanet.pipeline.supernet_source import TORCHRUN_LOGS, summary_line, train_supernet
 from conftest import TRAINING_DIR, fmnist_available
 
 pytestmark = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST not installed")
@@ -112,8 +113,9 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(TRAINING_DIR), OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=TRAINING_DIR, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [line.split(":", 1)[1] for line in proc.stdout.splitlines() if line.startswith("[default0]:")]
-    summary = json.loads(lines[-1])
+    line = summary_line(proc.stdout)
+    assert line is not None, proc.stdout[-3000:]
+    summary = json.loads(line)
     assert (
         summary["status"] == "completed" and summary["step"] == 2
     )  # 80 - 16 held out = 64 samples / 2 ranks / 16
@@ -126,8 +128,6 @@ def test_torchrun_cli_smoke(tiny_cfg, tiny_space_file, tmp_path):
 def test_the_pipeline_trains_under_torchrun_and_reads_its_summary(tiny_cfg, tmp_path):
     """``source.train.nproc_per_node: 2`` (and the ablation's arms): the pipeline's torchrun launch
     finishes, reports the run as trained, and keeps every rank's output in the run directory."""
-    from alphanet.pipeline.supernet_source import TORCHRUN_LOGS, train_supernet
-
     tiny_cfg["train"]["epochs"] = 1
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_cfg, sort_keys=False))
@@ -153,8 +153,6 @@ def test_the_pipeline_trains_under_torchrun_and_reads_its_summary(tiny_cfg, tmp_
 
 
 def test_the_summary_is_rank_zeros_last_json_line_teed_or_bare():
-    from alphanet.pipeline.supernet_source import summary_line
-
     teed = (
         '[default1]:{"status": "rank1"}\n[default0]:progress\n[default0]:{"status": "completed"}\nWARNING x\n'
     )
