@@ -114,6 +114,8 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     assert json.loads(stdout)["status"] == "refreshed"
     refreshed = (zoo / "README.md").read_text()
     assert "| `cnn-40m` | plain CNN | 40.00 |" in refreshed and refreshed.endswith("a note kept by hand\n")
+    created = f"(zoo created {manifest['zoo']['createdAt']})"  # the same zoo: the same header
+    assert created in card.splitlines()[4] and refreshed.splitlines()[4] == card.splitlines()[4]
     assert "points below the plain CNN `cnn-40m` (97.00% at 40.00 MFLOPs)" in refreshed  # the bar's verdict
     assert [b["name"] for b in json.loads((zoo / "baselines.json").read_text())["baselines"]] == [
         "cnn-1m",

@@ -239,8 +239,8 @@ def _ablation_text(ablation_dir: Path | None) -> str:
     return table_markdown(data)
 
 
-def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | None) -> str:
-    """The README.md text for the zoo directory."""
+def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | None, created_at: str) -> str:
+    """The README.md text for the zoo directory whose manifest was created at ``created_at``."""
     data = space.data
     evaluation = report["evaluation"]
     lines_family = report["family"]
@@ -252,7 +252,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
     mapping = {
         "zoo_name": report["zoo"]["name"],
         "description": report["zoo"]["description"] or "AlphaNet sub-networks",
-        "generated_at": report["finishedAt"],
+        "generated_at": created_at,
         "dataset": evaluation["dataset"],
         "split": evaluation["split"],
         "split_samples": evaluation["samples"],
@@ -305,8 +305,10 @@ def card_files(
     """The card's files for a publish of ``manifest`` (name -> content): README.md (with the
     cascades section and the hand-written notes of the card now in ``zoo_dir``) and, unless
     ``with_baselines`` is false, the chart and baselines.json drawn from ``report["baselines"]``."""
+    # The zoo's creation time, not the report's: a refresh rewrites the card of the same zoo.
     card = replace_section(
-        model_card(report, space, ablation_dir), cascades_section(manifest, heldout_note(manifest))
+        model_card(report, space, ablation_dir, manifest["zoo"]["createdAt"]),
+        cascades_section(manifest, heldout_note(manifest)),
     )
     files: dict[str, bytes | str] = {CARD_FILE: with_kept_notes(card, zoo_dir)}
     if with_baselines:
