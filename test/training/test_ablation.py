@@ -153,6 +153,11 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert code == 0 and "not training again" in stderr
     data = json.loads((out / "ablation.json").read_text())
     assert set(data["runs"]["kl"]["0"]["results"]) == set(data["runs"]["none"]["0"]["results"])
+    # Once more: the arm's results are of its checkpoint and cover every arch, so they are kept.
+    evaluated_at = data["runs"]["kl"]["0"]["evaluatedAt"]
+    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *common)
+    assert code == 0 and "evaluated already (step 2), kept" in stderr
+    assert json.loads((out / "ablation.json").read_text())["runs"]["kl"]["0"]["evaluatedAt"] == evaluated_at
     code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "2", *common)
     assert code == 2 and "was trained with train.epochs=1" in stderr
 

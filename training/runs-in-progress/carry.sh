@@ -35,8 +35,11 @@ for pair in "$@"; do
     for file in config.yaml metrics.jsonl baseline.json; do
       [ -f "$run/$file" ] && cp "$run/$file" "$target/"
     done
-    # A finished baseline needs no checkpoint (baseline.json holds its result).
-    if [ -f "$run/checkpoints/last.pt" ] && [ ! -f "$run/baseline.json" ]; then
+    # A finished baseline needs no checkpoint (baseline.json holds its result): one carried while
+    # it trained goes.
+    if [ -f "$run/baseline.json" ]; then
+      rm -rf "$target/checkpoints"
+    elif [ -f "$run/checkpoints/last.pt" ]; then
       mkdir -p "$target/checkpoints" && cp "$run/checkpoints/last.pt" "$target/checkpoints/"
     fi
     echo "carried $run -> $target"

@@ -10,7 +10,8 @@ published family (read from the zoo's manifest). The archs are recorded in ``abl
 later arm evaluates every recorded arch even if the published family has changed since, plus any
 new member (earlier arms get it when rerun with ``--no-train``), so all arms share the same archs.
 Each arch is BN-recalibrated (pipeline ``calibration`` settings) and evaluated on the whole
-evaluation split.
+evaluation split; a rerun keeps an arm's recorded results when they are of its current checkpoint
+and cover every arch.
 
 ``<dir>/ablation.json`` accumulates the results of every arm and seed (read-modify-write under a
 lock, so arms may also run concurrently); ``<dir>/ablation.md`` is the table of mean +- sample
@@ -229,6 +230,13 @@ def run_ablation(
                         "them; rerun those arms with --no-train to fill the table"
                     )
                 known = archs
+                previous = _stored_run(directory, arm, seed, run_dir, archs)
+                if previous is not None:
+                    # A rerun after an interruption (or on the next machine) costs minutes per arm.
+                    rec.details["summary"] = f"evaluated already (step {previous['step']}), kept"
+                    with _locked(directory):
+                        data = read_results(directory)
+                    continue
                 run = _evaluate_run(source, archs, settings, cfg, run_dir, log.say)
                 data = _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg)
                 rec.details["summary"] = ", ".join(
@@ -254,6 +262,19 @@ def _check_same_run(run_dir: Path, train_cfg: dict[str, Any]) -> None:
                 f"{run_dir} was trained with {'.'.join(key)}={theirs}, this ablation asks for {ours}; "
                 "use another --out-dir (or the same --epochs) to keep experiments apart"
             )
+
+
+def _stored_run(directory: Path, arm: str, seed: int, run_dir: Path, archs) -> dict[str, Any] | None:
+    """The arm's recorded evaluation when it is of the checkpoint now in ``run_dir`` and covers
+    every arch; None when it must be evaluated (again)."""
+    with _locked(directory):
+        data = read_results(directory)
+    run = (data or {}).get("runs", {}).get(arm, {}).get(str(seed))
+    if run is None or any(record["name"] not in run.get("results", {}) for record in archs):
+        return None
+    if load_checkpoint(run_dir / CHECKPOINT_DIR / LAST)["step"] != run.get("step"):
+        return None
+    return run
 
 
 def _evaluate_run(source, archs, settings, cfg, run_dir: Path, say) -> dict[str, Any]:
