@@ -70,6 +70,11 @@ TREE: dict[str, Any] = {
         "distill_start_epochs": Key(
             0.0, "students learn from labels before this epoch (0 = distill from the start)"
         ),
+        "distill_ramp_epochs": Key(
+            0.0,
+            "from distill_start_epochs, the students' loss moves linearly from labels to distillation"
+            " over this many epochs (0 = switch at once)",
+        ),
     },
     "optim": {
         "lr": Key(0.1, "base learning rate (Nesterov SGD)"),
@@ -137,6 +142,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
         "optim.weight_decay",
         "optim.warmup_epochs",
         "loss.distill_start_epochs",
+        "loss.distill_ramp_epochs",
         "validation.every_epochs",
         "checkpoint.keep_every_epochs",
         "runtime.threads",

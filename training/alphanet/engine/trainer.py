@@ -103,6 +103,7 @@ class SandwichTrainer(CheckpointedRun):
         self.batch_size = int(data["batch_size"])
         self.steps_per_epoch = self.train_loader.sampler.per_rank // self.batch_size
         self.distill_start_step = round(cfg["loss"]["distill_start_epochs"] * self.steps_per_epoch)
+        self.distill_ramp_steps = round(cfg["loss"]["distill_ramp_epochs"] * self.steps_per_epoch)
         # Validation during training reads the held-out training images when there are some: the
         # reported evaluation split must not steer training decisions (epochs, recipe, early stop).
         self.val_split = "holdout" if holdout_settings(cfg)[0] > 0 else "val"
@@ -130,6 +131,8 @@ class SandwichTrainer(CheckpointedRun):
         # Before loss.distill_start_epochs the students learn from the labels (as distill=none): an
         # untrained teacher's logits carry no signal, and on short schedules distilling from them
         # costs the whole family accuracy. 0 (the default) is the reference: distill from step 0.
+        # loss.distill_ramp_epochs then blends the two losses: switching at once, at peak LR, drops
+        # the teacher's own training accuracy (docs/fashion-mnist-recipe.md, the ablation).
         self.label_loss = build_distill_loss({**cfg["loss"], "distill": "none"})
         self.state = TrainState()
         if resume_state is not None:
@@ -174,6 +177,14 @@ class SandwichTrainer(CheckpointedRun):
     def progress_info(values: dict[str, float]) -> str:
         return f"loss_max {values['loss_max']:.3f} loss_min {values['loss_min']:.3f}"
 
+    def distill_weight(self, step: int) -> float:
+        """Share of the distillation loss in the students' loss at ``step`` (the rest: labels)."""
+        if step < self.distill_start_step:
+            return 0.0
+        if step >= self.distill_start_step + self.distill_ramp_steps:
+            return 1.0
+        return (step - self.distill_start_step) / self.distill_ramp_steps
+
     # ---- one sandwich step -------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         cfg_train = self.cfg["train"]
@@ -198,14 +209,21 @@ class SandwichTrainer(CheckpointedRun):
         names = [f"loss_random_{i + 1}" for i in range(len(archs))]
         archs.append(self.space.min_arch())
         names.append("loss_min")
-        student_loss = self.distill_loss if self.state.step >= self.distill_start_step else self.label_loss
+        weight = self.distill_weight(self.state.step)
         for name, arch in zip(names, archs):
             net.set_active(arch)
             logits = model(images)
-            loss = student_loss(logits, teacher, labels)
+            if weight == 0.0:
+                loss = self.label_loss(logits, teacher, labels)
+            elif weight == 1.0:
+                loss = self.distill_loss(logits, teacher, labels)
+            else:
+                loss = (1.0 - weight) * self.label_loss(logits, teacher, labels) + weight * self.distill_loss(
+                    logits, teacher, labels
+                )
             loss.backward()
             losses[name] = loss.detach()
-        divergence = getattr(student_loss, "last_divergence", None)
+        divergence = getattr(self.distill_loss, "last_divergence", None) if weight > 0.0 else None
 
         if cfg_train["grad_clip_value"] > 0:
             torch.nn.utils.clip_grad_value_(net.parameters(), cfg_train["grad_clip_value"])
