@@ -160,6 +160,13 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert json.loads((out / "ablation.json").read_text())["runs"]["kl"]["0"]["evaluatedAt"] == evaluated_at
     code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "2", *common)
     assert code == 2 and "was trained with train.epochs=1" in stderr
+    # Another distillation schedule is another experiment too.
+    ramped = [
+        arg.replace("]", ",loss.distill_ramp_epochs=0.5]") if arg == TRAIN_OVERRIDES else arg
+        for arg in common
+    ]
+    code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *ramped)
+    assert code == 2 and "was trained with loss.distill_ramp_epochs=0.0" in stderr
 
 
 @pytest.mark.parametrize(

@@ -66,9 +66,12 @@ def _supernet_source(state: dict[str, Any], path: Path, overrides: Iterable[str]
     return SubnetSource(space, cfg, classes, str(path), supernet=supernet, official=official)
 
 
-def load_supernet_source(path: Path, overrides: Iterable[str] = ()) -> SubnetSource:
-    """One of our training checkpoints (a file or a run directory)."""
-    state = load_checkpoint(path)
+def load_supernet_source(
+    path: Path, overrides: Iterable[str] = (), state: dict[str, Any] | None = None
+) -> SubnetSource:
+    """One of our training checkpoints (a file or a run directory); ``state``: the checkpoint
+    already loaded from ``path``, when the caller read it for something else first."""
+    state = load_checkpoint(path) if state is None else state
     if state.get("kind") == STATIC_KIND:
         raise UserError(f"{path} is a static sub-network checkpoint, not a supernet checkpoint")
     return _supernet_source(state, Path(path), overrides)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
+from ..config import config_from_dict
 from ..engine.subnet_eval import CalibrationSettings
 from ..errors import UserError
 from ..export.manifest import utc_now_iso
@@ -216,12 +217,15 @@ def run_ablation(
             with log.stage(
                 f"evaluate {arm} seed {seed}", "BN recalibration + test top-1 of every arch"
             ) as rec:
-                source = load_supernet_source(run_dir / CHECKPOINT_DIR / LAST, cfg["data_overrides"])
-                if source.space.name != space.name:
+                # The checkpoint is read once: its step decides whether the recorded results stand,
+                # and only an arm evaluated (again) needs the supernet built from it.
+                last = run_dir / CHECKPOINT_DIR / LAST
+                state = load_checkpoint(last)
+                if state.get("space") != space.name:
                     raise UserError(
-                        f"{run_dir} holds a '{source.space.name}' supernet, expected '{space.name}'"
+                        f"{run_dir} holds a '{state.get('space')}' supernet, expected '{space.name}'"
                     )
-                current, origin = family_archs(cfg, space, source.supernet.num_classes, log.say)
+                current, origin = family_archs(cfg, space, state["num_classes"], log.say)
                 archs = union_archs(known, current)
                 added = [r["name"] for r in archs if all(r["archConfig"] != k["archConfig"] for k in known)]
                 if known and added:
@@ -230,14 +234,14 @@ def run_ablation(
                         "them; rerun those arms with --no-train to fill the table"
                     )
                 known = archs
-                previous = _stored_run(directory, arm, seed, run_dir, archs)
-                if previous is not None:
+                with _locked(directory):
+                    data = read_results(directory)
+                if _results_current(data, arm, seed, state["step"], archs):
                     # A rerun after an interruption (or on the next machine) costs minutes per arm.
-                    rec.details["summary"] = f"evaluated already (step {previous['step']}), kept"
-                    with _locked(directory):
-                        data = read_results(directory)
+                    rec.details["summary"] = f"evaluated already (step {state['step']}), kept"
                     continue
-                run = _evaluate_run(source, archs, settings, cfg, run_dir, log.say)
+                source = load_supernet_source(last, cfg["data_overrides"], state=state)
+                run = _evaluate_run(source, state, archs, settings, cfg, run_dir, log.say)
                 data = _merge(directory, arm, seed, run, archs, origin, cfg, train_cfg)
                 rec.details["summary"] = ", ".join(
                     f"{name} {acc['top1']:.4f}" for name, acc in run["results"].items()
@@ -252,33 +256,35 @@ def _check_same_run(run_dir: Path, train_cfg: dict[str, Any]) -> None:
     last = run_dir / CHECKPOINT_DIR / LAST
     if not last.is_file():
         return
-    stored = load_checkpoint(last)["config"]
-    for key in (("loss", "distill"), ("seed",), ("train", "epochs")):
+    # Resolved onto today's defaults: a checkpoint older than a key has the key's default.
+    stored = config_from_dict(load_checkpoint(last)["config"])
+    for key in (
+        ("loss", "distill"),
+        ("loss", "distill_start_epochs"),
+        ("loss", "distill_ramp_epochs"),
+        ("seed",),
+        ("train", "epochs"),
+    ):
         ours, theirs = train_cfg, stored
         for part in key:
             ours, theirs = ours[part], theirs[part]
         if ours != theirs:
             raise UserError(
                 f"{run_dir} was trained with {'.'.join(key)}={theirs}, this ablation asks for {ours}; "
-                "use another --out-dir (or the same --epochs) to keep experiments apart"
+                "use another --out-dir to keep experiments apart"
             )
 
 
-def _stored_run(directory: Path, arm: str, seed: int, run_dir: Path, archs) -> dict[str, Any] | None:
-    """The arm's recorded evaluation when it is of the checkpoint now in ``run_dir`` and covers
-    every arch; None when it must be evaluated (again)."""
-    with _locked(directory):
-        data = read_results(directory)
+def _results_current(data: dict[str, Any] | None, arm: str, seed: int, step: int, archs) -> bool:
+    """Whether the arm's recorded evaluation is of the checkpoint at ``step`` and covers every
+    arch (otherwise it is evaluated again)."""
     run = (data or {}).get("runs", {}).get(arm, {}).get(str(seed))
     if run is None or any(record["name"] not in run.get("results", {}) for record in archs):
-        return None
-    if load_checkpoint(run_dir / CHECKPOINT_DIR / LAST)["step"] != run.get("step"):
-        return None
-    return run
+        return False
+    return run.get("step") == step
 
 
-def _evaluate_run(source, archs, settings, cfg, run_dir: Path, say) -> dict[str, Any]:
-    state = load_checkpoint(run_dir / CHECKPOINT_DIR / LAST)
+def _evaluate_run(source, state, archs, settings, cfg, run_dir: Path, say) -> dict[str, Any]:
     device = model_device(source.cfg)
     num_classes = source.supernet.num_classes
     members = [
