@@ -4,6 +4,9 @@
 # shortened schedule (EPOCHS, default 4, of the family's recipe: torchrun 2 × 1 thread, batch 64 per
 # process). Seed 0 of every arm first, so a partial ablation still compares the arms. Each arm
 # evaluates min, the fixed middle, max and every published member on the test split.
+# RAMP=<epochs> runs the same arms with distillation ramped in (loss.distill_ramp_epochs) instead of
+# switched on at once, into runs/ablation-ramp (the recipe lead the ablation points to); ARMS and
+# SEEDS narrow what runs (e.g. ARMS=alpha_divergence SEEDS=0).
 # Resumable: rerun the same command (a finished arm is not trained again; an unfinished one resumes).
 # Needs the flat family published in models/ (finish-flat-family.sh). Results: runs/ablation-flat/.
 #   setsid nohup training/runs-in-progress/ablation-flat.sh > runs/ablation-flat.log 2>&1 &
@@ -11,18 +14,27 @@ set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 cd "$ROOT"
 EPOCHS=${EPOCHS:-4}
+ARMS=${ARMS:-alpha_divergence,kl,none}
+SEEDS=${SEEDS:-0 1}
+RAMP=${RAMP:-}
+OVERRIDES=space=fashion_mnist_flat,runtime.threads=1,data.batch_size=64
 OUT=runs/ablation-flat
+if [ -n "$RAMP" ]; then
+  OVERRIDES=$OVERRIDES,loss.distill_ramp_epochs=$RAMP
+  OUT=runs/ablation-ramp
+fi
+CARRIED=training/runs-in-progress/$(basename "$OUT")
 mkdir -p "$OUT"
-if [ -d training/runs-in-progress/ablation-flat ]; then  # carried from an earlier session
-  for run in training/runs-in-progress/ablation-flat/*; do
+if [ -d "$CARRIED" ]; then  # carried from an earlier session
+  for run in "$CARRIED"/*; do
     [ -e "$OUT/$(basename "$run")" ] || cp -r "$run" "$OUT/"
   done
 fi
-for seed in 0 1; do
-  echo "$(date -u +%H:%M:%S) ablation: seed $seed"
+for seed in $SEEDS; do
+  echo "$(date -u +%H:%M:%S) ablation: seed $seed${RAMP:+, distillation ramped in over $RAMP epochs}"
   npm run --silent ablation -- --config training/configs/pipeline/fashion_mnist.yaml \
     run_dir=runs/pipeline/fashion_mnist_flat source.train.nproc_per_node=2 \
-    'source.train.overrides=[space=fashion_mnist_flat,runtime.threads=1,data.batch_size=64]' \
-    --arms alpha_divergence,kl,none --seeds "$seed" --epochs "$EPOCHS" --out-dir "$OUT"
+    "source.train.overrides=[$OVERRIDES]" \
+    --arms "$ARMS" --seeds "$seed" --epochs "$EPOCHS" --out-dir "$OUT"
 done
 echo "$(date -u +%H:%M:%S) ablation: done"
