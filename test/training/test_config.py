@@ -84,6 +84,7 @@ def test_overrides_are_parsed_as_yaml_and_type_checked():
         ("runtime.device=tpu", "runtime.device must be"),
         ("loss.alpha_min=2", "alpha_min must not exceed"),
         ("loss.distill_ramp_epochs=-1", r"loss.distill_ramp_epochs must be >= 0"),
+        ("loss.distill_weight=0", r"loss.distill_weight must be in \(0, 1\]"),
         ("data.max_train_samples=many", "data.max_train_samples must be an integer"),
     ],
 )

@@ -248,28 +248,29 @@ def test_students_learn_from_labels_until_distill_start(tiny_cfg, tmp_path):
     assert calls == ["distill"] * 3
 
 
-def test_distillation_ramps_in_linearly_after_its_start(tiny_cfg, tmp_path):
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_distillation_ramps_in_linearly_after_its_start(tiny_cfg, tmp_path, share):
     cfg = copy.deepcopy(tiny_cfg)
     cfg["loss"]["distill_start_epochs"] = 1.0
     cfg["loss"]["distill_ramp_epochs"] = 2.0
+    cfg["loss"]["distill_weight"] = share
     trainer = SandwichTrainer(cfg, tmp_path, progress=False)
     start, ramp = trainer.distill_start_step, trainer.distill_ramp_steps
     assert start == trainer.steps_per_epoch and ramp == 2 * trainer.steps_per_epoch
-    weights = [
-        trainer.distill_weight(step) for step in (0, start - 1, start, start + ramp // 4, start + ramp)
-    ]
-    assert weights == [0.0, 0.0, 0.0, 0.25, 1.0]
+    steps = (0, start - 1, start, start + ramp // 4, start + ramp, start + 10 * ramp)
+    assert [trainer.distill_weight(step) for step in steps] == [0.0, 0.0, 0.0, share / 4, share, share]
     # Constant stand-ins make the blend visible in the logged student losses.
     trainer.label_loss = lambda student, teacher, target: student.sum() * 0 + 2.0
     trainer.distill_loss = lambda student, teacher, target: student.sum() * 0 + 6.0
-    for step, expected in (
-        (start - 1, 2.0),
-        (start + ramp // 4, 3.0),
-        (start + ramp // 2, 4.0),
-        (start + ramp, 6.0),
+    for step, weight in (
+        (start - 1, 0.0),
+        (start + ramp // 4, share / 4),
+        (start + ramp // 2, share / 2),
+        (start + ramp, share),
     ):
         trainer.state.step = step
         values = trainer.train_step(*_batch(trainer))
+        expected = 2.0 + 4.0 * weight
         assert values["loss_min"] == pytest.approx(expected) and values["loss_random_1"] == pytest.approx(
             expected
         )

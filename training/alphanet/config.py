@@ -75,6 +75,9 @@ TREE: dict[str, Any] = {
             "from distill_start_epochs, the students' loss moves linearly from labels to distillation"
             " over this many epochs (0 = switch at once)",
         ),
+        "distill_weight": Key(
+            1.0, "the students' share of distillation once ramped in (the rest: labels; 1 = reference)"
+        ),
     },
     "optim": {
         "lr": Key(0.1, "base learning rate (Nesterov SGD)"),
@@ -155,6 +158,8 @@ def validate_config(cfg: dict[str, Any]) -> None:
             raise UserError(f"config: {key} must be in [0, 1), got {value}")
     if not 0.0 < cfg["optim"]["warmup_start_factor"] <= 1.0:
         raise UserError("config: optim.warmup_start_factor must be in (0, 1]")
+    if not 0.0 < cfg["loss"]["distill_weight"] <= 1.0:
+        raise UserError("config: loss.distill_weight must be in (0, 1]")
     if cfg["loss"]["distill"] not in DISTILL_CHOICES:
         raise UserError(f"config: loss.distill must be one of {', '.join(DISTILL_CHOICES)}")
     if cfg["loss"]["alpha_min"] > cfg["loss"]["alpha_max"]:

@@ -4,9 +4,10 @@
 # shortened schedule (EPOCHS, default 4, of the family's recipe: torchrun 2 × 1 thread, batch 64 per
 # process). Seed 0 of every arm first, so a partial ablation still compares the arms. Each arm
 # evaluates min, the fixed middle, max and every published member on the test split.
-# RAMP=<epochs> runs the same arms with distillation ramped in (loss.distill_ramp_epochs) instead of
-# switched on at once, into runs/ablation-ramp (the recipe lead the ablation points to); ARMS and
-# SEEDS narrow what runs (e.g. ARMS=alpha_divergence SEEDS=0).
+# The recipe leads the ablation points to run the same arms with distillation ramped in over RAMP
+# epochs (loss.distill_ramp_epochs) and/or kept to a WEIGHT share beside the labels
+# (loss.distill_weight), into their own OUT directory; ARMS and SEEDS narrow what runs, e.g.
+#   RAMP=1.5 WEIGHT=0.5 OUT=runs/ablation-mix ARMS=alpha_divergence SEEDS=0 training/runs-in-progress/ablation-flat.sh
 # Resumable: rerun the same command (a finished arm is not trained again; an unfinished one resumes).
 # Needs the flat family published in models/ (finish-flat-family.sh). Results: runs/ablation-flat/.
 #   setsid nohup training/runs-in-progress/ablation-flat.sh > runs/ablation-flat.log 2>&1 &
@@ -16,13 +17,9 @@ cd "$ROOT"
 EPOCHS=${EPOCHS:-4}
 ARMS=${ARMS:-alpha_divergence,kl,none}
 SEEDS=${SEEDS:-0 1}
-RAMP=${RAMP:-}
+OUT=${OUT:-runs/ablation-flat}
 OVERRIDES=space=fashion_mnist_flat,runtime.threads=1,data.batch_size=64
-OUT=runs/ablation-flat
-if [ -n "$RAMP" ]; then
-  OVERRIDES=$OVERRIDES,loss.distill_ramp_epochs=$RAMP
-  OUT=runs/ablation-ramp
-fi
+OVERRIDES+=${RAMP:+,loss.distill_ramp_epochs=$RAMP}${WEIGHT:+,loss.distill_weight=$WEIGHT}
 CARRIED=training/runs-in-progress/$(basename "$OUT")
 mkdir -p "$OUT"
 if [ -d "$CARRIED" ]; then  # carried from an earlier session
@@ -31,7 +28,7 @@ if [ -d "$CARRIED" ]; then  # carried from an earlier session
   done
 fi
 for seed in $SEEDS; do
-  echo "$(date -u +%H:%M:%S) ablation: seed $seed${RAMP:+, distillation ramped in over $RAMP epochs}"
+  echo "$(date -u +%H:%M:%S) ablation: seed $seed into $OUT"
   npm run --silent ablation -- --config training/configs/pipeline/fashion_mnist.yaml \
     run_dir=runs/pipeline/fashion_mnist_flat source.train.nproc_per_node=2 \
     "source.train.overrides=[$OVERRIDES]" \

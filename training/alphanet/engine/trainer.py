@@ -104,6 +104,7 @@ class SandwichTrainer(CheckpointedRun):
         self.steps_per_epoch = self.train_loader.sampler.per_rank // self.batch_size
         self.distill_start_step = round(cfg["loss"]["distill_start_epochs"] * self.steps_per_epoch)
         self.distill_ramp_steps = round(cfg["loss"]["distill_ramp_epochs"] * self.steps_per_epoch)
+        self.distill_share = float(cfg["loss"]["distill_weight"])
         # Validation during training reads the held-out training images when there are some: the
         # reported evaluation split must not steer training decisions (epochs, recipe, early stop).
         self.val_split = "holdout" if holdout_settings(cfg)[0] > 0 else "val"
@@ -131,8 +132,9 @@ class SandwichTrainer(CheckpointedRun):
         # Before loss.distill_start_epochs the students learn from the labels (as distill=none): an
         # untrained teacher's logits carry no signal, and on short schedules distilling from them
         # costs the whole family accuracy. 0 (the default) is the reference: distill from step 0.
-        # loss.distill_ramp_epochs then blends the two losses: switching at once, at peak LR, drops
-        # the teacher's own training accuracy (docs/fashion-mnist-recipe.md, the ablation).
+        # loss.distill_ramp_epochs then blends the two losses, up to loss.distill_weight: switching
+        # at once to distillation alone drops the teacher's own training accuracy through the
+        # shared weights (docs/fashion-mnist-recipe.md, the ablation).
         self.label_loss = build_distill_loss({**cfg["loss"], "distill": "none"})
         self.state = TrainState()
         if resume_state is not None:
@@ -182,8 +184,8 @@ class SandwichTrainer(CheckpointedRun):
         if step < self.distill_start_step:
             return 0.0
         if step >= self.distill_start_step + self.distill_ramp_steps:
-            return 1.0
-        return (step - self.distill_start_step) / self.distill_ramp_steps
+            return self.distill_share
+        return self.distill_share * (step - self.distill_start_step) / self.distill_ramp_steps
 
     # ---- one sandwich step -------------------------------------------------------------------
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

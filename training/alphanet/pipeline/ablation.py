@@ -262,6 +262,7 @@ def _check_same_run(run_dir: Path, train_cfg: dict[str, Any]) -> None:
         ("loss", "distill"),
         ("loss", "distill_start_epochs"),
         ("loss", "distill_ramp_epochs"),
+        ("loss", "distill_weight"),
         ("seed",),
         ("train", "epochs"),
     ):
