@@ -148,9 +148,11 @@ def test_arms_run_separately_share_archs_and_merge(tmp_path, capsys):
     assert card.endswith("\n### What the ablation says\n\nwritten by hand\n"), "hand-written notes kept"
 
     # Rerunning an arm does not train it again and fills in the new arch; a different epoch budget
-    # is refused.
+    # is refused. Without ablation.dir these runs are not the ablation the card shows (its default
+    # is <run_dir>/ablation): the card is left as is.
     code, _, stderr = run_cli(capsys, "ablation", "--arms", "kl", "--epochs", "1", *common)
     assert code == 0 and "not training again" in stderr
+    assert "model card left as is" in stderr and (zoo / "README.md").read_text() == card
     data = json.loads((out / "ablation.json").read_text())
     assert set(data["runs"]["kl"]["0"]["results"]) == set(data["runs"]["none"]["0"]["results"])
     # Once more: the arm's results are of its checkpoint and cover every arch, so they are kept.

@@ -21,6 +21,8 @@ OUT=${OUT:-runs/ablation-flat}
 OVERRIDES=space=fashion_mnist_flat,runtime.threads=1,data.batch_size=64
 OVERRIDES+=${RAMP:+,loss.distill_ramp_epochs=$RAMP}${WEIGHT:+,loss.distill_weight=$WEIGHT}
 CARRIED=training/runs-in-progress/$(basename "$OUT")
+TARGET=(ablation.dir="$OUT")  # the ablation the model card shows
+[ "$OUT" = runs/ablation-flat ] || TARGET=(--out-dir "$OUT")  # a pilot: kept off the card
 mkdir -p "$OUT"
 if [ -d "$CARRIED" ]; then  # carried from an earlier session
   for run in "$CARRIED"/*; do
@@ -32,6 +34,6 @@ for seed in $SEEDS; do
   npm run --silent ablation -- --config training/configs/pipeline/fashion_mnist.yaml \
     run_dir=runs/pipeline/fashion_mnist_flat source.train.nproc_per_node=2 \
     "source.train.overrides=[$OVERRIDES]" \
-    --arms "$ARMS" --seeds "$seed" --epochs "$EPOCHS" --out-dir "$OUT"
+    --arms "$ARMS" --seeds "$seed" --epochs "$EPOCHS" "${TARGET[@]}"
 done
 echo "$(date -u +%H:%M:%S) ablation: done"

@@ -48,7 +48,10 @@ def add_parser(subparsers) -> None:
         "--epochs", type=int, help="train.epochs of every arm (default: the training config's)"
     )
     parser.add_argument(
-        "--out-dir", type=Path, help="results directory (default: ablation.dir or <run_dir>/ablation)"
+        "--out-dir",
+        type=Path,
+        help="results directory (default: ablation.dir or <run_dir>/ablation, the one the model card "
+        "shows; another directory leaves the card as is)",
     )
     parser.add_argument(
         "--no-train", action="store_true", help="only evaluate existing checkpoints (no training or resuming)"
@@ -90,10 +93,20 @@ def run(args: argparse.Namespace) -> int:
     except TrainingIncomplete as exc:
         print(f"training incomplete: {exc}", file=sys.stderr)
         return EXIT_INCOMPLETE
-    # The published zoo's model card shows the ablation: bring it up to date.
-    card = refresh_model_card(Path(cfg["run_dir"]), Path(cfg["publish"]["zoo_dir"]), directory)
-    if card is not None:
-        print(f"[ablation] updated the ablation section of {card}", file=sys.stderr)
+    # The published zoo's model card shows the configured ablation (ablation.dir): bring it up to
+    # date. An --out-dir elsewhere is an experiment apart (a pilot) and must not replace it.
+    shown = ablation_dir(cfg).resolve()
+    card = None
+    if directory.resolve() == shown:
+        card = refresh_model_card(Path(cfg["run_dir"]), Path(cfg["publish"]["zoo_dir"]), directory)
+        if card is not None:
+            print(f"[ablation] updated the ablation section of {card}", file=sys.stderr)
+    else:
+        print(
+            f"[ablation] model card left as is: it shows the ablation in {shown} (ablation.dir), "
+            f"not {directory}",
+            file=sys.stderr,
+        )
     print(
         json.dumps(
             {
