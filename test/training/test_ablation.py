@@ -53,7 +53,10 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     assert summary["kl"]["min"] == {"mean": 0.81, "std": None, "min": 0.81, "max": 0.81, "n": 1}
     table = table_markdown(data)
     assert "| min (min) | 2.23 | **82.00 ± 2.83 (n=2)** | 81.00 (n=1) |" in table
-    assert "seeds [0, 1]; 5 training epochs" in table
+    assert "seeds [0, 1]; 5 training epochs; only `loss.distill` differs between arms.\n" in table
+    data["trainingOverrides"] = ["data.batch_size=64", "loss.distill_ramp_epochs=1.5"]
+    table = table_markdown(data)
+    assert "(every arm: `data.batch_size=64`, `loss.distill_ramp_epochs=1.5`).\n" in table
 
 
 def _published_zoo(zoo: Path) -> dict:

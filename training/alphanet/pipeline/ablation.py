@@ -161,8 +161,12 @@ def table_markdown(data: dict[str, Any]) -> str:
     note = (
         f"\nTop-1 on {evaluation.get('samples', '?')} {evaluation.get('split', '')} "
         f"images after BN recalibration; mean ± sample standard deviation over seeds {seeds}; "
-        f"{', '.join(map(str, epochs))} training epochs; only `loss.distill` differs between arms.\n"
+        f"{', '.join(map(str, epochs))} training epochs; only `loss.distill` differs between arms"
     )
+    # The settings every arm shares beyond the training config (e.g. a distillation schedule of a
+    # pilot): the table must say what it measured.
+    shared = data.get("trainingOverrides") or []
+    note += f" (every arm: {', '.join(f'`{o}`' for o in shared)}).\n" if shared else ".\n"
     return "\n".join(lines) + "\n" + note
 
 
