@@ -154,6 +154,53 @@ def test_fashion_mnist_train_transform_is_pad_crop_flip_and_seeded():
     torch.testing.assert_close(eval_out, (img.float() / 255 - 0.2860) / 0.3530)
 
 
+def test_random_erasing_blanks_one_rectangle_of_the_allowed_size():
+    data_cfg = dict(load_space("fashion_mnist").data)
+    data_cfg["train_augment"] = {
+        "kind": "pad_crop",
+        "padding": 0,
+        "random_erasing": {"probability": 1.0, "area": [0.1, 0.2], "aspect": [0.5, 2.0], "value": 0},
+    }
+    transform = build_transforms(data_cfg, train=True)
+    img = torch.full((1, 28, 28), 255, dtype=torch.uint8)  # far from the mean: erased pixels stand out
+    for seed in range(50):
+        out = transform(img, random.Random(seed))
+        assert torch.equal(out, transform(img, random.Random(seed)))
+        erased = (out == 0).nonzero()
+        rows, cols = erased[:, 1], erased[:, 2]
+        h, w = int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+        assert len(erased) == h * w  # one solid rectangle
+        assert 0.1 * 784 - 2 * 28 <= h * w <= 0.2 * 784 + 2 * 28  # area after rounding each side
+        assert 0.5 / 1.6 <= h / w <= 2.0 * 1.6
+    data_cfg["train_augment"]["random_erasing"].update(probability=0.5, value="random")
+    transform = build_transforms(data_cfg, train=True)
+    untouched = (img.float() / 255 - 0.2860) / 0.3530
+    changed = [not torch.equal(transform(img, random.Random(s)), untouched) for s in range(200)]
+    assert 70 <= sum(changed) <= 130  # about half
+    noisy = next(transform(img, random.Random(s)) for s in range(200) if changed[s])
+    assert noisy.std() > 0.1 and torch.equal(noisy, transform(img, random.Random(changed.index(True))))
+
+
+@pytest.mark.parametrize(
+    "erasing, message",
+    [
+        ([0.5], "must be a mapping"),
+        ({"p": 0.5}, "unknown key"),
+        ({"probability": 0}, "probability must be in"),
+        ({"probability": True}, "probability must be in"),
+        ({"area": [0.4, 0.1]}, "area must be"),
+        ({"area": [0.1, 1.0]}, "area must be"),
+        ({"aspect": [0, 2]}, "aspect must be"),
+        ({"value": "noise"}, "value must be a number or 'random'"),
+    ],
+)
+def test_random_erasing_rejects_bad_settings(erasing, message):
+    data_cfg = dict(load_space("fashion_mnist").data)
+    data_cfg["train_augment"] = {"kind": "pad_crop", "padding": 2, "random_erasing": erasing}
+    with pytest.raises(UserError, match=message):
+        build_transforms(data_cfg, train=True)
+
+
 def test_imagenet_train_transform_shapes():
     data_cfg = load_space("imagenet").data
     transform = build_transforms(data_cfg, train=True)

@@ -12,6 +12,9 @@ Train (``train_augment.kind``):
 * ``pad_crop``: zero-pad by ``padding`` then random ``input_size`` crop, optional horizontal flip;
 * ``random_resized_crop``: RandomResizedCrop(``scale``, ``ratio``, ``interpolation``), optional
   horizontal flip, optional AutoAugment (``auto_augment: v0``, the reference's policy).
+Either may add ``random_erasing`` (Zhong et al., 2017), applied to the normalised tensor:
+``{probability, area: [min, max] fraction of the image, aspect: [min, max], value: <number> | random}``
+(``value: 0`` erases to the dataset mean; ``random`` to standard-normal noise, as the paper).
 """
 
 from __future__ import annotations
@@ -188,6 +191,77 @@ class ToTensorNormalize:
         return (x - self.mean) / self.std
 
 
+class RandomErasing:
+    """With ``probability``, replace one random rectangle of the normalised tensor by ``value``.
+
+    The rectangle covers an area fraction drawn from ``area`` with an aspect ratio (height/width)
+    log-uniform in ``aspect``; a draw that does not fit the image is retried (10 tries, then the
+    image is left as is, as torchvision does).
+    """
+
+    def __init__(
+        self,
+        probability: float,
+        area: Sequence[float],
+        aspect: Sequence[float],
+        value: float | str,
+    ):
+        self.probability, self.area, self.aspect, self.value = probability, tuple(area), tuple(aspect), value
+
+    def __call__(self, x: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        if rng.random() >= self.probability:
+            return x
+        channels, height, width = x.shape
+        log_aspect = (math.log(self.aspect[0]), math.log(self.aspect[1]))
+        for _ in range(10):
+            target = height * width * rng.uniform(*self.area)
+            aspect = math.exp(rng.uniform(*log_aspect))
+            h = int(round(math.sqrt(target * aspect)))
+            w = int(round(math.sqrt(target / aspect)))
+            if 0 < h < height and 0 < w < width:
+                top, left = rng.randint(0, height - h), rng.randint(0, width - w)
+                x = x.clone()
+                if self.value == "random":
+                    noise = torch.Generator().manual_seed(rng.getrandbits(63))
+                    x[:, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=noise)
+                else:
+                    x[:, top : top + h, left : left + w] = float(self.value)
+                return x
+        return x
+
+
+def _random_erasing(cfg: Any) -> RandomErasing:
+    """Validated `RandomErasing` from a ``train_augment.random_erasing`` block."""
+    where = "train_augment.random_erasing"
+    if not isinstance(cfg, dict):
+        raise UserError(f"{where} must be a mapping (probability, area, aspect, value), got {cfg!r}")
+    unknown = set(cfg) - {"probability", "area", "aspect", "value"}
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    probability = cfg.get("probability", 0.5)
+    if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1:
+        raise UserError(f"{where}.probability must be in (0, 1], got {probability!r}")
+
+    def pair(key: str, default: tuple[float, float], upper: float | None) -> tuple[float, float]:
+        value = cfg.get(key, default)
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
+            and value[0] <= value[1]
+            and (upper is None or value[1] < upper)
+        )
+        if not ok:
+            bound = f", below {upper}" if upper is not None else ""
+            raise UserError(f"{where}.{key} must be [min, max] with 0 < min <= max{bound}, got {value!r}")
+        return float(value[0]), float(value[1])
+
+    value = cfg.get("value", 0)
+    if value != "random" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise UserError(f"{where}.value must be a number or 'random', got {value!r}")
+    return RandomErasing(probability, pair("area", (0.02, 0.4), 1.0), pair("aspect", (0.3, 3.3), None), value)
+
+
 def _interp(name: Any, where: str) -> str:
     if name not in _PIL_INTERP:
         raise UserError(f"{where} must be one of {', '.join(_PIL_INTERP)}, got {name!r}")
@@ -230,4 +304,6 @@ def build_transforms(data_cfg: dict[str, Any], train: bool) -> Compose:
 
         steps.append(AutoAugment(policy, fill=tuple(int(round(m * 255)) for m in data_cfg["mean"])))
     steps.append(normalize)
+    if aug.get("random_erasing") is not None:
+        steps.append(_random_erasing(aug["random_erasing"]))
     return Compose(steps)
