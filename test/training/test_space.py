@@ -210,12 +210,26 @@ def test_channel_rules():
     assert se_channels(144) == 40 and se_channels(1344) == 336
 
 
-@pytest.mark.parametrize(
-    "path", sorted((TRAINING_DIR / "configs" / "pilots").glob("*.yaml")), ids=lambda p: p.stem
-)
-def test_pilot_spaces_are_one_network_at_the_cheapest_members_cost(path):
-    # docs/fashion-mnist-recipe.md compares these against the 6.57-MFLOPs plain CNN and the bundled
-    # space's 6.87-MFLOPs smallest network: each must stay one fixed network of that cost.
-    space = load_space(str(path))
-    assert space.min_arch() == space.max_arch()
-    assert 6.5 <= complexity(space, space.min_arch(), 10).mflops <= 7.1
+# The pilots' (smallest, largest) MFLOPs as docs/fashion-mnist-recipe.md states them: most are one
+# fixed network at about the cheapest member's cost, compared with the 6.57-MFLOPs plain CNN.
+PILOT_MFLOPS = {
+    "current-28px-narrow": (6.87, 6.87),
+    "end-7x7": (7.02, 7.02),
+    "end-7x7-gdc": (7.04, 7.04),
+    "end-7x7-flatten": (6.72, 6.72),
+    "flat-28px-stage1": (7.03, 51.15),
+    "fused-heavy": (7.08, 7.08),
+    "fused-light": (6.89, 6.89),
+    "wide-14x14": (6.95, 6.95),
+}
+
+
+def test_every_pilot_space_is_listed_with_the_mflops_the_recipe_doc_states():
+    files = {p.stem for p in (TRAINING_DIR / "configs" / "pilots").glob("*.yaml")}
+    assert files == set(PILOT_MFLOPS)
+    doc = (TRAINING_DIR.parent / "docs" / "fashion-mnist-recipe.md").read_text()
+    for name, (low, high) in PILOT_MFLOPS.items():
+        assert f"{name}.yaml" in doc
+        space = load_space(str(TRAINING_DIR / "configs" / "pilots" / f"{name}.yaml"))
+        assert round(complexity(space, space.min_arch(), 10).mflops, 2) == low
+        assert round(complexity(space, space.max_arch(), 10).mflops, 2) == high
