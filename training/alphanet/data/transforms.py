@@ -13,7 +13,8 @@ Train (``train_augment.kind``):
 * ``random_resized_crop``: RandomResizedCrop(``scale``, ``ratio``, ``interpolation``), optional
   horizontal flip, optional AutoAugment (``auto_augment: v0``, the reference's policy).
 Either may add ``random_erasing`` (Zhong et al., 2017), applied to the normalised tensor:
-``{probability, area: [min, max] fraction of the image, aspect: [min, max], value: <number> | random}``
+``{probability, area: [min, max] fraction of the image, aspect: [min, max] width/height,
+value: <number> | random}``
 (``value: 0`` erases to the dataset mean; ``random`` to standard-normal noise, as the paper).
 """
 
@@ -136,6 +137,29 @@ class RandomHorizontalFlip:
         return _hflip(img) if rng.random() < self.p else img
 
 
+def _random_box(
+    width: int,
+    height: int,
+    area: Sequence[float],
+    aspect: Sequence[float],
+    max_w: int,
+    max_h: int,
+    rng: random.Random,
+) -> tuple[int, int, int, int] | None:
+    """A random (left, top, w, h) box of ``width * height * uniform(area)`` pixels and a log-uniform
+    aspect ratio w/h in ``aspect``, at most ``max_w`` x ``max_h``; None after 10 draws that do not fit
+    (torchvision's rule, shared by RandomResizedCrop and RandomErasing)."""
+    log_aspect = (math.log(aspect[0]), math.log(aspect[1]))
+    for _ in range(10):
+        target_area = width * height * rng.uniform(*area)
+        ratio = math.exp(rng.uniform(*log_aspect))
+        w = int(round(math.sqrt(target_area * ratio)))
+        h = int(round(math.sqrt(target_area / ratio)))
+        if 0 < w <= max_w and 0 < h <= max_h:
+            return rng.randint(0, width - w), rng.randint(0, height - h), w, h
+    return None
+
+
 class RandomResizedCrop:
     """Crop a random area fraction ``scale`` and aspect ``ratio``, resize to ``size`` (torchvision rule)."""
 
@@ -148,15 +172,9 @@ class RandomResizedCrop:
         )
 
     def _params(self, width: int, height: int, rng: random.Random) -> tuple[int, int, int, int]:
-        area = width * height
-        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
-        for _ in range(10):
-            target_area = area * rng.uniform(*self.scale)
-            aspect = math.exp(rng.uniform(*log_ratio))
-            w = int(round(math.sqrt(target_area * aspect)))
-            h = int(round(math.sqrt(target_area / aspect)))
-            if 0 < w <= width and 0 < h <= height:
-                return rng.randint(0, width - w), rng.randint(0, height - h), w, h
+        box = _random_box(width, height, self.scale, self.ratio, width, height, rng)
+        if box is not None:
+            return box
         # Fallback: the whole image, trimmed to the nearest allowed aspect ratio, centred.
         in_ratio = width / height
         if in_ratio < min(self.ratio):
@@ -194,9 +212,9 @@ class ToTensorNormalize:
 class RandomErasing:
     """With ``probability``, replace one random rectangle of the normalised tensor by ``value``.
 
-    The rectangle covers an area fraction drawn from ``area`` with an aspect ratio (height/width)
-    log-uniform in ``aspect``; a draw that does not fit the image is retried (10 tries, then the
-    image is left as is, as torchvision does).
+    The rectangle covers an area fraction drawn from ``area`` with an aspect ratio (width/height)
+    log-uniform in ``aspect``, smaller than the image on both sides; a draw that does not fit is
+    retried (10 tries, then the image is left as is, as torchvision does).
     """
 
     def __init__(
@@ -212,21 +230,16 @@ class RandomErasing:
         if rng.random() >= self.probability:
             return x
         channels, height, width = x.shape
-        log_aspect = (math.log(self.aspect[0]), math.log(self.aspect[1]))
-        for _ in range(10):
-            target = height * width * rng.uniform(*self.area)
-            aspect = math.exp(rng.uniform(*log_aspect))
-            h = int(round(math.sqrt(target * aspect)))
-            w = int(round(math.sqrt(target / aspect)))
-            if 0 < h < height and 0 < w < width:
-                top, left = rng.randint(0, height - h), rng.randint(0, width - w)
-                x = x.clone()
-                if self.value == "random":
-                    noise = torch.Generator().manual_seed(rng.getrandbits(63))
-                    x[:, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=noise)
-                else:
-                    x[:, top : top + h, left : left + w] = float(self.value)
-                return x
+        box = _random_box(width, height, self.area, self.aspect, width - 1, height - 1, rng)
+        if box is None:
+            return x
+        left, top, w, h = box
+        x = x.clone()
+        if self.value == "random":
+            noise = torch.Generator().manual_seed(rng.getrandbits(63))
+            x[:, top : top + h, left : left + w] = torch.randn(channels, h, w, generator=noise)
+        else:
+            x[:, top : top + h, left : left + w] = float(self.value)
         return x
 
 
