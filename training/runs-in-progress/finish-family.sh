@@ -1,0 +1,115 @@
+#!/bin/bash
+# Issue 11, unattended from wherever the fashion_mnist_$NAME supernet (no distillation) stands:
+# (1) resume it to its last step, (2) publish its family into models/ with the plain-CNN baselines
+# as the picking bar, (3) train the cheapest and the largest published member alone (20 epochs, one
+# core each, side by side) unless that network was trained alone already, (4) refresh the model card
+# with them. Every step resumes: rerun the same command after an interruption; a stopped step
+# (carry.sh's SIGTERM) ends the script rather than letting a later step use an unfinished run.
+#   NAME=28px COMMIT=0f86f94 MAX_MFLOPS=52 training/runs-in-progress/finish-family.sh   # from the repository root
+#   ... setsid nohup training/runs-in-progress/finish-family.sh > runs/finish-$NAME.log 2>&1 &
+# NAME: the space is fashion_mnist_$NAME; runs go to runs/pipeline/fashion_mnist_$NAME,
+# runs/baselines-$NAME, runs/ablation-$NAME and runs/finish-$NAME (logs). COMMIT: the supernet run's frozen code.
+# MAX_MFLOPS: the search's upper bound (above the space's largest network = no bound).
+# Carried inputs (training/runs-in-progress/): the supernet at $CARRIED_SUPERNET (default
+# pipeline-$NAME/supernet), the publish's report and search at $CARRIED_PIPELINE (default
+# pipeline-$NAME; the card refresh reads the report), the baselines at baselines-$NAME and
+# baselines/cnn-*, the distillation ablation's results at ablation-$NAME/ablation.json.
+set -euo pipefail
+NAME=${NAME:?set NAME} MAX_MFLOPS=${MAX_MFLOPS:?set MAX_MFLOPS}
+source "$(dirname "$0")/frozen-source.sh"
+cd "$ROOT"
+SPACE=fashion_mnist_$NAME
+CARRIED=training/runs-in-progress
+CARRIED_SUPERNET=$CARRIED/${CARRIED_SUPERNET:-pipeline-$NAME/supernet}
+CARRIED_PIPELINE=$CARRIED/${CARRIED_PIPELINE:-pipeline-$NAME}
+PIPE=runs/pipeline/$SPACE
+RUN=$PIPE/supernet
+BASELINES=runs/baselines-$NAME
+ABLATION=runs/ablation-$NAME
+LOGS=runs/finish-$NAME
+mkdir -p "$PIPE" "$BASELINES" "$LOGS"
+say() { echo "$(date -u +%H:%M:%S) $*"; }
+finished() { grep -q '"type": "end", "status": "completed"' "$1/metrics.jsonl" 2> /dev/null; }
+
+if [ ! -f "$RUN/checkpoints/last.pt" ] && [ -d "$CARRIED_SUPERNET" ]; then
+  cp -r "$CARRIED_SUPERNET" "$RUN"
+fi
+for file in "$CARRIED_PIPELINE"/*.json; do
+  [ -e "$file" ] && { [ -e "$PIPE/$(basename "$file")" ] || cp "$file" "$PIPE/"; }
+done
+# The distillation ablation's results, if any (the card's ablation table reads them).
+if [ -f "$CARRIED/ablation-$NAME/ablation.json" ] && [ ! -f "$ABLATION/ablation.json" ]; then
+  mkdir -p "$ABLATION" && cp "$CARRIED/ablation-$NAME/ablation.json" "$ABLATION/"
+fi
+if ! finished "$RUN"; then
+  say "supernet: resuming ($(grep -o '"step": [0-9]*' "$RUN/metrics.jsonl" 2> /dev/null | tail -1))"
+  COMMIT=$COMMIT SPACE=$SPACE training/runs-in-progress/launch-fmnist-supernet.sh \
+    --run-dir "$ROOT/$RUN" loss.distill=none >> "$PIPE/supernet.log" 2>&1 || true
+  finished "$RUN" || { say "supernet: stopped before its last step; rerun to resume"; exit 1; }
+fi
+say "supernet: finished"
+
+# The baselines the family is held to and compared with (copies; existing runs are kept).
+for run in "$CARRIED/baselines-$NAME"/* "$CARRIED"/baselines/cnn-*; do
+  [ -e "$run" ] && { [ -e "$BASELINES/$(basename "$run")" ] || cp -r "$run" "$BASELINES/"; }
+done
+
+# Published already (models/ is committed, runs/ is not): do not search and publish again.
+published=$(/usr/bin/python3 -c "import json; print(json.load(open('models/manifest.json'))['zoo']['source'].get('checkpoint'))")
+if [ "$published" = "$RUN/checkpoints/last.pt" ]; then
+  say "pipeline: models/ already holds this supernet's family"
+else
+  say "pipeline: publishing"
+  npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml \
+    run_dir=$PIPE source.train.config=null source.checkpoint=$RUN zoo.description= \
+    "family.search.overrides=[constraints.max_mflops=$MAX_MFLOPS]" baselines.dir=$BASELINES ablation.dir=$ABLATION > "$LOGS/pipeline.log" 2>&1
+  say "pipeline: done"
+fi
+
+# The published extremes' architectures; a network already trained alone (same arch) is reused.
+PYTHONPATH=training /usr/bin/python3 - "$BASELINES" "$LOGS" "$SRC/training" <<'EOF'
+import json, os, sys
+from pathlib import Path
+
+from alphanet.space import ArchConfig
+
+baselines, logs, trainer_dir = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+models = sorted(json.loads(Path("models/manifest.json").read_text())["models"], key=lambda m: m["mflops"])
+trained = {}
+for result in baselines.glob("*/baseline.json"):
+    network = json.loads(result.read_text())["network"]
+    if network.get("kind") == "arch":
+        trained[ArchConfig.from_dict(network["arch"])] = result.parent.name
+entries = {}
+for model in {m["name"]: m for m in (models[0], models[-1])}.values():
+    arch = ArchConfig.from_dict(model["arch"])
+    if arch in trained:
+        print(f"{model['name']}: already trained alone as {trained[arch]}")
+        continue
+    name = f"alone-{model['name']}"
+    arch_file = (logs / f"{name}.arch.json").resolve()
+    arch_file.write_text(json.dumps(model["arch"], indent=2) + "\n")
+    # Relative to where the trainer runs (the frozen copy's training/): the run's recorded config
+    # then names no machine's directories.
+    entries[name] = {"kind": "arch", "arch": os.path.relpath(arch_file, trainer_dir)}
+(logs / "baselines.json").write_text(json.dumps({"baselines": entries}, indent=2) + "\n")
+print("to train alone:", ", ".join(entries) or "none")
+EOF
+
+pids=()
+for name in $(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))"); do
+  say "baseline $name: training alone"
+  (cd "$SRC/training" && /usr/bin/python3 -m alphanet train --config configs/fashion_mnist.yaml \
+    --baseline "$ROOT/$LOGS/baselines.json:$name" --run-dir "$ROOT/$BASELINES/$name" \
+    --resume auto --no-progress space=$SPACE runtime.threads=1 > "$ROOT/$LOGS/$name.log" 2>&1) &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+for name in $(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))"); do
+  [ -f "$BASELINES/$name/baseline.json" ] || { say "baseline $name: stopped before its end; rerun to resume"; exit 1; }
+done
+
+say "model card: refreshing with the baselines"
+npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml run_dir=$PIPE \
+  baselines.dir=$BASELINES ablation.dir=$ABLATION --refresh-card > "$LOGS/refresh-card.log" 2>&1
+say "done"
