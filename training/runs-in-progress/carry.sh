@@ -26,9 +26,12 @@ for pair in "$@"; do
   for run in "$parent"/*/; do
     run=${run%/}
     [ -f "$run/config.yaml" ] || continue
-    # A finished baseline carried already (e.g. the plain CNNs, copied in from baselines/) stays where it is.
-    if [ -f "$run/baseline.json" ] && ls training/runs-in-progress/*/"$(basename "$run")"/baseline.json > /dev/null 2>&1; then
-      continue
+    # A finished baseline carried already (e.g. the plain CNNs, copied in from baselines/) stays where
+    # it is: the same result file under any carried directory (names such as alphanet-min recur per space).
+    if [ -f "$run/baseline.json" ]; then
+      for carried in training/runs-in-progress/*/"$(basename "$run")"/baseline.json; do
+        cmp -s "$carried" "$run/baseline.json" && continue 2
+      done
     fi
     target=$dest/$(basename "$run")
     mkdir -p "$target"
@@ -44,5 +47,5 @@ for pair in "$@"; do
     fi
     echo "carried $run -> $target"
   done
-  for file in "$parent"/*.json; do [ -f "$file" ] && cp "$file" "$dest/"; done
+  for file in "$parent"/*.json; do if [ -f "$file" ]; then cp "$file" "$dest/"; fi; done
 done
