@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -211,9 +213,6 @@ def test_channel_rules():
 
 
 def test_the_training_readme_lists_every_space_with_its_size_and_mflops():
-    import math
-    import re
-
     readme = (TRAINING_DIR / "README.md").read_text()
     row = r"^\| `(\w+)` \|[^|]+\|[^|]+\| ≈([0-9.e]+) \| ([0-9.]+)[^|/]*/ ([0-9.]+) \|"
     rows = {name: stated for name, *stated in re.findall(row, readme, re.M)}

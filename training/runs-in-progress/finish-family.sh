@@ -96,8 +96,9 @@ for model in {m["name"]: m for m in (models[0], models[-1])}.values():
 print("to train alone:", ", ".join(entries) or "none")
 EOF
 
+alone=$(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))")
 pids=()
-for name in $(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))"); do
+for name in $alone; do
   say "baseline $name: training alone"
   (cd "$SRC/training" && /usr/bin/python3 -m alphanet train --config configs/fashion_mnist.yaml \
     --baseline "$ROOT/$LOGS/baselines.json:$name" --run-dir "$ROOT/$BASELINES/$name" \
@@ -105,7 +106,7 @@ for name in $(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-for name in $(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))"); do
+for name in $alone; do
   [ -f "$BASELINES/$name/baseline.json" ] || { say "baseline $name: stopped before its end; rerun to resume"; exit 1; }
 done
 
