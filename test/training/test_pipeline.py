@@ -98,6 +98,9 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     assert "npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml" in card
     assert "_No ablation results yet" in card
     assert "| `cnn-1m` | plain CNN | 1.00 | 0.123 M | 20 | 49.90 | 50.00 |" in card
+    # The config's targets (not enforced): random weights miss the accuracy ones, and say so.
+    assert "## Targets" in card and "| ≥ 6 members | 2 | **missed by 4 members** |" in card
+    assert report["targets"] and "of 6 targets met." in card
     assert json.loads((zoo / "baselines.json").read_text())["baselines"][0]["name"] == "cnn-1m"
     assert (zoo / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -177,6 +180,32 @@ def test_refused_models_are_not_published_and_the_old_zoo_stays(checkpoint, tmp_
     assert report["status"] == "refused" and report["models"][0]["status"] == "refused"
     assert [s["name"] for s in report["stages"]] == STAGES[:6]
     assert "## Refused (not published)" in (run_dir / "pipeline-report.md").read_text()
+
+
+def test_a_family_that_misses_an_enforced_target_is_not_published(checkpoint, tmp_path, capsys):
+    zoo, run_dir = _zoo(tmp_path), tmp_path / "run"
+    (zoo / "manifest.json").write_text('{"previous": "zoo"}\n')
+    code, stdout, stderr = run_cli(
+        capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", checkpoint,
+        *fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min]", "targets.enforce=true"),
+    )  # fmt: skip
+    assert code == 1
+    summary = json.loads(stdout)
+    # Validation accepted the member (random weights export faithfully); the targets refused it.
+    assert summary["status"] == "refused" and summary["published"] == [] and summary["refused"] == {}
+    assert (
+        "≥ 6 members" in summary["failedTargets"] and "largest member ≥ 94.00 %" in summary["failedTargets"]
+    )
+    assert "nothing was published: targets.enforce is set and 5 of 6 targets failed" in stderr
+    assert "target missed: ≥ 6 members (measured: 1)" in stderr
+    assert (zoo / "manifest.json").read_text() == '{"previous": "zoo"}\n'
+    report = json.loads((run_dir / "pipeline-report.json").read_text())
+    assert report["status"] == "refused" and [s["name"] for s in report["stages"]] == STAGES[:6]
+    statuses = {c["target"]: c["status"] for c in report["targets"]}
+    assert statuses["no member more than 0.2 points below a cheaper one"] == "met"
+    assert statuses["every member ≥ every plain-CNN baseline of equal or lower MFLOPs"] == "unchecked"
+    markdown = (run_dir / "pipeline-report.md").read_text()
+    assert "| ≥ 6 members | 1 | **missed by 5 members** |" in markdown and "1 of 6 targets met." in markdown
 
 
 TRAIN_OVERRIDES = (

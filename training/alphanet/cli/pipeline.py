@@ -9,7 +9,8 @@ Examples::
         --checkpoint runs/fmnist family.search.targets_mflops=[3,6,12]
     npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml --refresh-card
 
-Exit status: 0 published; 1 nothing published (every member refused, or require_all) or the
+Exit status: 0 published; 1 nothing published (every member refused, require_all, or a target
+failed under targets.enforce) or the
 server refused the reload; 2 usage / configuration error; 3 training stopped early (rerunning the
 same command resumes it). The report is ``<run_dir>/pipeline-report.{json,md}``.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from ..paths import repo_path
 from ..pipeline.config import PIPELINE, load_pipeline_config
 from ..pipeline.supernet_source import TrainingIncomplete
+from ..pipeline.targets import missed
 from ._command import add_command, add_overrides
 
 EXIT_NOT_PUBLISHED = 1
@@ -101,13 +103,14 @@ def run(args: argparse.Namespace) -> int:
         "zooDir": cfg["publish"]["zoo_dir"],
         "published": [m["name"] for m in models if m["status"] == "published"],
         "refused": {m["name"]: m["reasons"] for m in models if m["status"] == "refused"},
+        "failedTargets": [c["target"] for c in missed(outcome.report.get("targets") or [])],
         "report": str(outcome.report_path),
     }
     print(json.dumps(summary))
     if outcome.status == "published":
         return 0
     message = {
-        "refused": "nothing was published: validation refused the family (see the report)",
+        "refused": f"nothing was published: {outcome.report.get('refusal', 'refused')} (see the report)",
         "reload-failed": f"published, but the reload failed: {outcome.report.get('reload', {}).get('error')}",
     }[outcome.status]
     print(f"error: {message}", file=sys.stderr)

@@ -121,6 +121,21 @@ TREE: dict[str, Any] = {
         "reload_url": Key(None, "or POST here (e.g. http://127.0.0.1:8080/admin/reload)", str),
         "reload_timeout_s": Key(300.0, "how long the POST may take (the server warms the new zoo first)"),
     },
+    "targets": {
+        "largest_top1": Key(
+            None, "the largest member's top-1 at least this (fraction; null = no target)", float
+        ),
+        "cheapest_top1": Key(None, "the cheapest member's top-1 at least this (fraction)", float),
+        "min_members": Key(None, "at least this many members", int),
+        "min_mflops_span": Key(
+            None, "the largest member's MFLOPs at least this many times the cheapest's", float
+        ),
+        "plain_cnn_bar": Key(
+            False, "every member at least as accurate as every plain-CNN baseline of equal or lower MFLOPs"
+        ),
+        "monotone": Key(False, "no member more than 0.2 points below a cheaper one"),
+        "enforce": Key(False, "true: publish nothing when a target is missed or cannot be checked"),
+    },
     "baselines": {
         "dir": Key(
             None,
@@ -237,6 +252,14 @@ def validate_pipeline_config(cfg: dict[str, Any]) -> None:
     url = cfg["publish"]["reload_url"]
     if url is not None and not re.match(r"^https?://", url):
         raise UserError(f"pipeline config: publish.reload_url must be an http(s) URL, got {url!r}")
+    targets = cfg["targets"]
+    for key in ("largest_top1", "cheapest_top1"):
+        if targets[key] is not None and not 0.0 <= targets[key] <= 1.0:
+            raise UserError(f"pipeline config: targets.{key} is a fraction in [0, 1], got {targets[key]}")
+    if targets["min_members"] is not None and targets["min_members"] < 1:
+        raise UserError("pipeline config: targets.min_members must be >= 1")
+    if targets["min_mflops_span"] is not None and targets["min_mflops_span"] < 1:
+        raise UserError("pipeline config: targets.min_mflops_span must be >= 1 (largest / cheapest MFLOPs)")
     ablation = cfg["ablation"]
     unknown = [a for a in ablation["arms"] if a not in DISTILL_CHOICES]
     if not ablation["arms"] or unknown:

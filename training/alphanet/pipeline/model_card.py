@@ -20,6 +20,7 @@ from .publish import publish_lock, read_manifest, write_durably
 from .report import REPORT_JSON
 from ..paths import repo_path
 from .stages import format_seconds
+from .targets import monotone_violations, published_records, published_top1, report_targets, targets_section
 
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "model_card.md"
 CHART_FILE = "pareto.png"
@@ -137,13 +138,6 @@ def _models_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def published_top1(model: dict[str, Any]) -> float:
-    """A report record's published top-1 on the evaluation split: onnxruntime-node's when it
-    re-measured the whole split, else PyTorch's (always the whole split)."""
-    ort = model.get("ort") or {}
-    return ort["top1"] if ort.get("fullSplit") and ort.get("top1") is not None else model["pytorch"]["top1"]
-
-
 def space_variants_text(space: SearchSpace) -> str:
     """Where the space departs from the reference's blocks and head ("" where it does not)."""
     parts = []
@@ -158,17 +152,11 @@ def space_variants_text(space: SearchSpace) -> str:
 def monotonicity_text(report: dict[str, Any]) -> str:
     """Whether any published member is more than 0.2 points below a cheaper one on the evaluation
     split. Report only: picking looked at the held-out split alone (pipeline.family)."""
-    models = sorted((m for m in report["models"] if m["status"] != "refused"), key=lambda m: m["mflops"])
-    below = []
-    for model in models:
-        cheaper = [m for m in models if m["mflops"] < model["mflops"]]
-        best = max(cheaper, key=published_top1, default=None)
-        if best is not None and published_top1(model) < published_top1(best) - MONOTONE_TOLERANCE:
-            below.append(
-                f"`{model['name']}` ({published_top1(model) * 100:.2f}%) is "
-                f"{(published_top1(best) - published_top1(model)) * 100:.2f} points below the cheaper "
-                f"`{best['name']}` ({published_top1(best) * 100:.2f}%)"
-            )
+    below = [
+        f"`{model['name']}` ({published_top1(model) * 100:.2f}%) is {gap * 100:.2f} points below the "
+        f"cheaper `{best['name']}` ({published_top1(best) * 100:.2f}%)"
+        for model, best, gap in monotone_violations(published_records(report))
+    ]
     limit, split = f"{MONOTONE_TOLERANCE * 100:.1f} points", report["evaluation"]["split"]
     if not below:
         return f"on the {split} split no member is more than {limit} below a cheaper one."
@@ -285,11 +273,9 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
         "git_commit": report.get("gitCommit") or "unknown",
         "ablation": _ablation_text(ablation_dir),
         "baselines": baselines_section(
-            report.get("baselines") or [],
-            [m for m in report["models"] if m["status"] != "refused"],
-            evaluation,
-            published_top1,
+            report.get("baselines") or [], published_records(report), evaluation, published_top1
         ),
+        "targets": targets_section(report_targets(report), evaluation["split"]),
     }
     return Template(TEMPLATE.read_text()).substitute(mapping)
 
@@ -349,6 +335,7 @@ def refresh_model_card(
         return None
     if baselines_dir is not None:
         report["baselines"] = read_baselines(baselines_dir)
+        report["targets"] = report_targets(report)
     space = load_space(report["space"]["name"])
     with publish_lock(Path(zoo_dir)):
         files = card_files(

@@ -1,6 +1,7 @@
 """The pipeline report: ``<run_dir>/pipeline-report.json`` (everything, machine-readable) and
 ``pipeline-report.md`` (stage durations, each model's PyTorch vs onnxruntime-node top-1, parity max
-difference, latency, and the refused models with their reasons). Written even when a stage fails."""
+difference, latency, the refused models with their reasons, the acceptance targets). Written even
+when a stage fails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .stages import format_seconds
+from .targets import targets_section
 
 REPORT_JSON = "pipeline-report.json"
 REPORT_MD = "pipeline-report.md"
@@ -69,6 +71,10 @@ def report_markdown(report: dict[str, Any]) -> str:
         if refused:
             lines += ["", "## Refused (not published)", ""]
             lines += [f"- `{m['name']}`: {'; '.join(m['reasons'])}" for m in refused]
+    if report.get("targets"):
+        lines += ["", "## Targets", "", targets_section(report["targets"], report["evaluation"]["split"])]
+    if report.get("refusal"):
+        lines += ["", f"Nothing was published: {report['refusal']}."]
     if report.get("publish"):
         publish = report["publish"]
         lines += [

@@ -2,7 +2,8 @@
 every stage and always leaves ``<run_dir>/pipeline-report.{json,md}``.
 
 Outcomes: ``published`` (every member, or the accepted ones unless ``publish.require_all``),
-``refused`` (validation refused what would be published: nothing is published, the old zoo stays),
+``refused`` (validation refused what would be published, or ``targets.enforce`` is set and a
+target failed: nothing is published, the old zoo stays),
 ``incomplete`` (training stopped early; rerunning resumes it), ``failed`` (an error; the old zoo
 stays), ``reload-failed`` (published, but the server did not take it: it keeps the old one).
 """
@@ -43,6 +44,7 @@ from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
 from .report import write_report
 from .stages import StageLog, format_seconds
+from .targets import missed, report_targets
 from .supernet_source import SourceResult, TrainingIncomplete, load_pipeline_source
 from .validation import host_description, judge, run_validator, validator_command
 
@@ -291,6 +293,18 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
             "every member was refused" if not accepted else "publish.require_all is set and some were refused"
         )
         log.say(f"nothing published ({why}); {zoo_dir} is unchanged")
+        report["refusal"] = f"validation: {why}"
+        return "refused"
+    report["baselines"] = read_baselines(cfg["baselines"]["dir"])
+    report["targets"] = report_targets(report)
+    failed = missed(report["targets"] or [])
+    for check in failed:
+        log.say(f"target {check['status']}: {check['target']} (measured: {check['measured']})")
+    if failed and cfg["targets"]["enforce"]:
+        report[
+            "refusal"
+        ] = f"targets.enforce is set and {len(failed)} of {len(report['targets'])} targets failed"
+        log.say(f"nothing published ({report['refusal']}); {zoo_dir} is unchanged")
         return "refused"
 
     with log.stage("manifest", "final manifest and cascades (picked on held-out images)") as rec:
@@ -317,7 +331,6 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         if cfg["publish"]["model_card"]:
             report["chart"] = True
             report["finishedAt"] = utc_now_iso()
-            report["baselines"] = read_baselines(cfg["baselines"]["dir"])
             side_files.update(card_files(report, space, manifest, ablation_dir(cfg), zoo_dir))
         published = publish_zoo(manifest, staging, zoo_dir, side_files=side_files)
         report["publish"] = published.to_dict()
