@@ -168,15 +168,22 @@ def test_export_archs_and_a_calibrated_checkpoint_into_one_zoo(supernet_checkpoi
 
 def test_search_then_export_its_picks(supernet_checkpoint, tmp_path, capsys):
     results = tmp_path / "search.json"
-    code, stdout, stderr = run_cli(
-        capsys, "search", SEARCH_CONFIG,
+    search = [
+        "search", SEARCH_CONFIG,
         f"checkpoint={supernet_checkpoint}", f"output={results}",
         "evolution.population_size=3", "evolution.mutate_size=2", "evolution.crossover_size=1",
         "evolution.iterations=2", "fitness.holdout_size=64", "fitness.calib_batches=1",
         "fitness.calib_batch_size=16", "fitness.eval_batch_size=64", "targets_mflops=[8,16,42.2]",
-    )  # fmt: skip
+    ]  # fmt: skip
+    code, stdout, stderr = run_cli(capsys, *search)
     assert code == 0, stderr
     data = json.loads(results.read_text())
+    # Every evaluation was journalled: the same search again replays them all, with the same results.
+    journal = tmp_path / "search.journal.jsonl"
+    assert len(journal.read_text().splitlines()) == 1 + data["evaluatedCount"]
+    code, _, stderr = run_cli(capsys, *search)
+    assert code == 0 and f"resuming: {data['evaluatedCount']} evaluations recorded" in stderr
+    assert json.loads(results.read_text()) == data
     assert data["space"] == "fashion_mnist" and json.loads(stdout)["evaluated"] == data["evaluatedCount"]
     assert data["fitness"]["holdoutSize"] == 64 and data["fitness"]["calibrationPool"] == 60000 - 64
     assert "training split" in data["fitness"]["split"]

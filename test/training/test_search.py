@@ -26,6 +26,7 @@ from alphanet.engine.search import (
     mutate,
     pareto_front,
 )
+from alphanet.engine.search_journal import SearchJournal, journal_path
 from alphanet.errors import UserError
 from alphanet.export.bn_folding import fold_batchnorm
 from alphanet.models import StaticAlphaNet, complexity
@@ -294,3 +295,54 @@ def test_measured_unit_latencies_roughly_add_up_to_the_whole_network():
     # The composition itself is exact (test above); wall-clock timing on a shared 2-core host is
     # noisy, so the sum only has to land within a wide band of the measured network.
     assert 0.2 < predicted / actual < 5.0, (predicted, actual)
+
+
+# ---- resuming an interrupted search ------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _counting(fitness, stop_after: int | None = None):
+    calls = []
+
+    def counted(arch):
+        if stop_after is not None and len(calls) == stop_after:
+            raise Interrupted
+        calls.append(arch)
+        return fitness(arch)
+
+    return counted, calls
+
+
+def test_an_interrupted_search_resumes_from_its_journal_and_ends_as_an_uninterrupted_one(tmp_path):
+    identity = {"weightsSha256": "abc", "searchConfig": {"seed": 0}}
+    path = tmp_path / "search.journal.jsonl"
+    whole = EvolutionarySearch(SPACE, small_settings(), synthetic_fitness).run()
+    fitness, calls = _counting(synthetic_fitness, stop_after=7)
+    with pytest.raises(Interrupted):
+        EvolutionarySearch(SPACE, small_settings(), fitness, journal=SearchJournal(path, identity)).run()
+    assert len(path.read_text().splitlines()) == 1 + 7  # the identity, then one line per evaluation
+    with path.open("a") as handle:
+        handle.write('{"arch": {"resolution": 2')  # the line a kill cut short
+    fitness, resumed_calls = _counting(synthetic_fitness)
+    journal = SearchJournal(path, identity)
+    assert len(journal.known) == 7
+    resumed = EvolutionarySearch(SPACE, small_settings(), fitness, journal=journal).run()
+    assert journal.replayed == 7 and len(resumed_calls) == len(whole.evaluated) - 7
+    assert set(resumed_calls).isdisjoint(calls)  # nothing evaluated twice
+    assert resumed.to_dict(targets=[14.0]) == whole.to_dict(targets=[14.0])
+    assert len(SearchJournal(path, identity).known) == len(whole.evaluated)  # the cut line is gone
+
+
+def test_a_journal_of_other_weights_or_settings_is_started_afresh(tmp_path):
+    path = tmp_path / "search.journal.jsonl"
+    first = SearchJournal(path, {"weightsSha256": "abc"})
+    first.record(SPACE.min_arch(), {"top1": 0.5, "top5": 1.0, "samples": 10})
+    assert SearchJournal(path, {"weightsSha256": "abc"}).lookup(SPACE.min_arch())["top1"] == 0.5
+    other = SearchJournal(path, {"weightsSha256": "def"})
+    assert other.known == {} and path.read_text() == '{"identity": {"weightsSha256": "def"}}\n'
+    path.write_text("not json\n")
+    assert SearchJournal(path, {"weightsSha256": "def"}).known == {}
+    assert journal_path(tmp_path / "search.json") == tmp_path / "search.journal.jsonl"

@@ -47,5 +47,5 @@ for pair in "$@"; do
     fi
     echo "carried $run -> $target"
   done
-  for file in "$parent"/*.json; do if [ -f "$file" ]; then cp "$file" "$dest/"; fi; done
+  for file in "$parent"/*.json "$parent"/*.jsonl; do if [ -f "$file" ]; then cp "$file" "$dest/"; fi; done
 done

@@ -5,6 +5,9 @@ Examples::
     python3 -m alphanet search configs/search/fashion_mnist.yaml checkpoint=runs/fmnist
     python3 -m alphanet search configs/search/fashion_mnist.yaml checkpoint=runs/fmnist \\
         evolution.iterations=4 targets_mflops=[3,5,8] output=runs/fmnist/search.json
+
+Every evaluation is appended to ``<output stem>.journal.jsonl`` as it happens: rerunning the same
+command on the same weights after an interruption replays them and goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import sys
 from pathlib import Path
 
 from ..engine.search_config import load_search_config
-from ..engine.search_run import run_search, write_search_results
+from ..checkpoint import resolve_checkpoint_path
+from ..engine.search_journal import SearchJournal, journal_path
+from ..engine.search_run import run_search, search_source, write_search_results
+from ..export.manifest import sha256_file
 from ._subnet_options import file_errors_are_user_errors
 from ._command import add_command, add_overrides
 
@@ -51,8 +57,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    data = run_search(cfg, on_generation=report)
+    source = search_source(cfg)
     output = Path(cfg["output"])
+    checkpoint = cfg["checkpoint"]
+    weights = (
+        resolve_checkpoint_path(checkpoint) if checkpoint is not None else Path(cfg["official_checkpoint"])
+    )
+    identity = {"weightsSha256": sha256_file(weights), "searchConfig": cfg}
+    journal = SearchJournal(journal_path(output), identity)
+    if journal.known:
+        print(f"resuming: {len(journal.known)} evaluations recorded in {journal.path}", file=sys.stderr)
+    data = run_search(cfg, source=source, on_generation=report, journal=journal)
     write_search_results(data, output)
     for target in data["targets"]:
         pick = target["pick"]

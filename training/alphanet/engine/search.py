@@ -25,6 +25,8 @@ Differences from the reference, all deliberate:
   reported instead of looping forever.
 * A candidate seen before is not re-evaluated: fitness is deterministic here because the
   calibration batches are drawn once and shared (the reference re-draws them per candidate).
+* An interrupted search resumes: with a journal (`search_journal`), every evaluation is appended
+  to a file as it happens, and a rerun of the same search on the same weights replays them.
 * Results are returned (and written by the CLI) instead of only logged: archive, exact Pareto
   front over every evaluated candidate, and per-target picks (the best evaluated candidate at or
   below each FLOPs target) used to choose a model family.
@@ -41,6 +43,7 @@ from ..errors import UserError
 from ..models.complexity import complexity
 from ..space import ArchConfig, SearchSpace
 from .evaluate import Accuracy
+from .search_journal import SearchJournal
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +220,7 @@ class EvolutionarySearch:
         fitness: FitnessFn,
         latency: LatencyFn | None = None,
         num_classes: int | None = None,
+        journal: SearchJournal | None = None,
     ):
         settings.validate()
         if settings.max_latency_ms is not None and latency is None:
@@ -226,6 +230,7 @@ class EvolutionarySearch:
         self.fitness = fitness
         self.latency = latency
         self.num_classes = num_classes
+        self.journal = journal
         self.rng = random.Random(settings.seed)
         self._evaluated: dict[ArchConfig, Candidate] = {}
 
@@ -304,11 +309,16 @@ class EvolutionarySearch:
         return children
 
     def evaluate(self, candidate: Candidate) -> Candidate:
-        """Fitness of ``candidate`` (cached per arch: calibration batches are fixed)."""
+        """Fitness of ``candidate`` (cached per arch: calibration batches are fixed; with a journal,
+        also across runs of the same search)."""
         known = self._evaluated.get(candidate.arch)
         if known is not None:
             return known
-        accuracy = self.fitness(candidate.arch)
+        accuracy = self.journal.lookup(candidate.arch) if self.journal is not None else None
+        if accuracy is None:
+            accuracy = self.fitness(candidate.arch)
+            if self.journal is not None:
+                self.journal.record(candidate.arch, accuracy)
         candidate.top1, candidate.top5, candidate.samples = (
             accuracy["top1"],
             accuracy["top5"],

@@ -16,6 +16,7 @@ from ..space import ArchConfig, SearchSpace
 from .latency_table import LatencyTable
 from .search import EvolutionarySearch
 from .search_config import calibration_settings, search_settings
+from .search_journal import SearchJournal
 from .subnet_eval import HoldoutFitness
 
 OnGeneration = Callable[[int, dict[str, Any]], None]
@@ -48,9 +49,14 @@ def holdout_fitness(cfg: dict[str, Any], source: SubnetSource) -> HoldoutFitness
 
 
 def run_search(
-    cfg: dict[str, Any], source: SubnetSource | None = None, on_generation: OnGeneration | None = None
+    cfg: dict[str, Any],
+    source: SubnetSource | None = None,
+    on_generation: OnGeneration | None = None,
+    journal: SearchJournal | None = None,
 ) -> dict[str, Any]:
-    """Search ``source`` (default: the supernet ``cfg`` names) and return the results document."""
+    """Search ``source`` (default: the supernet ``cfg`` names) and return the results document;
+    with ``journal``, evaluations recorded there by an interrupted run of the same search are
+    replayed instead of repeated, and new ones are recorded."""
     source = source if source is not None else search_source(cfg)
     latency = None
     if cfg["constraints"]["latency_table"]:
@@ -58,7 +64,9 @@ def run_search(
         latency = lambda arch: table.predict(source.space, arch)  # noqa: E731
     fitness = holdout_fitness(cfg, source)
     settings = search_settings(cfg)
-    search = EvolutionarySearch(source.space, settings, fitness, latency, source.supernet.num_classes)
+    search = EvolutionarySearch(
+        source.space, settings, fitness, latency, source.supernet.num_classes, journal
+    )
     result = search.run(on_generation=on_generation)
     extra: dict[str, Any] = {"checkpoint": repo_path(source.origin), "fitness": fitness.describe()}
     if cfg["constraints"]["latency_table"]:

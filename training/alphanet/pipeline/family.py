@@ -4,7 +4,8 @@
   an arch file, or an inline ``{name, arch}`` mapping.
 * ``family.mode: search`` -- the evolutionary search (`run_search`) over the loaded supernet, then
   the best candidate at or below each ``targets_mflops`` (duplicates merged). Its results are
-  kept in ``<run_dir>/search.json`` and reused by a rerun with the same checkpoint and settings.
+  kept in ``<run_dir>/search.json`` and reused by a rerun with the same checkpoint and settings;
+  an interrupted search resumes from ``<run_dir>/search.journal.jsonl`` (its evaluations so far).
   ``family.archs`` are added. With ``family.drop_below_plain_cnns``, a member is dropped when a
   plain CNN of ``baselines.dir`` that costs no more MFLOPs scored higher on the same held-out
   images. Then the family is made monotone on the held-out split: a member is kept only if its
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.search_config import load_search_config
+from ..engine.search_journal import SearchJournal, journal_path
 from ..engine.search_run import (
     holdout_fitness,
     read_search_results,
@@ -143,7 +145,14 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
                 f"best top-1 {summary['bestTop1']:.4f} at {summary['bestTop1Mflops']:.2f} MFLOPs"
             )
 
-        data = run_search(settings, source=result.source, on_generation=progress)
+        journal = SearchJournal(journal_path(output), fingerprint)
+        if journal.known:
+            say(
+                f"resuming the search: {len(journal.known)} evaluations recorded in {repo_path(journal.path)}"
+            )
+        data = run_search(settings, source=result.source, on_generation=progress, journal=journal)
+        if journal.replayed:
+            say(f"search: {journal.replayed} evaluations replayed from the journal, not repeated")
         write_search_results(data, output)
         fingerprint_path.write_text(json.dumps(fingerprint, indent=2) + "\n")
     space, num_classes = result.source.space, result.source.supernet.num_classes
