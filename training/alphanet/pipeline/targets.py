@@ -94,7 +94,7 @@ def check_targets(
                 f"MFLOPs spanning ≥ {wanted:g}×",
                 f"{span:.1f}× ({cheapest['mflops']:.2f}–{largest['mflops']:.2f} MFLOPs)",
                 span >= wanted,
-                f"{span:.1f}× of {wanted:g}×",
+                f"{wanted - span:.1f}× ({span:.1f}× of {wanted:g}×)",
             )
         )
     if targets["plain_cnn_bar"]:
