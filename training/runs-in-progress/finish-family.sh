@@ -34,7 +34,7 @@ finished() { grep -q '"type": "end", "status": "completed"' "$1/metrics.jsonl" 2
 if [ ! -f "$RUN/checkpoints/last.pt" ] && [ -d "$CARRIED_SUPERNET" ]; then
   cp -r "$CARRIED_SUPERNET" "$RUN"
 fi
-for file in "$CARRIED_PIPELINE"/*.json; do
+for file in "$CARRIED_PIPELINE"/*.json "$CARRIED_PIPELINE"/*.jsonl; do
   [ -e "$file" ] && { [ -e "$PIPE/$(basename "$file")" ] || cp "$file" "$PIPE/"; }
 done
 # The distillation ablation's results, if any (the card's ablation table reads them).
