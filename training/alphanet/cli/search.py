@@ -19,9 +19,8 @@ from pathlib import Path
 
 from ..engine.search_config import load_search_config
 from ..checkpoint import resolve_checkpoint_path
-from ..engine.search_journal import SearchJournal, journal_path
+from ..engine.search_journal import SearchJournal, journal_path, search_identity
 from ..engine.search_run import run_search, search_source, write_search_results
-from ..export.manifest import sha256_file
 from ._subnet_options import file_errors_are_user_errors
 from ._command import add_command, add_overrides
 
@@ -63,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     weights = (
         resolve_checkpoint_path(checkpoint) if checkpoint is not None else Path(cfg["official_checkpoint"])
     )
-    identity = {"weightsSha256": sha256_file(weights), "searchConfig": cfg}
-    journal = SearchJournal(journal_path(output), identity)
+    journal = SearchJournal(journal_path(output), search_identity(weights, cfg))
     if journal.known:
         print(f"resuming: {len(journal.known)} evaluations recorded in {journal.path}", file=sys.stderr)
     data = run_search(cfg, source=source, on_generation=report, journal=journal)

@@ -18,8 +18,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..export.manifest import sha256_file
+from ..paths import repo_path
 from ..space import ArchConfig
 from .evaluate import Accuracy
+
+# Search-config keys naming files: in an identity they are repository-relative, so a journal
+# carried to another checkout (or committed) still matches and names no machine's directories.
+_PATH_KEYS = ("checkpoint", "official_checkpoint", "training_config", "output")
+
+
+def search_identity(weights: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """What a search's results are valid for: the weights' content and the resolved search settings."""
+    shown = {
+        key: repo_path(value) if key in _PATH_KEYS and value is not None else value
+        for key, value in settings.items()
+    }
+    return {"weightsSha256": sha256_file(Path(weights)), "searchConfig": shown}
 
 
 def journal_path(results: Path) -> Path:
@@ -38,7 +53,7 @@ class SearchJournal:
         if not self.known or not clean:
             # Start afresh, or rewrite without the cut-short line so later records follow valid ones.
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            records = [{"identity": identity}] + [self._line(a, acc) for a, acc in self.known.items()]
+            records = [{"identity": self.identity}] + [self._line(a, acc) for a, acc in self.known.items()]
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
             tmp.replace(self.path)

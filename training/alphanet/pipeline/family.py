@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.search_config import load_search_config
-from ..engine.search_journal import SearchJournal, journal_path
+from ..engine.search_journal import SearchJournal, journal_path, search_identity
 from ..engine.search_run import (
     holdout_fitness,
     read_search_results,
@@ -32,7 +32,6 @@ from ..engine.search_run import (
     write_search_results,
 )
 from ..errors import UserError
-from ..export.manifest import sha256_file
 from ..export.zoo_writer import model_name
 from ..models import complexity
 from ..paths import repo_path
@@ -115,7 +114,7 @@ def search_config(cfg: dict[str, Any], result: SourceResult) -> dict[str, Any]:
 
 def _fingerprint(cfg: dict[str, Any], result: SourceResult, settings: dict[str, Any]) -> dict[str, Any]:
     weights = result.checkpoint if result.checkpoint is not None else Path(cfg["source"]["official"])
-    return {"weights": str(weights), "weightsSha256": sha256_file(weights), "searchConfig": settings}
+    return search_identity(weights, settings)
 
 
 def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -> tuple[list[Member], dict]:

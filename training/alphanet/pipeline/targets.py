@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .baselines import comparable, plain_cnns_within
+from .baselines import bar_gaps, comparable
 from .family import MONOTONE_TOLERANCE
 
 MET, MISSED, UNCHECKED = "met", "missed", "unchecked"
@@ -120,16 +120,11 @@ def _bar_check(ordered: list[dict[str, Any]], baselines: list[dict[str, Any]]) -
     target = "every member ≥ every plain-CNN baseline of equal or lower MFLOPs"
     if not any(b["kind"] == "plain_cnn" for b in baselines):
         return _check(target, "no finished plain-CNN baseline on this split", None)
-    gaps = [
-        (cnn["top1"] - published_top1(model), model, cnn)
-        for model in ordered
-        for cnn in plain_cnns_within(baselines, model)
-        if cnn["top1"] > published_top1(model)
-    ]
+    gaps = bar_gaps(ordered, baselines, published_top1)
     if not gaps:
         return _check(target, f"all {len(ordered)} are", True)
     gap, model, cnn = max(gaps, key=lambda g: g[0])
-    below = len({id(m) for _, m, _ in gaps})
+    below = len({m["name"] for _, m, _ in gaps})
     return _check(
         target,
         f"{below} of {len(ordered)} members below one; most: `{model['name']}`, {gap * 100:.2f} points below "
