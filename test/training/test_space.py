@@ -160,6 +160,52 @@ def test_load_space_errors(tmp_path):
         load_space(str(tmp_path / "broken.yaml"))
 
 
+def test_a_space_file_extends_another_with_only_what_differs(tmp_path):
+    base = load_space("fashion_mnist_28px")
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(
+        yaml.safe_dump(
+            {
+                "extends": "fashion_mnist_28px",
+                "data": {"train_augment": {"random_erasing": {"value": "random"}}},
+                "head": {"widths": [64, 128]},
+                "archs": {"small": {**base.min_arch().to_dict(), "width": [24, *base.min_arch().width[1:]]}},
+            }
+        )
+    )
+    space = load_space(str(variant))
+    assert space.name == "variant"
+    # mappings merge key by key; lists replace the base's whole
+    assert space.data["train_augment"] == {**base.data["train_augment"], "random_erasing": {"value": "random"}}
+    assert space.data["mean"] == base.data["mean"] and space.stages == base.stages
+    assert space.head_widths == (64, 128) and space.head_expand == base.head_expand
+    assert space.resolve("small").width[0] == 24
+    # a YAML base is relative to the extending file, and extending chains
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "again.yaml").write_text("extends: ../variant.yaml\ndata: {std: [0.5]}\n")
+    again = load_space(str(tmp_path / "sub" / "again.yaml"))
+    assert again.head_widths == (64, 128) and again.data["std"] == [0.5] and again.data["train_augment"]["random_erasing"] == {"value": "random"}
+
+
+def test_extends_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(UserError, match=r"'extends' loops \(a.yaml -> b.yaml -> a.yaml\)"):
+        load_space(str(tmp_path / "a.yaml"))
+    (tmp_path / "c.yaml").write_text("extends: [fashion_mnist]\n")
+    with pytest.raises(UserError, match="'extends' must name a space or a YAML file"):
+        load_space(str(tmp_path / "c.yaml"))
+    (tmp_path / "d.yaml").write_text("extends: nope\n")
+    with pytest.raises(UserError, match="unknown space 'nope'"):
+        load_space(str(tmp_path / "d.yaml"))
+    (tmp_path / "e.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(UserError, match="space file not found"):
+        load_space(str(tmp_path / "e.yaml"))
+    (tmp_path / "f.yaml").write_text("extends: fashion_mnist_28px\nstages: []\n")
+    with pytest.raises(UserError, match="exactly 7 stages"):
+        load_space(str(tmp_path / "f.yaml"))
+
+
 def test_space_from_dict_rejects_malformed_spaces():
     from conftest import TINY_SPACE
     import copy
@@ -237,6 +283,7 @@ PILOT_MFLOPS = {
     "fused-heavy": (7.08, 7.08),
     "fused-light": (6.89, 6.89),
     "wide-14x14": (6.95, 6.95),
+    "28px-random-erasing": (7.03, 51.15),
 }
 
 

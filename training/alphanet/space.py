@@ -418,11 +418,51 @@ def available_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
-def load_space(name_or_path: str) -> SearchSpace:
-    """Load a bundled space by name (``imagenet``, ``fashion_mnist``) or a YAML file by path."""
+def _space_file(name_or_path: str, relative_to: Path | None = None) -> Path:
+    """A bundled space's file by name, or a YAML path (relative to ``relative_to`` if given)."""
     path = Path(name_or_path)
-    if path.suffix.lower() not in (".yaml", ".yml"):
-        path = SPACES_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise UserError(f"unknown space '{name_or_path}' (available: {', '.join(available_spaces())})")
-    return space_from_dict(path.stem, read_yaml(path, "space"))
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return path if relative_to is None or path.is_absolute() else relative_to / path
+    path = SPACES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown space '{name_or_path}' (available: {', '.join(available_spaces())})")
+    return path
+
+
+def merge_space(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied: mappings merge key by key, anything else (lists
+    included: a stage list is replaced whole) replaces the base's value."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_space(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_space(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The parsed space YAML at ``path``, with ``extends: <space name | YAML path>`` resolved: a
+    variant names its base and only what differs (a pilot of one change to a bundled space)."""
+    raw = read_yaml(path, "space")
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return raw
+    chain = _chain + (path.resolve(),)
+    base = raw["extends"]
+    if not isinstance(base, str) or not base:
+        raise UserError(f"space {path}: 'extends' must name a space or a YAML file, got {base!r}")
+    base_path = _space_file(base, relative_to=path.parent)
+    if base_path.resolve() in chain:
+        cycle = " -> ".join(p.name for p in chain + (base_path.resolve(),))
+        raise UserError(f"space {path}: 'extends' loops ({cycle})")
+    base_raw = read_space(base_path, chain)
+    if not isinstance(base_raw, dict):
+        raise UserError(f"space {path}: its base {base_path} is not a mapping")
+    return merge_space(base_raw, {k: v for k, v in raw.items() if k != "extends"})
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    """Load a bundled space by name (``imagenet``, ``fashion_mnist``) or a YAML file by path; a
+    file may extend another space (``extends``, see `read_space`)."""
+    path = _space_file(name_or_path)
+    return space_from_dict(path.stem, read_space(path))
