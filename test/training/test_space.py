@@ -176,7 +176,10 @@ def test_a_space_file_extends_another_with_only_what_differs(tmp_path):
     space = load_space(str(variant))
     assert space.name == "variant"
     # mappings merge key by key; lists replace the base's whole
-    assert space.data["train_augment"] == {**base.data["train_augment"], "random_erasing": {"value": "random"}}
+    assert space.data["train_augment"] == {
+        **base.data["train_augment"],
+        "random_erasing": {"value": "random"},
+    }
     assert space.data["mean"] == base.data["mean"] and space.stages == base.stages
     assert space.head_widths == (64, 128) and space.head_expand == base.head_expand
     assert space.resolve("small").width[0] == 24
@@ -184,26 +187,33 @@ def test_a_space_file_extends_another_with_only_what_differs(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "again.yaml").write_text("extends: ../variant.yaml\ndata: {std: [0.5]}\n")
     again = load_space(str(tmp_path / "sub" / "again.yaml"))
-    assert again.head_widths == (64, 128) and again.data["std"] == [0.5] and again.data["train_augment"]["random_erasing"] == {"value": "random"}
+    assert (
+        again.head_widths == (64, 128)
+        and again.data["std"] == [0.5]
+        and again.data["train_augment"]["random_erasing"] == {"value": "random"}
+    )
 
 
-def test_extends_errors(tmp_path):
+@pytest.mark.parametrize(
+    "text, error",
+    [
+        ("extends: [fashion_mnist]\n", "'extends' must name a space or a YAML file"),
+        ("extends: nope\n", "unknown space 'nope'"),
+        ("extends: missing.yaml\n", "space file not found"),
+        ("extends: fashion_mnist_28px\nstages: []\n", "exactly 7 stages"),
+    ],
+)
+def test_extends_errors(tmp_path, text, error):
+    (tmp_path / "variant.yaml").write_text(text)
+    with pytest.raises(UserError, match=error):
+        load_space(str(tmp_path / "variant.yaml"))
+
+
+def test_extends_refuses_a_loop(tmp_path):
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(UserError, match=r"'extends' loops \(a.yaml -> b.yaml -> a.yaml\)"):
         load_space(str(tmp_path / "a.yaml"))
-    (tmp_path / "c.yaml").write_text("extends: [fashion_mnist]\n")
-    with pytest.raises(UserError, match="'extends' must name a space or a YAML file"):
-        load_space(str(tmp_path / "c.yaml"))
-    (tmp_path / "d.yaml").write_text("extends: nope\n")
-    with pytest.raises(UserError, match="unknown space 'nope'"):
-        load_space(str(tmp_path / "d.yaml"))
-    (tmp_path / "e.yaml").write_text("extends: missing.yaml\n")
-    with pytest.raises(UserError, match="space file not found"):
-        load_space(str(tmp_path / "e.yaml"))
-    (tmp_path / "f.yaml").write_text("extends: fashion_mnist_28px\nstages: []\n")
-    with pytest.raises(UserError, match="exactly 7 stages"):
-        load_space(str(tmp_path / "f.yaml"))
 
 
 def test_space_from_dict_rejects_malformed_spaces():
