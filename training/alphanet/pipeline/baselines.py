@@ -15,7 +15,7 @@ from ..errors import UserError
 from ..paths import repo_path
 from ..settings import read_yaml
 
-KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "member architecture, trained alone"}
+KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "sub-network of the space, trained alone"}
 # Published next to the manifest with the card, so a later chart of the same zoo (adding cascades)
 # keeps the baselines without the training run's directories.
 BASELINES_FILE = "baselines.json"
