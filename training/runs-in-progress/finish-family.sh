@@ -10,7 +10,8 @@
 # NAME: the space is fashion_mnist_$NAME; runs go to runs/pipeline/fashion_mnist_$NAME,
 # runs/baselines-$NAME, runs/ablation-$NAME and runs/finish-$NAME (logs). COMMIT: the supernet run's frozen code.
 # MAX_MFLOPS: the search's upper bound (above the space's largest network = no bound).
-# ABLATION: the directory whose ablation.json the card shows (default runs/ablation-$NAME).
+# ABLATION: the directory whose ablation.json the card shows (default runs/ablation-$NAME; another
+# space's, e.g. ABLATION=training/runs-in-progress/ablation-flat, until this space's ablation runs).
 # Carried inputs (training/runs-in-progress/): the supernet at $CARRIED_SUPERNET (default
 # pipeline-$NAME/supernet), the publish's report and search at $CARRIED_PIPELINE (default
 # pipeline-$NAME; the card refresh reads the report), the baselines at baselines-$NAME and
@@ -26,7 +27,7 @@ CARRIED_PIPELINE=$CARRIED/${CARRIED_PIPELINE:-pipeline-$NAME}
 PIPE=runs/pipeline/$SPACE
 RUN=$PIPE/supernet
 BASELINES=runs/baselines-$NAME
-ABLATION=${ABLATION:-runs/ablation-$NAME}  # the ablation the card shows (another space's: ABLATION=training/runs-in-progress/ablation-flat)
+ABLATION=${ABLATION:-runs/ablation-$NAME}
 LOGS=runs/finish-$NAME
 mkdir -p "$PIPE" "$BASELINES" "$LOGS"
 say() { echo "$(date -u +%H:%M:%S) $*"; }

@@ -125,17 +125,27 @@ def bar_gaps(
     ]
 
 
+def members_below(gaps: list[tuple[float, dict[str, Any], dict[str, Any]]]) -> int:
+    """How many members `bar_gaps` found below at least one plain CNN."""
+    return len({model["name"] for _, model, _ in gaps})
+
+
+def _gap_sentence(
+    gap: float, model: dict[str, Any], cnn: dict[str, Any], top1: Callable[[dict], float]
+) -> str:
+    return (
+        f"`{model['name']}` ({top1(model) * 100:.2f}% at {model['mflops']:.2f} MFLOPs) is "
+        f"{gap * 100:.2f} points below the plain CNN `{cnn['name']}` "
+        f"({cnn['top1'] * 100:.2f}% at {cnn['mflops']:.2f} MFLOPs)"
+    )
+
+
 def bar_violations(
     models: list[dict[str, Any]], baselines: list[dict[str, Any]], top1: Callable[[dict], float]
 ) -> list[str]:
     """Every (member, plain-CNN baseline) pair of `bar_gaps` as a sentence; empty when the family
     clears the bar."""
-    return [
-        f"`{model['name']}` ({top1(model) * 100:.2f}% at {model['mflops']:.2f} MFLOPs) is "
-        f"{gap * 100:.2f} points below the plain CNN `{cnn['name']}` "
-        f"({cnn['top1'] * 100:.2f}% at {cnn['mflops']:.2f} MFLOPs)"
-        for gap, model, cnn in bar_gaps(models, baselines, top1)
-    ]
+    return [_gap_sentence(*gap, top1) for gap in bar_gaps(models, baselines, top1)]
 
 
 def baselines_section(
@@ -175,14 +185,15 @@ def baselines_section(
     if not any(b["kind"] == "plain_cnn" for b in usable):
         lines += ["", "No finished plain-CNN baseline on this evaluation split: the bar is not checked."]
         return "\n".join(lines)
-    violations = bar_violations(models, usable, top1)
+    gaps = bar_gaps(models, usable, top1)
     bar = f"The bar ({evaluation['split']} split)"
-    if not violations:
+    if not gaps:
         cleared = "every member is at least as accurate as every plain-CNN baseline of equal or lower MFLOPs."
         verdict = [f"{bar}: {cleared}"]
     else:
-        below = len({model["name"] for _, model, _ in bar_gaps(models, usable, top1)})
-        verdict = [f"{bar}: missed by {below} of {len(models)} members:", ""] + [f"- {v}" for v in violations]
+        verdict = [f"{bar}: missed by {members_below(gaps)} of {len(models)} members:", ""] + [
+            f"- {_gap_sentence(*gap, top1)}" for gap in gaps
+        ]
     return "\n".join(lines + [""] + verdict)
 
 

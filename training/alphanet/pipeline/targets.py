@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .baselines import bar_gaps, comparable
+from .baselines import bar_gaps, comparable, members_below
 from .family import MONOTONE_TOLERANCE
 
 MET, MISSED, UNCHECKED = "met", "missed", "unchecked"
@@ -124,7 +124,7 @@ def _bar_check(ordered: list[dict[str, Any]], baselines: list[dict[str, Any]]) -
     if not gaps:
         return _check(target, f"all {len(ordered)} are", True)
     gap, model, cnn = max(gaps, key=lambda g: g[0])
-    below = len({m["name"] for _, m, _ in gaps})
+    below = members_below(gaps)
     return _check(
         target,
         f"{below} of {len(ordered)} members below one; most: `{model['name']}`, {gap * 100:.2f} points below "
