@@ -69,6 +69,19 @@ def test_overrides_are_parsed_as_yaml_and_type_checked():
     assert parse_override("data.root=/a=b") == ("data.root", "/a=b")
 
 
+def test_number_keys_take_exponents_that_yaml_1_1_reads_as_text(tmp_path):
+    # PyYAML reads "5e-4" and "1.0e5" (no dot, or no exponent sign) as strings.
+    cfg = load_config(None, ["optim.weight_decay=5e-4", "optim.lr=1.0e-1", "model.bn_eps=+1E-3"])
+    assert (cfg["optim"]["weight_decay"], cfg["optim"]["lr"], cfg["model"]["bn_eps"]) == (5e-4, 0.1, 1e-3)
+    (tmp_path / "wd.yaml").write_text("optim:\n  weight_decay: 5e-4\n")
+    assert load_config(tmp_path / "wd.yaml")["optim"]["weight_decay"] == 5e-4
+    for text in ("e-4", "5e", "5e-4x", "nan"):
+        with pytest.raises(UserError, match="optim.weight_decay must be a number"):
+            load_config(None, [f"optim.weight_decay={text}"])
+    with pytest.raises(UserError, match="train.epochs must be an integer"):
+        load_config(None, ["train.epochs=2e1"])
+
+
 @pytest.mark.parametrize(
     "override,message",
     [

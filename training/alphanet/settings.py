@@ -72,6 +72,11 @@ def _put(cfg: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+# YAML 1.1 (PyYAML) reads an exponent without a dot or without a sign, "5e-4" or "1.0e5", as text;
+# a number key takes it as the number a user means (in a file or on the command line).
+_EXPONENT_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_value(raw: str) -> Any:
     """A command-line value as YAML (``0.1`` -> float, ``[a, b]`` -> list); unparsable text stays text."""
     try:
@@ -111,6 +116,8 @@ class Schema:
                 return None
             raise self.error(f"{key} must not be null")
         expected = spec.type
+        if expected is float and isinstance(value, str) and _EXPONENT_LITERAL.fullmatch(value.strip()):
+            value = float(value)
         ok = {
             bool: lambda v: isinstance(v, bool),
             float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
