@@ -3,6 +3,7 @@ supernet checkpoint, and a real server process (server/main.ts) to publish into 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import torch
+import yaml
 
 from alphanet.__main__ import main
 from alphanet.checkpoint import FORMAT_VERSION, save_checkpoint
@@ -60,15 +62,17 @@ def write_baseline_run(
     split: str = "test",
     held_out: tuple[int, int] | None = None,
     held_out_top1: float | None = None,
+    recipe: dict | None = None,
 ) -> Path:
     """A finished ``alphanet train --baseline`` run directory as the model card reads it;
-    ``held_out`` (size, seed) is the training images its config held out (none by default)."""
+    ``held_out`` (size, seed) is the training images its config held out (none by default);
+    ``recipe``: the training config it was trained with (the family's, to compare it with)."""
     run = root / name
     run.mkdir(parents=True)
-    data = (
-        "" if held_out is None else f"data:\n  holdout_size: {held_out[0]}\n  holdout_seed: {held_out[1]}\n"
-    )
-    (run / "config.yaml").write_text("seed: 0\n" + data)
+    config = copy.deepcopy(recipe) if recipe is not None else {"seed": 0}
+    if held_out is not None:
+        config.setdefault("data", {}).update(holdout_size=held_out[0], holdout_seed=held_out[1])
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
     result = {
         "name": name,
         "network": {"kind": kind},

@@ -134,6 +134,7 @@ def test_baseline_trains_reports_and_resumes_exactly(tiny_cfg, tmp_path):
     assert report["name"] == "tiny-cnn" and report["evaluation"]["split"] == "test"
     assert report["evaluation"]["samples"] == 100 and 0.0 <= report["evaluation"]["top1"] <= 1.0
     assert report["heldOut"]["samples"] == 32
+    assert report["trainAugment"] == load_space(cfg["space"]).data.get("train_augment")  # as it trained
     # interrupted after 3 steps, then resumed: the same weights as the straight run
     from alphanet.checkpoint import load_checkpoint
 

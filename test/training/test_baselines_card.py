@@ -13,6 +13,7 @@ from alphanet.pipeline.baselines import (
     comparable,
     published_baselines,
     read_baselines,
+    recipe_differences,
 )
 from alphanet.pipeline.model_card import pareto_chart
 from pipeline_helpers import write_baseline_run
@@ -92,3 +93,56 @@ def test_chart_draws_baselines_and_the_zoo_carries_them(tmp_path: Path) -> None:
     assert published_baselines(tmp_path) == []  # nothing published yet
     (tmp_path / BASELINES_FILE).write_text(json.dumps({"baselines": baselines}))
     assert published_baselines(tmp_path) == baselines
+
+
+def _recipe(**changes) -> dict:
+    recipe = {
+        "space": "fashion_mnist_28px",
+        "data": {"dataset": "fashion_mnist", "batch_size": 64},
+        "train": {"epochs": 20, "dropout": 0.1, "drop_connect": 0.0, "grad_clip_value": 1.0},
+        "loss": {"distill": "none", "label_smoothing": 0.1},
+        "optim": {"lr": 0.05, "weight_decay": 5e-5, "nesterov": True},
+    }
+    for key, value in changes.items():
+        section, leaf = key.split("__")
+        recipe[section][leaf] = value
+    return recipe
+
+
+def test_a_baseline_of_another_recipe_is_not_the_bar(tmp_path):
+    family = _recipe()
+    # What differs by design is no difference: the distillation of the supernet's students, the
+    # batch split across processes, and the space (the network) as long as its augmentation matches.
+    same = {
+        **_recipe(loss__distill="alpha_divergence", data__batch_size=128),
+        "space": "configs/pilots/28px-members.yaml",
+    }
+    assert recipe_differences(same, family) == []
+    assert recipe_differences(_recipe(optim__weight_decay=5e-4, train__epochs=5), family) == [
+        "train.epochs 5, the family's 20",
+        "optim.weight_decay 0.0005, the family's 5e-05",
+    ]
+    erasing = {**_recipe(), "space": "configs/pilots/28px-random-erasing.yaml"}
+    assert recipe_differences(erasing, family) == [
+        "data.train_augment.random_erasing {'probability': 0.5, 'area': [0.02, 0.4], 'aspect': [0.3, 3.3], "
+        "'value': 'random'}, the family's None"
+    ]
+    # A run's recorded augmentation wins over its space file, which may be gone (not a difference).
+    gone = {**_recipe(), "space": "configs/pilots/no-longer-here.yaml"}
+    assert recipe_differences(gone, family) == []
+    assert recipe_differences(gone, family, run_augment={"kind": "none"})[0].startswith("data.train_augment.")
+
+    write_baseline_run(tmp_path, "cnn-same", "plain_cnn", 6.5, 0.93, recipe=same)
+    write_baseline_run(
+        tmp_path, "cnn-other", "plain_cnn", 6.0, 0.99, recipe=_recipe(optim__weight_decay=5e-4)
+    )
+    records = read_baselines(tmp_path, family)
+    assert [b["recipeDifferences"] for b in records] == [
+        ["optim.weight_decay 0.0005, the family's 5e-05"],
+        [],
+    ]
+    assert [b["name"] for b in comparable(records, EVALUATION)] == ["cnn-same"]
+    section = baselines_section(records, [_model("m", 7.0, 0.94)], EVALUATION, _top1)
+    assert "- `cnn-other`: optim.weight_decay 0.0005, the family's 5e-05" in section
+    assert "every member is at least as accurate" in section  # cnn-other (99 %) is not the bar
+    assert all("recipeDifferences" not in b for b in read_baselines(tmp_path))  # no recipe: not checked

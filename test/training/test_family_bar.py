@@ -113,13 +113,38 @@ def test_search_mode_drops_picks_below_a_plain_cnn_and_refuses_an_empty_family(t
     checkpoint = save_checkpoint(tmp_path / "last.pt", state)
     held_out = (state["config"]["data"]["holdout_size"], state["config"]["data"]["holdout_seed"])
     # A plain CNN that costs nothing: a perfect one beats every pick, a useless one none.
+    recipe = state["config"]
     write_baseline_run(
-        tmp_path / "perfect", "cnn-0m", "plain_cnn", 0.0, 1.0, held_out=held_out, held_out_top1=1.0
+        tmp_path / "perfect",
+        "cnn-0m",
+        "plain_cnn",
+        0.0,
+        1.0,
+        held_out=held_out,
+        held_out_top1=1.0,
+        recipe=recipe,
     )
     write_baseline_run(
-        tmp_path / "useless", "cnn-0m", "plain_cnn", 0.0, 0.0, held_out=held_out, held_out_top1=0.0
+        tmp_path / "useless",
+        "cnn-0m",
+        "plain_cnn",
+        0.0,
+        0.0,
+        held_out=held_out,
+        held_out_top1=0.0,
+        recipe=recipe,
     )
-    write_baseline_run(tmp_path / "useless", "cnn-elsewhere", "plain_cnn", 0.0, 1.0, held_out_top1=1.0)
+    write_baseline_run(
+        tmp_path / "useless", "cnn-elsewhere", "plain_cnn", 0.0, 1.0, held_out=(0, 0), held_out_top1=1.0,
+        recipe=recipe,
+    )  # fmt: skip
+    # A perfect plain CNN trained by another recipe is no bar: the picks stay.
+    other = copy.deepcopy(recipe)
+    other["optim"]["weight_decay"] = 5e-4
+    write_baseline_run(
+        tmp_path / "useless", "cnn-other-recipe", "plain_cnn", 0.0, 1.0, held_out=held_out, held_out_top1=1.0,
+        recipe=other,
+    )  # fmt: skip
 
     def family(baselines: str, *extra: str):
         cfg = load_pipeline_config(
@@ -142,3 +167,4 @@ def test_search_mode_drops_picks_below_a_plain_cnn_and_refuses_an_empty_family(t
     assert [m.name for m in members_kept] == [m.name for m in members]
     assert details["droppedBelowPlainCnn"] == []
     assert any("not held to" in line and "cnn-elsewhere (other held-out images)" in line for line in said)
+    assert any("cnn-other-recipe (another recipe)" in line for line in said)

@@ -46,7 +46,8 @@ def _manifest(zoo: Path) -> dict:
 
 def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     zoo, run_dir = _zoo(tmp_path), tmp_path / "run"
-    write_baseline_run(run_dir / "baselines", "cnn-1m", "plain_cnn", 1.0, 0.5)
+    recipe = load_checkpoint(checkpoint)["config"]  # the baselines' recipe is the supernet's
+    write_baseline_run(run_dir / "baselines", "cnn-1m", "plain_cnn", 1.0, 0.5, recipe=recipe)
     code, stdout, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--checkpoint", checkpoint,
         *fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min,max]", "zoo.default_model=max"),
@@ -106,7 +107,9 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
 
     # A baseline that finishes after the publish: --refresh-card brings the card, chart and
     # baselines.json up to date (hand-written notes kept) without touching the manifest.
-    write_baseline_run(run_dir / "baselines", "cnn-40m", "plain_cnn", 40.0, 0.97)
+    write_baseline_run(run_dir / "baselines", "cnn-40m", "plain_cnn", 40.0, 0.97, recipe=recipe)
+    other = {**recipe, "optim": {**recipe["optim"], "weight_decay": 5e-4}}
+    write_baseline_run(run_dir / "baselines", "cnn-other-recipe", "plain_cnn", 2.0, 0.99, recipe=other)
     (zoo / "README.md").write_text(card + "a note kept by hand\n")
     manifest_bytes, chart = (zoo / "manifest.json").read_bytes(), (zoo / "pareto.png").read_bytes()
     refresh = fast_overrides(run_dir, zoo, "family.mode=named", "family.archs=[min,max]")
@@ -120,15 +123,18 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     created = f"(zoo created {manifest['zoo']['createdAt']})"  # the same zoo: the same header
     assert created in card.splitlines()[4] and refreshed.splitlines()[4] == card.splitlines()[4]
     assert "points below the plain CNN `cnn-40m` (97.00% at 40.00 MFLOPs)" in refreshed  # the bar's verdict
+    assert "`cnn-other-recipe`" not in refreshed.split("The bar")[1]  # another recipe is no bar
+    assert "- `cnn-other-recipe`: optim.weight_decay 0.0005, the family's" in refreshed
     assert [b["name"] for b in json.loads((zoo / "baselines.json").read_text())["baselines"]] == [
         "cnn-1m",
         "cnn-40m",
+        "cnn-other-recipe",
     ]
     assert (zoo / "manifest.json").read_bytes() == manifest_bytes and (
         zoo / "pareto.png"
     ).read_bytes() != chart
     assert [b["name"] for b in json.loads((run_dir / "pipeline-report.json").read_text())["baselines"]] == [
-        "cnn-1m", "cnn-40m"
+        "cnn-1m", "cnn-40m", "cnn-other-recipe"
     ]  # fmt: skip
     code, _, stderr = run_cli(
         capsys, "pipeline", "--config", FMNIST_PIPELINE, "--refresh-card",

@@ -294,6 +294,7 @@ PILOT_MFLOPS = {
     "fused-light": (6.89, 6.89),
     "wide-14x14": (6.95, 6.95),
     "28px-random-erasing": (7.03, 51.15),
+    "28px-members": (7.03, 51.15),
 }
 
 

@@ -418,7 +418,7 @@ def available_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
-def _space_file(name_or_path: str, relative_to: Path | None = None) -> Path:
+def space_file(name_or_path: str, relative_to: Path | None = None) -> Path:
     """A bundled space's file by name, or a YAML path (relative to ``relative_to`` if given)."""
     path = Path(name_or_path)
     if path.suffix.lower() in (".yaml", ".yml"):
@@ -451,7 +451,7 @@ def read_space(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = raw["extends"]
     if not isinstance(base, str) or not base:
         raise UserError(f"space {path}: 'extends' must name a space or a YAML file, got {base!r}")
-    base_path = _space_file(base, relative_to=path.parent)
+    base_path = space_file(base, relative_to=path.parent)
     if base_path.resolve() in chain:
         cycle = " -> ".join(p.name for p in chain + (base_path.resolve(),))
         raise UserError(f"space {path}: 'extends' loops ({cycle})")
@@ -464,5 +464,5 @@ def read_space(path: Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
 def load_space(name_or_path: str) -> SearchSpace:
     """Load a bundled space by name (``imagenet``, ``fashion_mnist``) or a YAML file by path; a
     file may extend another space (``extends``, see `read_space`)."""
-    path = _space_file(name_or_path)
+    path = space_file(name_or_path)
     return space_from_dict(path.stem, read_space(path))

@@ -146,6 +146,8 @@ class StandaloneTrainer(SandwichTrainer):
                 "params": self.cost.params,
                 "epochs": self.epochs,
                 "steps": self.state.step,
+                # what the space's file said when it trained (a pilot's file may change or go)
+                "trainAugment": self.space.data.get("train_augment"),
                 "heldOut": result.validation.get("network"),
                 "evaluation": {
                     "dataset": dataset_name(self.cfg),

@@ -12,19 +12,93 @@ from typing import Any, Callable
 from ..data.loader import holdout_settings
 from ..engine.standalone import RESULT_FILE
 from ..errors import UserError
-from ..paths import repo_path
-from ..settings import read_yaml
+from ..paths import REPO_ROOT, repo_path
+from ..settings import get, read_yaml
+from ..space import space_file, read_space
 
 KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "sub-network of the space, trained alone"}
 # Published next to the manifest with the card, so a later chart of the same zoo (adding cascades)
 # keeps the baselines without the training run's directories.
 BASELINES_FILE = "baselines.json"
 
+# The training-config keys that make a recipe: a baseline trained with other values is not the bar
+# it claims to be. Left out by design: the network and its space (what differs; the space's
+# training augmentation is compared separately), loss.distill* (how the supernet's students learn;
+# a network alone has no teacher), data.batch_size (the supernet splits its batch across
+# processes), model.* (a network alone keeps BN running statistics), seed, and the keys that do not
+# change the weights (runtime, logging, checkpoints, validation). Which training images were held
+# out is compared wherever held-out figures are (`held_out_plain_cnns`).
+RECIPE_KEYS = (
+    "data.dataset",
+    "train.epochs",
+    "train.dropout",
+    "train.drop_connect",
+    "train.grad_clip_value",
+    "loss.label_smoothing",
+    "optim.lr",
+    "optim.scale_lr_by_batch",
+    "optim.lr_scale_batch",
+    "optim.momentum",
+    "optim.nesterov",
+    "optim.weight_decay",
+    "optim.warmup_epochs",
+    "optim.warmup_start_factor",
+    "optim.min_lr_factor",
+)
+_UNREADABLE = object()
 
-def read_baselines(directory: str | Path | None) -> list[dict[str, Any]]:
+
+def _setting(cfg: dict[str, Any], key: str) -> Any:
+    try:
+        return get(cfg, key)
+    except (KeyError, TypeError):
+        return None
+
+
+def _train_augment(space: Any) -> Any:
+    """The training augmentation a run's space declares; the space is named as the run named it
+    (a bundled name, or a YAML path relative to training/, where the trainer runs)."""
+    try:
+        raw = read_space(space_file(str(space), relative_to=REPO_ROOT / "training"))
+        return (raw.get("data") or {}).get("train_augment")
+    except (UserError, OSError, AttributeError):
+        return _UNREADABLE
+
+
+def recipe_differences(
+    run_cfg: dict[str, Any], family_cfg: dict[str, Any], run_augment: Any = _UNREADABLE
+) -> list[str]:
+    """How a baseline run's recipe (its config; ``run_augment``: the training augmentation it
+    recorded, if it did) differs from the family supernet's, one phrase per difference; empty when
+    they are the same recipe. The augmentation is compared where both are known: recorded, or read
+    from the space file the run names (a pilot's file may be gone since)."""
+    differences = [
+        f"{key} {_setting(run_cfg, key)!r}, the family's {_setting(family_cfg, key)!r}"
+        for key in RECIPE_KEYS
+        if _setting(run_cfg, key) != _setting(family_cfg, key)
+    ]
+    mine = _train_augment(run_cfg.get("space")) if run_augment is _UNREADABLE else run_augment
+    family = _train_augment(family_cfg.get("space"))
+    if _UNREADABLE not in (mine, family) and mine != family:
+        if isinstance(mine, dict) and isinstance(family, dict):
+            differences += [
+                f"data.train_augment.{key} {mine.get(key)!r}, the family's {family.get(key)!r}"
+                for key in sorted(set(mine) | set(family))
+                if mine.get(key) != family.get(key)
+            ]
+        else:
+            differences.append(f"data.train_augment {mine!r}, the family's {family!r}")
+    return differences
+
+
+def read_baselines(
+    directory: str | Path | None, recipe: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """One record per run directory under ``directory`` (sorted by name): the finished ones from
     their ``baseline.json``, the unfinished ones (no ``baseline.json`` yet) marked incomplete so the
-    card says what is missing instead of leaving it out."""
+    card says what is missing instead of leaving it out. With ``recipe`` (the family supernet's
+    training config), each finished record says how its recipe differs (`recipe_differences`);
+    one that differs is not compared with the family."""
     if directory is None or not Path(directory).is_dir():
         return []
     records = []
@@ -53,7 +127,19 @@ def read_baselines(directory: str | Path | None) -> list[dict[str, Any]]:
                 "runDir": repo_path(run),
             }
         )
+        if recipe is not None:
+            records[-1]["recipeDifferences"] = _recipe_of(run, recipe, data.get("trainAugment", _UNREADABLE))
     return records
+
+
+def _recipe_of(run: Path, recipe: dict[str, Any], augment: Any) -> list[str]:
+    try:
+        cfg = read_yaml(run / "config.yaml", "baseline config")
+    except UserError:
+        return ["its config.yaml is unreadable"]
+    if not isinstance(cfg, dict):
+        return ["its config.yaml is not a mapping"]
+    return recipe_differences(cfg, recipe, augment)
 
 
 def _held_out_split(run: Path) -> dict[str, int] | None:
@@ -85,6 +171,7 @@ def held_out_plain_cnns(baselines: list[dict[str, Any]], fitness: dict[str, Any]
         and b.get("heldOutTop1") is not None
         and b.get("heldOutSplit") == split
         and b["dataset"] == fitness.get("dataset")
+        and not b.get("recipeDifferences")
     ]
 
 
@@ -97,13 +184,15 @@ def published_baselines(zoo_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def comparable(baselines: list[dict[str, Any]], evaluation: dict[str, Any]) -> list[dict[str, Any]]:
-    """The finished baselines measured on the family's own evaluation dataset and split."""
+    """The finished baselines measured on the family's own evaluation dataset and split, trained by
+    the family's recipe (no `recipe_differences`, or none known)."""
     return [
         b
         for b in baselines
         if b["status"] == "complete"
         and b["dataset"] == evaluation["dataset"]
         and b["split"] == evaluation["split"]
+        and not b.get("recipeDifferences")
     ]
 
 
@@ -176,7 +265,15 @@ def baselines_section(
             f"{b['params'] / 1e6:.3f} M | {b['epochs']} | {held_out} | {b['top1'] * 100:.2f} |"
         )
     usable = comparable(baselines, evaluation)
-    foreign = [b["name"] for b in baselines if b["status"] == "complete" and b not in usable]
+    other_recipe = [b for b in baselines if b["status"] == "complete" and b.get("recipeDifferences")]
+    if other_recipe:
+        lines += ["", "Trained by another recipe than the family's supernet, left out of the comparison:", ""]
+        lines += [f"- `{b['name']}`: {'; '.join(b['recipeDifferences'])}" for b in other_recipe]
+    foreign = [
+        b["name"]
+        for b in baselines
+        if b["status"] == "complete" and b not in usable and not b.get("recipeDifferences")
+    ]
     if foreign:
         lines += [
             "",

@@ -168,7 +168,8 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
     _score_on_holdout(members, settings, result.source)
     below: list[dict[str, Any]] = []
     if cfg["family"]["drop_below_plain_cnns"]:
-        cnns = _held_out_bar(cfg, data.get("fitness") or {}, say)
+        recipe = None if result.kind == "official" else result.source.cfg
+        cnns = _held_out_bar(cfg, data.get("fitness") or {}, recipe, say)
         members, below = members_above_plain_cnns(members, cnns)
         for record in below:
             say(
@@ -199,13 +200,22 @@ def search_family(cfg: dict[str, Any], result: SourceResult, prefix: str, say) -
     return members, details
 
 
-def _held_out_bar(cfg: dict[str, Any], fitness: dict[str, Any], say) -> list[dict[str, Any]]:
+def _held_out_bar(
+    cfg: dict[str, Any], fitness: dict[str, Any], recipe: dict[str, Any] | None, say
+) -> list[dict[str, Any]]:
     """The plain-CNN baselines of ``baselines.dir`` that family picking can hold members to (scored
-    on the search fitness's own held-out images), saying which ones it cannot and why."""
-    baselines = read_baselines(cfg["baselines"]["dir"])
+    on the search fitness's own held-out images, trained by the supernet's recipe ``recipe``),
+    saying which ones it cannot and why."""
+    baselines = read_baselines(cfg["baselines"]["dir"], recipe)
     cnns = held_out_plain_cnns(baselines, fitness)
+
+    def why(b: dict[str, Any]) -> str:
+        if b["status"] != "complete":
+            return "unfinished"
+        return "another recipe" if b.get("recipeDifferences") else "other held-out images"
+
     others = [
-        f"{b['name']} (unfinished)" if b["status"] != "complete" else f"{b['name']} (other held-out images)"
+        f"{b['name']} ({why(b)})"
         for b in baselines
         if b not in cnns and (b["status"] != "complete" or b["kind"] == "plain_cnn")
     ]

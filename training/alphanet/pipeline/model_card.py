@@ -334,7 +334,9 @@ def refresh_model_card(
     ):
         return None
     if baselines_dir is not None:
-        report["baselines"] = read_baselines(baselines_dir)
+        report["baselines"] = read_baselines(
+            baselines_dir, (report.get("source") or {}).get("training", {}).get("config")
+        )
         report["targets"] = report_targets(report)
     space = load_space(report["space"]["name"])
     with publish_lock(Path(zoo_dir)):

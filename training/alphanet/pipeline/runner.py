@@ -295,7 +295,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         log.say(f"nothing published ({why}); {zoo_dir} is unchanged")
         report["refusal"] = f"validation: {why}"
         return "refused"
-    report["baselines"] = read_baselines(cfg["baselines"]["dir"])
+    report["baselines"] = read_baselines(cfg["baselines"]["dir"], report["source"]["training"].get("config"))
     report["targets"] = report_targets(report)
     failed = missed(report["targets"] or [])
     for check in failed:
