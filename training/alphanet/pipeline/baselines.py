@@ -13,7 +13,8 @@ from ..data.loader import holdout_settings
 from ..engine.standalone import RESULT_FILE
 from ..errors import UserError
 from ..paths import REPO_ROOT, repo_path
-from ..settings import get, read_yaml
+from ..config import TREE as TRAINING_TREE
+from ..settings import flatten, get, read_yaml
 from ..space import space_file, read_space
 
 KIND_LABELS = {"plain_cnn": "plain CNN", "arch": "sub-network of the space, trained alone"}
@@ -35,15 +36,7 @@ RECIPE_KEYS = (
     "train.drop_connect",
     "train.grad_clip_value",
     "loss.label_smoothing",
-    "optim.lr",
-    "optim.scale_lr_by_batch",
-    "optim.lr_scale_batch",
-    "optim.momentum",
-    "optim.nesterov",
-    "optim.weight_decay",
-    "optim.warmup_epochs",
-    "optim.warmup_start_factor",
-    "optim.min_lr_factor",
+    *(key for key in flatten(TRAINING_TREE) if key.startswith("optim.")),  # all of the optimiser
 )
 _UNREADABLE = object()
 
