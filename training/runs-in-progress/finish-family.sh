@@ -7,24 +7,32 @@
 # (carry.sh's SIGTERM) ends the script rather than letting a later step use an unfinished run.
 #   NAME=28px COMMIT=0f86f94 MAX_MFLOPS=52 training/runs-in-progress/finish-family.sh   # from the repository root
 #   ... setsid nohup training/runs-in-progress/finish-family.sh > runs/finish-$NAME.log 2>&1 &
-# NAME: the space is fashion_mnist_$NAME; runs go to runs/pipeline/fashion_mnist_$NAME,
-# runs/baselines-$NAME, runs/ablation-$NAME and runs/finish-$NAME (logs). COMMIT: the supernet run's frozen code.
+# NAME: the family's runs go to runs/pipeline/fashion_mnist_$NAME, runs/baselines-$NAME,
+# runs/ablation-$NAME and runs/finish-$NAME (logs); its space is SPACE (default fashion_mnist_$NAME),
+# so a new recipe on an existing space gets runs of its own (NAME=28px-wd SPACE=fashion_mnist_28px).
+# COMMIT: the frozen code of the supernet and every baseline (its configs/fashion_mnist.yaml is the recipe).
+# BAR_CNNS: the plain CNNs (entries of configs/baselines/fashion_mnist.yaml) trained by this recipe
+# before the publish, where baselines-$NAME lacks them; SHARED_CNNS: a carried directory whose
+# cnn-* runs are copied in first (default baselines/, trained by the recipe of sessions 6-17;
+# SHARED_CNNS= for a new recipe: the pipeline holds members to no baseline of another recipe).
 # MAX_MFLOPS: the search's upper bound (above the space's largest network = no bound).
 # ABLATION: the directory whose ablation.json the card shows (default runs/ablation-$NAME; another
 # space's, e.g. ABLATION=training/runs-in-progress/ablation-flat, until this space's ablation runs).
 # Carried inputs (training/runs-in-progress/): the supernet at $CARRIED_SUPERNET (default
 # pipeline-$NAME/supernet), the publish's report and search at $CARRIED_PIPELINE (default
 # pipeline-$NAME; the card refresh reads the report), the baselines at baselines-$NAME and
-# baselines/cnn-*, the distillation ablation's results at ablation-$NAME/ablation.json.
+# $SHARED_CNNS/cnn-*, the distillation ablation's results at ablation-$NAME/ablation.json.
 set -euo pipefail
 NAME=${NAME:?set NAME} MAX_MFLOPS=${MAX_MFLOPS:?set MAX_MFLOPS}
 source "$(dirname "$0")/frozen-source.sh"
 cd "$ROOT"
-SPACE=fashion_mnist_$NAME
+SPACE=${SPACE:-fashion_mnist_$NAME}
 CARRIED=training/runs-in-progress
 CARRIED_SUPERNET=$CARRIED/${CARRIED_SUPERNET:-pipeline-$NAME/supernet}
 CARRIED_PIPELINE=$CARRIED/${CARRIED_PIPELINE:-pipeline-$NAME}
-PIPE=runs/pipeline/$SPACE
+SHARED_CNNS=${SHARED_CNNS-$CARRIED/baselines}
+BAR_CNNS=${BAR_CNNS-cnn-6.57m cnn-20.02m cnn-41.17m}
+PIPE=runs/pipeline/fashion_mnist_$NAME
 RUN=$PIPE/supernet
 BASELINES=runs/baselines-$NAME
 ABLATION=${ABLATION:-runs/ablation-$NAME}
@@ -52,8 +60,32 @@ fi
 say "supernet: finished"
 
 # The baselines the family is held to and compared with (copies; existing runs are kept).
-for run in "$CARRIED/baselines-$NAME"/* "$CARRIED"/baselines/cnn-*; do
+for run in "$CARRIED/baselines-$NAME"/* ${SHARED_CNNS:+"$SHARED_CNNS"/cnn-*}; do
   [ -e "$run" ] && { [ -e "$BASELINES/$(basename "$run")" ] || cp -r "$run" "$BASELINES/"; }
+done
+# The plain-CNN bar by this recipe, two at a time (one core each), before the publish picks by it.
+train_alone() {  # NAME BASELINE_FILE:ENTRY: one network alone into $BASELINES/NAME (resumable)
+  (cd "$SRC/training" && /usr/bin/python3 -m alphanet train --config configs/fashion_mnist.yaml \
+    --baseline "$2" --run-dir "$ROOT/$BASELINES/$1" --resume auto --no-progress space=$SPACE \
+    runtime.threads=1 > "$ROOT/$LOGS/$1.log" 2>&1)
+}
+wait_all() {  # NAME...: wait for the background runs, then require each one's result
+  wait
+  for name in "$@"; do
+    [ -f "$BASELINES/$name/baseline.json" ] || { say "baseline $name: stopped before its end; rerun to resume"; exit 1; }
+  done
+}
+cnns=()
+for name in $BAR_CNNS; do
+  [ -f "$BASELINES/$name/baseline.json" ] || cnns+=("$name")
+done
+for ((i = 0; i < ${#cnns[@]}; i += 2)); do
+  pair=("${cnns[@]:i:2}")
+  for name in "${pair[@]}"; do
+    say "baseline $name: training (the plain-CNN bar)"
+    train_alone "$name" "configs/baselines/fashion_mnist.yaml:$name" &
+  done
+  wait_all "${pair[@]}"
 done
 
 # Published already (models/ is committed, runs/ is not): do not search and publish again.
@@ -99,18 +131,11 @@ print("to train alone:", ", ".join(entries) or "none")
 EOF
 
 alone=$(/usr/bin/python3 -c "import json; print(' '.join(json.load(open('$LOGS/baselines.json'))['baselines']))")
-pids=()
 for name in $alone; do
   say "baseline $name: training alone"
-  (cd "$SRC/training" && /usr/bin/python3 -m alphanet train --config configs/fashion_mnist.yaml \
-    --baseline "$ROOT/$LOGS/baselines.json:$name" --run-dir "$ROOT/$BASELINES/$name" \
-    --resume auto --no-progress space=$SPACE runtime.threads=1 > "$ROOT/$LOGS/$name.log" 2>&1) &
-  pids+=($!)
+  train_alone "$name" "$ROOT/$LOGS/baselines.json:$name" &
 done
-for pid in "${pids[@]}"; do wait "$pid"; done
-for name in $alone; do
-  [ -f "$BASELINES/$name/baseline.json" ] || { say "baseline $name: stopped before its end; rerun to resume"; exit 1; }
-done
+wait_all $alone
 
 say "model card: refreshing with the baselines"
 npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml run_dir=$PIPE \
