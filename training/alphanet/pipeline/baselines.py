@@ -38,7 +38,7 @@ RECIPE_KEYS = (
     "loss.label_smoothing",
     *(key for key in flatten(TRAINING_TREE) if key.startswith("optim.")),  # all of the optimiser
 )
-_UNREADABLE = object()
+_UNKNOWN = object()  # an augmentation neither recorded by the run nor readable from its space
 
 
 def _setting(cfg: dict[str, Any], key: str) -> Any:
@@ -55,11 +55,11 @@ def _train_augment(space: Any) -> Any:
         raw = read_space(space_file(str(space), relative_to=REPO_ROOT / "training"))
         return (raw.get("data") or {}).get("train_augment")
     except (UserError, OSError, AttributeError):
-        return _UNREADABLE
+        return _UNKNOWN
 
 
 def recipe_differences(
-    run_cfg: dict[str, Any], family_cfg: dict[str, Any], run_augment: Any = _UNREADABLE
+    run_cfg: dict[str, Any], family_cfg: dict[str, Any], run_augment: Any = _UNKNOWN
 ) -> list[str]:
     """How a baseline run's recipe (its config; ``run_augment``: the training augmentation it
     recorded, if it did) differs from the family supernet's, one phrase per difference; empty when
@@ -70,9 +70,9 @@ def recipe_differences(
         for key in RECIPE_KEYS
         if _setting(run_cfg, key) != _setting(family_cfg, key)
     ]
-    mine = _train_augment(run_cfg.get("space")) if run_augment is _UNREADABLE else run_augment
+    mine = _train_augment(run_cfg.get("space")) if run_augment is _UNKNOWN else run_augment
     family = _train_augment(family_cfg.get("space"))
-    if _UNREADABLE not in (mine, family) and mine != family:
+    if _UNKNOWN not in (mine, family) and mine != family:
         if isinstance(mine, dict) and isinstance(family, dict):
             differences += [
                 f"data.train_augment.{key} {mine.get(key)!r}, the family's {family.get(key)!r}"
@@ -82,6 +82,12 @@ def recipe_differences(
         else:
             differences.append(f"data.train_augment {mine!r}, the family's {family!r}")
     return differences
+
+
+def report_recipe(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The training config of the supernet a pipeline report published from (None for the official
+    weights, or a report that does not record it): the recipe its baselines must share."""
+    return ((report.get("source") or {}).get("training") or {}).get("config")
 
 
 def read_baselines(
@@ -121,7 +127,7 @@ def read_baselines(
             }
         )
         if recipe is not None:
-            records[-1]["recipeDifferences"] = _recipe_of(run, recipe, data.get("trainAugment", _UNREADABLE))
+            records[-1]["recipeDifferences"] = _recipe_of(run, recipe, data.get("trainAugment", _UNKNOWN))
     return records
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..space import SearchSpace, load_space
 from .ablation import RESULTS_FILE, read_results, table_markdown
-from .baselines import BASELINES_FILE, baselines_section, draw_baselines, read_baselines
+from .baselines import BASELINES_FILE, baselines_section, draw_baselines, read_baselines, report_recipe
 from .cascade_card import cascades_section, heldout_note, replace_section
 from .family import MONOTONE_TOLERANCE
 from .publish import publish_lock, read_manifest, write_durably
@@ -334,9 +334,7 @@ def refresh_model_card(
     ):
         return None
     if baselines_dir is not None:
-        report["baselines"] = read_baselines(
-            baselines_dir, (report.get("source") or {}).get("training", {}).get("config")
-        )
+        report["baselines"] = read_baselines(baselines_dir, report_recipe(report))
         report["targets"] = report_targets(report)
     space = load_space(report["space"]["name"])
     with publish_lock(Path(zoo_dir)):

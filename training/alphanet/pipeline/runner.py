@@ -38,7 +38,7 @@ from .members import (
     load_eval_tensors,
     manifest_labels,
 )
-from .baselines import read_baselines
+from .baselines import read_baselines, report_recipe
 from .model_card import card_files
 from .publish import publish_zoo
 from .reload import TOKEN_ENV, ReloadFailed, post_reload, read_pid, send_sighup
@@ -295,7 +295,7 @@ def _run_stages(cfg, log: StageLog, report, results, run_dir: Path, zoo_dir: Pat
         log.say(f"nothing published ({why}); {zoo_dir} is unchanged")
         report["refusal"] = f"validation: {why}"
         return "refused"
-    report["baselines"] = read_baselines(cfg["baselines"]["dir"], report["source"]["training"].get("config"))
+    report["baselines"] = read_baselines(cfg["baselines"]["dir"], report_recipe(report))
     report["targets"] = report_targets(report)
     failed = missed(report["targets"] or [])
     for check in failed:
