@@ -13,8 +13,9 @@ from alphanet.engine.standalone import RESULT_FILE, baseline_network
 from alphanet.engine.trainer import train
 from alphanet.errors import UserError
 from alphanet.models.plain_cnn import PlainCNN, PlainCNNConfig, plain_cnn_complexity
+from alphanet.settings import read_yaml
 from alphanet.space import load_space
-from conftest import fmnist_available
+from conftest import TRAINING_DIR, fmnist_available
 
 needs_fmnist = pytest.mark.skipif(not fmnist_available(), reason="Fashion-MNIST not installed")
 
@@ -47,6 +48,17 @@ def test_plain_cnn_cost_equals_hook_count_and_parameter_count(stages, fc):
     cost = plain_cnn_complexity(config)
     assert cost.mflops * 1e6 == _hook_macs(model, 28)
     assert cost.params == sum(p.numel() for p in model.parameters())
+
+
+def test_the_bundled_plain_cnns_are_named_by_their_mflops():
+    # The card and the pipeline's bar read a plain CNN's cost from its run; the name is what people
+    # pick by, so it must not drift from the layout beside it.
+    document = read_yaml(TRAINING_DIR / "configs" / "baselines" / "fashion_mnist.yaml", "baselines")
+    cnns = {name: raw for name, raw in document["baselines"].items() if raw["kind"] == "plain_cnn"}
+    assert len(cnns) >= 2
+    for name, raw in cnns.items():
+        config = PlainCNNConfig.from_dict(raw, 1, 10, 28)
+        assert name == f"cnn-{plain_cnn_complexity(config).mflops:.2f}m"
 
 
 def test_textbook_cnn_is_the_issue_baseline():

@@ -3,6 +3,7 @@ config files, and the pipeline path it lists is at most 8 files that exist."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from alphanet.config import load_config
@@ -32,14 +33,18 @@ def test_the_fashion_mnist_recipe_in_the_readme_is_the_config_file():
     assert holdout == cfg["data"]["holdout_size"]
 
 
-def test_the_spaces_table_is_every_bundled_space_with_its_resolutions_and_cost():
+def test_the_spaces_table_is_every_bundled_space_with_its_resolutions_size_and_cost():
     rows = re.findall(
-        r"^\| `(\w+)` \| \S+ \| ([\d ]+) \| \S+ \| ([\d.]+)(?: \([^)]*\))? / ([\d.]+) \|$", README, re.M
+        r"^\| `(\w+)` \| \S+ \| ([\d ]+) \| ≈([0-9.e]+) \| ([\d.]+)(?: \([^)]*\))? / ([\d.]+) \|$",
+        README,
+        re.M,
     )
     assert sorted(name for name, *_ in rows) == available_spaces()
-    for name, resolutions, low, high in rows:
+    for name, resolutions, size, low, high in rows:
         space = load_space(name)
         assert tuple(map(int, resolutions.split())) == space.resolutions, name
+        mantissa, exponent = f"{math.prod(len(gene.options) for gene in space.choices()):.2e}".split("e")
+        assert size == f"{mantissa}e{int(exponent)}", name
         assert float(low) == round(complexity(space, space.min_arch()).mflops, 2), name
         assert float(high) == round(complexity(space, space.max_arch()).mflops, 2), name
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import random
-import re
 from collections import Counter
 
 import pytest
@@ -266,21 +264,6 @@ def test_channel_rules():
     assert mid_channels(16, 1) == 16  # no expand conv: the depthwise runs on the input width
     assert mid_channels(24, 5) == 120 and mid_channels(40, 6) == 240 and mid_channels(216, 6) == 1296
     assert se_channels(144) == 40 and se_channels(1344) == 336
-
-
-def test_the_training_readme_lists_every_space_with_its_size_and_mflops():
-    readme = (TRAINING_DIR / "README.md").read_text()
-    row = r"^\| `(\w+)` \|[^|]+\|[^|]+\| ≈([0-9.e]+) \| ([0-9.]+)[^|/]*/ ([0-9.]+) \|"
-    rows = {name: stated for name, *stated in re.findall(row, readme, re.M)}
-    assert set(rows) == set(available_spaces())
-    for name, (size, low, high) in rows.items():
-        space = load_space(name)
-        mantissa, exponent = f"{math.prod(len(gene.options) for gene in space.choices()):.2e}".split("e")
-        assert size == f"{mantissa}e{int(exponent)}", name
-        mflops = [
-            complexity(space, arch, space.num_classes).mflops for arch in (space.min_arch(), space.max_arch())
-        ]
-        assert [low, high] == [f"{value:.2f}" for value in mflops], name
 
 
 # The pilots' (smallest, largest) MFLOPs as docs/fashion-mnist-recipe.md states them: most are one

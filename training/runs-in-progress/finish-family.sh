@@ -15,7 +15,8 @@
 # before the publish, where baselines-$NAME lacks them; SHARED_CNNS: a carried directory whose
 # cnn-* runs are copied in first (default baselines/, trained by the recipe of sessions 6-17;
 # SHARED_CNNS= for a new recipe: the pipeline holds members to no baseline of another recipe).
-# MAX_MFLOPS: the search's upper bound (above the space's largest network = no bound).
+# MAX_MFLOPS: the search's upper bound (above the space's largest network = no bound); MIN_MFLOPS
+# its lower bound (default the search config's 6.0; below the space's smallest network = no bound).
 # ABLATION: the directory whose ablation.json the card shows (default runs/ablation-$NAME; another
 # space's, e.g. ABLATION=training/runs-in-progress/ablation-flat, until this space's ablation runs).
 # Carried inputs (training/runs-in-progress/): the supernet at $CARRIED_SUPERNET (default
@@ -96,7 +97,7 @@ else
   say "pipeline: publishing"
   npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml \
     run_dir=$PIPE source.train.config=null source.checkpoint=$RUN zoo.description= \
-    "family.search.overrides=[constraints.max_mflops=$MAX_MFLOPS]" baselines.dir=$BASELINES ablation.dir=$ABLATION > "$LOGS/pipeline.log" 2>&1
+    "family.search.overrides=[constraints.max_mflops=$MAX_MFLOPS${MIN_MFLOPS:+,constraints.min_mflops=$MIN_MFLOPS}]" baselines.dir=$BASELINES ablation.dir=$ABLATION > "$LOGS/pipeline.log" 2>&1
   say "pipeline: done"
 fi
 
