@@ -11,9 +11,12 @@ from alphanet.pipeline.model_card import (
     TEMPLATE,
     space_variants_text,
     student_loss_text,
+    training_text,
     with_kept_notes,
 )
+from alphanet.config import load_config
 from alphanet.space import load_space
+from conftest import TRAINING_DIR
 
 
 def test_the_template_ends_with_the_notes_marker() -> None:
@@ -66,3 +69,12 @@ def test_the_card_and_description_say_what_the_students_learned_from() -> None:
         "(one weight-sharing supernet, sandwich rule, no distillation)"
     )
     assert default_description("imagenet", None) == "AlphaNet sub-networks of the 'imagenet' space"
+
+
+def test_the_card_states_the_recipe_the_supernet_trained_by() -> None:
+    cfg = load_config(TRAINING_DIR / "configs" / "fashion_mnist.yaml", ["optim.weight_decay=5e-4"])
+    text = training_text({"source": {"kind": "train", "training": {"config": cfg}}})
+    assert "20 epochs, batch 128 per process, Nesterov SGD lr 0.05 (cosine, 0.3 warm-up epochs)" in text
+    assert "weight decay 0.0005 on conv and linear weights" in text
+    cfg["optim"]["weight_decay"] = 5e-5
+    assert "weight decay 5e-05 " in training_text({"source": {"kind": "train", "training": {"config": cfg}}})

@@ -94,10 +94,12 @@ published=$(/usr/bin/python3 -c "import json; print(json.load(open('models/manif
 if [ "$published" = "$RUN/checkpoints/last.pt" ]; then
   say "pipeline: models/ already holds this supernet's family"
 else
+  # Every core for the search and the evaluations (the supernet's config says one thread per process).
   say "pipeline: publishing"
   npm run pipeline -- --config training/configs/pipeline/fashion_mnist.yaml \
     run_dir=$PIPE source.train.config=null source.checkpoint=$RUN zoo.description= \
-    "family.search.overrides=[constraints.max_mflops=$MAX_MFLOPS${MIN_MFLOPS:+,constraints.min_mflops=$MIN_MFLOPS}]" baselines.dir=$BASELINES ablation.dir=$ABLATION > "$LOGS/pipeline.log" 2>&1
+    "family.search.overrides=[constraints.max_mflops=$MAX_MFLOPS${MIN_MFLOPS:+,constraints.min_mflops=$MIN_MFLOPS}]" \
+    "data_overrides=[runtime.threads=0]" baselines.dir=$BASELINES ablation.dir=$ABLATION > "$LOGS/pipeline.log" 2>&1
   say "pipeline: done"
 fi
 

@@ -176,7 +176,7 @@ def student_loss_text(loss: dict[str, Any]) -> str:
     return text
 
 
-def _training_text(report: dict[str, Any]) -> str:
+def training_text(report: dict[str, Any]) -> str:
     source = report["source"]
     if source["kind"] == "official":
         return (
@@ -194,6 +194,7 @@ def _training_text(report: dict[str, Any]) -> str:
             + student_loss_text(loss)
             + f"; {cfg['train']['epochs']} epochs, batch {cfg['data']['batch_size']} per process, "
             f"Nesterov SGD lr {cfg['optim']['lr']} (cosine, {cfg['optim']['warmup_epochs']} warm-up epochs), "
+            f"weight decay {cfg['optim']['weight_decay']:g} on conv and linear weights, "
             f"seed {cfg['seed']}."
         )
     if training.get("configFile"):
@@ -256,7 +257,7 @@ def model_card(report: dict[str, Any], space: SearchSpace, ablation_dir: Path | 
         "space_variants": space_variants_text(space),
         "mflops_min": f"{report['space']['mflopsMin']:.2f}",
         "mflops_max": f"{report['space']['mflopsMax']:.2f}",
-        "training": _training_text(report),
+        "training": training_text(report),
         "family": family_text,
         "calibration": (
             f"{report['config']['calibration']['batches']} batches x "
