@@ -140,7 +140,7 @@ def test_search_mode_drops_picks_below_a_plain_cnn_and_refuses_an_empty_family(t
     )  # fmt: skip
     # A perfect plain CNN trained by another recipe is no bar: the picks stay.
     other = copy.deepcopy(recipe)
-    other["optim"]["weight_decay"] = 5e-4
+    other["optim"]["weight_decay"] *= 10
     write_baseline_run(
         tmp_path / "useless", "cnn-other-recipe", "plain_cnn", 0.0, 1.0, held_out=held_out, held_out_top1=1.0,
         recipe=other,

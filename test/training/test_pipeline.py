@@ -108,7 +108,7 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     # A baseline that finishes after the publish: --refresh-card brings the card, chart and
     # baselines.json up to date (hand-written notes kept) without touching the manifest.
     write_baseline_run(run_dir / "baselines", "cnn-40m", "plain_cnn", 40.0, 0.97, recipe=recipe)
-    other = {**recipe, "optim": {**recipe["optim"], "weight_decay": 5e-4}}
+    other = {**recipe, "optim": {**recipe["optim"], "weight_decay": 10 * recipe["optim"]["weight_decay"]}}
     write_baseline_run(run_dir / "baselines", "cnn-other-recipe", "plain_cnn", 2.0, 0.99, recipe=other)
     (zoo / "README.md").write_text(card + "a note kept by hand\n")
     manifest_bytes, chart = (zoo / "manifest.json").read_bytes(), (zoo / "pareto.png").read_bytes()
@@ -124,7 +124,10 @@ def test_publish_from_a_checkpoint_then_republish(checkpoint, tmp_path, capsys):
     assert created in card.splitlines()[4] and refreshed.splitlines()[4] == card.splitlines()[4]
     assert "points below the plain CNN `cnn-40m` (97.00% at 40.00 MFLOPs)" in refreshed  # the bar's verdict
     assert "`cnn-other-recipe`" not in refreshed.split("The bar")[1]  # another recipe is no bar
-    assert "- `cnn-other-recipe`: optim.weight_decay 0.0005, the family's" in refreshed
+    assert (
+        f"- `cnn-other-recipe`: optim.weight_decay {other['optim']['weight_decay']!r}, the family's"
+        in refreshed
+    )
     assert [b["name"] for b in json.loads((zoo / "baselines.json").read_text())["baselines"]] == [
         "cnn-1m",
         "cnn-40m",
